@@ -1,0 +1,142 @@
+//! The application: shared state, start-up (store, key ring, router, listener) and a serve
+//! loop with graceful shutdown. Tests build the same thing on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::caller::KeyRing;
+use crate::settings::Settings;
+use crate::store::{self, Store, StoreError};
+use crate::{middleware, routes};
+
+/// Everything a request handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+pub struct App {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyRing>,
+}
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A built application, bound to its port, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens the store, loads the API keys, binds `server.bind` (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let store = store::connect(&settings.database.url).await?;
+        Self::build_with_store(settings, store).await
+    }
+
+    pub async fn build_with_store(
+        settings: Settings,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, StartError> {
+        let keys = Arc::new(KeyRing::load(store.as_ref()).await?);
+        keys.spawn_refresher(Arc::clone(&store), settings.key_refresh);
+        let addr = settings.server.bind;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let state = AppState(Arc::new(App {
+            settings,
+            store,
+            keys,
+        }));
+        let router = middleware::apply(routes::router(state.clone()), &state.settings);
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish for up to
+    /// `server.shutdown_grace_seconds`.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = self.state.settings.server.shutdown_grace;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(());
+        };
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        tokio::select! {
+            result = serve => result,
+            _ = async {
+                if stopping_rx.await.is_ok() {
+                    tokio::time::sleep(grace).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests outlived the shutdown grace; stopping");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,283 @@
+//! The `ztv` command line: `serve` (the default), `dev`, `clients …` and `config check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::api_key::NewKey;
+use crate::app::{self, Application};
+use crate::clients::{self, NewClient};
+use crate::clock;
+use crate::scope::Scope;
+use crate::settings::{Settings, Sources};
+use crate::store::{self, ClientRecord};
+use crate::{dev, telemetry};
+
+/// Exit code for configuration problems.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "ztv",
+    version,
+    about = "Zoom Token Vendor: vends short-lived Zoom tokens"
+)]
+struct Cli {
+    /// Configuration file (TOML), layered over the defaults and under `ZTV_…` variables.
+    #[arg(long, global = true, env = "ZTV_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Run the service with throw-away credentials and print a ready API key and curl lines.
+    Dev(DevArgs),
+    /// Manage API clients (keys).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args)]
+struct DevArgs {
+    /// Address to listen on (default: server.bind).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<std::net::SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Create a client and print its key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A scope; repeat for several.
+        #[arg(long = "scope", value_name = "SCOPE", required = true)]
+        scopes: Vec<Scope>,
+        /// Bind the client to this account (default: it may name any account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Life of the key, e.g. `90d`, `12h` (default: no expiry).
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        expires_in: Option<Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients (never their keys).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a client's key; every replica refuses it within `auth.key_refresh_seconds`.
+    Revoke { name: String },
+    /// Replace a client's key with a new one (printed once); the old one stops working.
+    Rotate {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print a summary (no secrets).
+    Check,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&Sources::from_process(cli.config.clone())) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("ztv: config: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ztv: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ztv: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Dev(args) => dev::run(settings, args.bind).await,
+        Command::Clients(command) => manage_clients(command, settings).await,
+        Command::Config(ConfigCommand::Check) => {
+            check_config(&settings);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    telemetry::init(settings.log_format);
+    let application = Application::build(settings).await?;
+    tracing::info!(addr = %application.local_addr(), "ztv is listening");
+    application.run(app::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn check_config(settings: &Settings) {
+    println!("configuration ok");
+    println!("  listen: {}", settings.server.bind);
+    println!("  accounts: {}", settings.accounts.len());
+    for (name, account) in &settings.accounts {
+        let mut parts = Vec::new();
+        if account.s2s.is_some() {
+            parts.push("s2s");
+        }
+        if account.meeting_sdk.is_some() {
+            parts.push("meeting_sdk");
+        }
+        if account.video_sdk.is_some() {
+            parts.push("video_sdk");
+        }
+        println!("    {name}: {}", parts.join(", "));
+    }
+}
+
+async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::Result<()> {
+    let store = store::connect(&settings.database.url).await?;
+    let refresh = settings.key_refresh.as_secs();
+    match command {
+        ClientsCommand::Create {
+            name,
+            scopes,
+            account,
+            expires_in,
+            json,
+        } => {
+            let new = NewClient {
+                name: &name,
+                scopes,
+                account,
+                expires_in,
+            };
+            let (record, key) = clients::create(store.as_ref(), &settings, new).await?;
+            print_key("Created", &record, &key, json, refresh);
+        }
+        ClientsCommand::Rotate { name, json } => {
+            let (record, key) = clients::rotate(store.as_ref(), &name).await?;
+            print_key("Rotated", &record, &key, json, refresh);
+        }
+        ClientsCommand::Revoke { name } => {
+            clients::revoke(store.as_ref(), &name).await?;
+            println!("Revoked `{name}`. Running services refuse its key within {refresh} s.");
+        }
+        ClientsCommand::List { json } => {
+            let clients = store.list_clients().await?;
+            if json {
+                let list: Vec<_> = clients.iter().map(client_json).collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print_table(&clients);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn client_json(c: &ClientRecord) -> serde_json::Value {
+    json!({
+        "name": c.name,
+        "keyPrefix": c.key_lookup,
+        "scopes": c.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "account": c.account,
+        "createdAt": clock::rfc3339(c.created_at),
+        "expiresAt": c.expires_at.map(clock::rfc3339),
+        "revokedAt": c.revoked_at.map(clock::rfc3339),
+        "status": status(c),
+    })
+}
+
+fn status(c: &ClientRecord) -> &'static str {
+    if c.revoked_at.is_some() {
+        "revoked"
+    } else if c.expires_at.is_some_and(|at| at <= clock::now()) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+fn print_key(verb: &str, record: &ClientRecord, key: &NewKey, json: bool, refresh: u64) {
+    if json {
+        let mut value = client_json(record);
+        value["key"] = json!(key.expose());
+        println!("{value}");
+        return;
+    }
+    println!(
+        "{verb} client `{}` (scopes: {}; account: {}; expires: {}).",
+        record.name,
+        record
+            .scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        record.account.as_deref().unwrap_or("any"),
+        record
+            .expires_at
+            .map(clock::rfc3339)
+            .unwrap_or_else(|| "never".into()),
+    );
+    println!("Key (shown once; store it now, it cannot be shown again):");
+    println!("{}", key.expose());
+    println!("Running services accept it within {refresh} s.");
+}
+
+fn print_table(clients: &[ClientRecord]) {
+    if clients.is_empty() {
+        println!("no clients");
+        return;
+    }
+    println!(
+        "{:<24} {:<14} {:<8} {:<12} {:<21} SCOPES",
+        "NAME", "KEY", "STATUS", "ACCOUNT", "EXPIRES"
+    );
+    for c in clients {
+        println!(
+            "{:<24} {:<14} {:<8} {:<12} {:<21} {}",
+            c.name,
+            format!("{}…", c.key_lookup),
+            status(c),
+            c.account.as_deref().unwrap_or("*"),
+            c.expires_at
+                .map(clock::rfc3339)
+                .unwrap_or_else(|| "never".into()),
+            c.scopes
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+}

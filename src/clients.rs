@@ -1,0 +1,107 @@
+//! Managing API clients: creating, rotating and revoking keys. Used by the CLI and `ztv dev`.
+
+use std::time::Duration;
+
+use crate::api_key::{self, NewKey};
+use crate::clock;
+use crate::scope::Scope;
+use crate::settings::Settings;
+use crate::store::{ClientRecord, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("client name must be 1–64 characters of letters, digits, '.', '_' or '-'")]
+    BadName,
+    #[error("at least one --scope is required")]
+    NoScopes,
+    #[error("account `{0}` is not configured")]
+    UnknownAccount(String),
+    #[error("--expires-in must be at least one second")]
+    BadExpiry,
+    #[error("no live client named `{0}`")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a new client may do.
+pub struct NewClient<'a> {
+    pub name: &'a str,
+    pub scopes: Vec<Scope>,
+    pub account: Option<String>,
+    pub expires_in: Option<Duration>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Creates a client and its key; the key is returned once and never stored.
+pub async fn create(
+    store: &dyn Store,
+    settings: &Settings,
+    new: NewClient<'_>,
+) -> Result<(ClientRecord, NewKey), ClientError> {
+    if !valid_name(new.name) {
+        return Err(ClientError::BadName);
+    }
+    if new.scopes.is_empty() {
+        return Err(ClientError::NoScopes);
+    }
+    if let Some(account) = &new.account
+        && !settings.accounts.contains_key(account)
+    {
+        return Err(ClientError::UnknownAccount(account.clone()));
+    }
+    let now = clock::now();
+    let expires_at = match new.expires_in {
+        Some(d) if d.as_secs() == 0 => return Err(ClientError::BadExpiry),
+        Some(d) => Some(now.saturating_add(d.as_secs().min(i64::MAX as u64) as i64)),
+        None => None,
+    };
+    let mut scopes = new.scopes;
+    scopes.sort();
+    scopes.dedup();
+    let key = api_key::generate();
+    let record = ClientRecord {
+        name: new.name.to_string(),
+        key_lookup: key.lookup.clone(),
+        key_hash: key.hash.clone(),
+        scopes,
+        account: new.account,
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    store.insert_client(&record).await?;
+    Ok((record, key))
+}
+
+/// Gives a live client a new key; the old one stops working.
+pub async fn rotate(store: &dyn Store, name: &str) -> Result<(ClientRecord, NewKey), ClientError> {
+    let key = api_key::generate();
+    if !store
+        .rotate_client(name, &key.lookup, &key.hash, clock::now())
+        .await?
+    {
+        return Err(ClientError::NotFound(name.to_string()));
+    }
+    let record = store
+        .list_clients()
+        .await?
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| ClientError::NotFound(name.to_string()))?;
+    Ok((record, key))
+}
+
+pub async fn revoke(store: &dyn Store, name: &str) -> Result<(), ClientError> {
+    match store.revoke_client(name, clock::now()).await? {
+        true => Ok(()),
+        false => Err(ClientError::NotFound(name.to_string())),
+    }
+}

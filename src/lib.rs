@@ -1,0 +1,20 @@
+//! ztv, the Zoom Token Vendor: keeps an organisation's Zoom secrets on the server and vends
+//! short-lived tokens to web front ends, mobile apps and internal services.
+
+pub mod api_key;
+pub mod app;
+pub mod caller;
+pub mod cli;
+pub mod clients;
+pub mod clock;
+pub mod dev;
+pub mod error;
+pub mod input;
+pub mod middleware;
+pub mod request_id;
+pub mod routes;
+pub mod scope;
+pub mod settings;
+pub mod signing;
+pub mod store;
+pub mod telemetry;

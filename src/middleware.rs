@@ -1,0 +1,89 @@
+//! The whole middleware stack, in one place, outermost first:
+//! request id → trace span and one log line → error bodies in our shape → timeout →
+//! panic catcher → body limit → routes.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::error::ApiError;
+use crate::input::BODY_LIMIT;
+use crate::request_id::{self, RequestId};
+use crate::settings::Settings;
+
+pub fn apply(router: Router, settings: &Settings) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            // The payload is not logged: it could hold anything a handler had in hand.
+            ApiError::internal("a handler panicked").into_response()
+        }))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            settings.server.request_timeout,
+        ))
+        .layer(middleware::from_fn(errors_as_json))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str)
+                        .unwrap_or("unmatched");
+                    let request_id = request
+                        .extensions()
+                        .get::<RequestId>()
+                        .map(|id| id.0.as_str())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        route,
+                        request_id,
+                        caller = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    |response: &Response, latency: std::time::Duration, _: &Span| {
+                        tracing::info!(
+                            status = response.status().as_u16(),
+                            latency_ms = latency.as_secs_f64() * 1000.0,
+                            "served"
+                        );
+                    },
+                )
+                .on_failure(()),
+        )
+        .layer(middleware::from_fn(request_id::assign))
+}
+
+/// Any error response that is not already ours (the router's 405, the timeout's 408, a
+/// rejected body) is answered in DESIGN.md's shape, keeping headers such as `Allow`.
+async fn errors_as_json(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let ours = ApiError::for_status(status).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let (_, body) = ours.into_parts();
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,63 @@
+//! Request ids: taken from `x-request-id` when sane, generated otherwise; echoed on every
+//! response and readable anywhere inside the request (error bodies, log spans).
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+
+pub const HEADER: &str = "x-request-id";
+
+/// The id of the request being served, as a request extension.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+tokio::task_local! {
+    static CURRENT: String;
+}
+
+/// The id of the request this task is serving, if any.
+pub fn current() -> Option<String> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// A caller's id is kept when it is 1–128 characters of `[A-Za-z0-9._:-]`; anything else
+/// (empty, long, control characters, spaces) could poison logs, so it is replaced.
+fn is_sane(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+pub async fn assign(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_sane(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = CURRENT.scope(id.clone(), next.run(request)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HEADER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sane;
+
+    #[test]
+    fn keeps_ordinary_ids_and_refuses_hostile_ones() {
+        assert!(is_sane("abc-123"));
+        assert!(is_sane("0b8e7c1e-6b0a-4c36-9b0b-0b7a5f3c2e11"));
+        assert!(!is_sane(""));
+        assert!(!is_sane("has space"));
+        assert!(!is_sane("line\nbreak"));
+        assert!(!is_sane(&"x".repeat(129)));
+    }
+}

@@ -1,0 +1,20 @@
+//! The HTTP routes, one file per resource, merged here.
+
+mod health;
+mod meeting_sdk;
+mod video_sdk;
+
+use axum::Router;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Every route, without the middleware (see [`crate::middleware`]).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(meeting_sdk::router())
+        .merge(video_sdk::router())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}

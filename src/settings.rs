@@ -1,0 +1,669 @@
+//! Configuration: the shipped defaults, an optional file and `ZTV_…` environment variables,
+//! layered in that order, then validated once into [`Settings`].
+//!
+//! Every problem is reported as `key: problem`, so an operator knows what to fix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// The shipped defaults, compiled in so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Top-level keys that environment variables may set; any other `ZTV_…` variable
+/// (`ZTV_CONFIG`, `ZTV_TEST_…`) is not configuration and is ignored.
+const ENV_SECTIONS: &[&str] = &[
+    "log_format",
+    "server",
+    "database",
+    "auth",
+    "signing",
+    "zoom",
+    "accounts",
+];
+
+/// A configuration problem, already phrased as `key: problem` (several joined by `; `).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Where the configuration comes from.
+#[derive(Default)]
+pub struct Sources {
+    /// The file named by `--config` or `ZTV_CONFIG`.
+    pub file: Option<PathBuf>,
+    /// Environment variables (all of them; only `ZTV_<SECTION>__…` are read).
+    pub env: HashMap<String, String>,
+}
+
+impl Sources {
+    /// The process environment, and the file it names unless `file` is given.
+    pub fn from_process(file: Option<PathBuf>) -> Self {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let file = file.or_else(|| {
+            env.get("ZTV_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        Self { file, env }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub log_format: LogFormat,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    /// How often API keys are re-read from the store (bounds revocation delay).
+    pub key_refresh: Duration,
+    /// Seconds by which `iat` is back-dated.
+    pub iat_backdate_seconds: u32,
+    pub zoom: ZoomSettings,
+    pub accounts: BTreeMap<String, Account>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    /// Whole-request budget.
+    pub request_timeout: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    /// May carry a password (PostgreSQL), hence secret.
+    pub url: SecretString,
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.url.expose_secret();
+        let scheme = url.split(':').next().unwrap_or("");
+        write!(f, "DatabaseSettings {{ url: \"{scheme}:…\" }}")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ZoomSettings {
+    pub oauth_url: Url,
+    pub api_url: Url,
+}
+
+/// One named set of Zoom credentials.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub name: String,
+    pub s2s: Option<S2sCredentials>,
+    pub meeting_sdk: Option<MeetingSdkCredentials>,
+    pub video_sdk: Option<VideoSdkCredentials>,
+}
+
+/// A Server-to-Server OAuth app. `Debug` never shows the secret (`SecretString`).
+#[derive(Clone, Debug)]
+pub struct S2sCredentials {
+    pub account_id: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+/// A Meeting SDK app: its client ID is the "SDK key".
+#[derive(Clone, Debug)]
+pub struct MeetingSdkCredentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+#[derive(Clone, Debug)]
+pub struct VideoSdkCredentials {
+    pub key: String,
+    pub secret: SecretString,
+}
+
+impl Settings {
+    /// Loads and validates. Every failure names the key at fault.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let raw = read_raw(sources)?;
+        let mut problems = Problems::default();
+        let settings = validate(raw, &mut problems);
+        match problems.0.is_empty() {
+            true => Ok(settings),
+            false => Err(ConfigError(problems.0.join("; "))),
+        }
+    }
+
+    /// Parses a TOML text on top of the defaults, without the process environment (tests).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("ztv-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).map_err(|e| ConfigError(format!("temp dir: {e}")))?;
+        let path = dir.join("ztv.toml");
+        std::fs::write(&path, text).map_err(|e| ConfigError(format!("temp file: {e}")))?;
+        let result = Self::load(&Sources {
+            file: Some(path),
+            env: HashMap::new(),
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    /// The account a caller gets when it names none: the only one configured.
+    pub fn sole_account(&self) -> Option<&Account> {
+        match self.accounts.len() {
+            1 => self.accounts.values().next(),
+            _ => None,
+        }
+    }
+}
+
+fn read_raw(sources: &Sources) -> Result<RawSettings, ConfigError> {
+    let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+    if let Some(path) = &sources.file {
+        if !path.is_file() {
+            return Err(ConfigError(format!(
+                "config file {}: not found",
+                path.display()
+            )));
+        }
+        builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
+    }
+    let env: config::Map<String, String> = sources
+        .env
+        .iter()
+        .filter(|(name, _)| is_config_env(name))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    builder = builder.add_source(
+        Environment::with_prefix("ZTV")
+            .prefix_separator("_")
+            .separator("__")
+            .source(Some(env)),
+    );
+    let config = builder.build().map_err(describe)?;
+    config.try_deserialize::<RawSettings>().map_err(describe)
+}
+
+fn is_config_env(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("ZTV_") else {
+        return false;
+    };
+    let section = rest.split("__").next().unwrap_or("").to_ascii_lowercase();
+    ENV_SECTIONS.contains(&section.as_str())
+}
+
+/// Phrases a `config` crate error as `key: problem`, never echoing a value (it may be a secret).
+fn describe(err: config::ConfigError) -> ConfigError {
+    use config::ConfigError as E;
+    let text = match err {
+        E::Type {
+            key,
+            unexpected,
+            expected,
+            ..
+        } => {
+            // The value itself is never shown: it may be a secret put under the wrong key.
+            // (`Unexpected` cannot be named outside the crate, hence its Debug variant name.)
+            let variant = format!("{unexpected:?}");
+            let found = match variant.split('(').next().unwrap_or("") {
+                "Str" => "a string",
+                "Bool" => "a boolean",
+                "I64" | "I128" | "U64" | "U128" => "an integer",
+                "Float" => "a number",
+                "Seq" => "a list",
+                "Map" => "a table",
+                _ => "nothing",
+            };
+            format!(
+                "{}: expected {expected}, found {found}",
+                key.unwrap_or_else(|| "(root)".into())
+            )
+        }
+        E::At { error, key, .. } => match key {
+            Some(key) => format!("{key}: {}", strip_for_key(&error.to_string())),
+            None => error.to_string(),
+        },
+        E::FileParse { uri, cause } => format!(
+            "config file {}: {}",
+            uri.unwrap_or_default(),
+            cause.to_string().lines().next().unwrap_or("cannot parse")
+        ),
+        other => other.to_string(),
+    };
+    ConfigError(text)
+}
+
+fn strip_for_key(message: &str) -> String {
+    message.replace("unknown field", "unknown key")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw shape: everything optional, unknown keys refused. Secrets are `SecretString` from here on.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    log_format: Option<String>,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    signing: RawSigning,
+    #[serde(default)]
+    zoom: RawZoom,
+    #[serde(default)]
+    accounts: BTreeMap<String, RawAccount>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    bind: Option<String>,
+    request_timeout_seconds: Option<u64>,
+    shutdown_grace_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<SecretString>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    key_refresh_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSigning {
+    iat_backdate_seconds: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawZoom {
+    oauth_url: Option<String>,
+    api_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    s2s: Option<RawS2s>,
+    meeting_sdk: Option<RawMeetingSdk>,
+    video_sdk: Option<RawVideoSdk>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS2s {
+    account_id: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    client_secret_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeetingSdk {
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    client_secret_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVideoSdk {
+    key: Option<String>,
+    secret: Option<SecretString>,
+    secret_file: Option<PathBuf>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, key: &str, problem: impl fmt::Display) {
+        self.0.push(format!("{key}: {problem}"));
+    }
+
+    /// A required, non-empty plain value.
+    fn required(&mut self, key: &str, value: Option<String>) -> String {
+        match value
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+        {
+            Some(v) => v,
+            None => {
+                self.add(key, "missing");
+                String::new()
+            }
+        }
+    }
+
+    /// A required secret, given inline or as `<key>_file`, not both.
+    fn secret(
+        &mut self,
+        key: &str,
+        inline: Option<SecretString>,
+        file: Option<PathBuf>,
+    ) -> SecretString {
+        let inline = inline.filter(|s| !s.expose_secret().is_empty());
+        let file = file.filter(|p| !p.as_os_str().is_empty());
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.add(key, format!("set {key} or {key}_file, not both"));
+                SecretString::from(String::new())
+            }
+            (Some(secret), None) => secret,
+            (None, Some(path)) => match read_secret_file(&path) {
+                Ok(secret) => secret,
+                Err(problem) => {
+                    self.add(&format!("{key}_file"), problem);
+                    SecretString::from(String::new())
+                }
+            },
+            (None, None) => {
+                self.add(key, "missing");
+                SecretString::from(String::new())
+            }
+        }
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let trimmed = text.trim_end_matches(['\r', '\n']);
+    if trimmed.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(SecretString::from(trimmed.to_string()))
+}
+
+fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
+    let log_format = match raw.log_format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        _ => {
+            p.add("log_format", "must be \"text\" or \"json\"");
+            LogFormat::Text
+        }
+    };
+
+    let bind_text = p.required("server.bind", raw.server.bind);
+    let bind = bind_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        if !bind_text.is_empty() {
+            p.add(
+                "server.bind",
+                "must be an address and port, e.g. 127.0.0.1:8080",
+            );
+        }
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let request_timeout = seconds_in(
+        p,
+        "server.request_timeout_seconds",
+        raw.server.request_timeout_seconds,
+        1..=600,
+        30,
+    );
+    let shutdown_grace = seconds_in(
+        p,
+        "server.shutdown_grace_seconds",
+        raw.server.shutdown_grace_seconds,
+        0..=600,
+        30,
+    );
+
+    let url = raw
+        .database
+        .url
+        .filter(|u| !u.expose_secret().trim().is_empty());
+    let url = match url {
+        Some(url) if url.expose_secret().starts_with("sqlite:") => url,
+        Some(_) => {
+            p.add("database.url", "must start with sqlite:");
+            SecretString::from(String::new())
+        }
+        None => {
+            p.add("database.url", "missing");
+            SecretString::from(String::new())
+        }
+    };
+
+    let key_refresh = seconds_in(
+        p,
+        "auth.key_refresh_seconds",
+        raw.auth.key_refresh_seconds,
+        1..=5,
+        2,
+    );
+
+    let backdate = raw.signing.iat_backdate_seconds.unwrap_or(0);
+    let iat_backdate_seconds = match u32::try_from(backdate) {
+        Ok(v) if v <= 300 => v,
+        _ => {
+            p.add("signing.iat_backdate_seconds", "must be between 0 and 300");
+            0
+        }
+    };
+
+    let zoom = ZoomSettings {
+        oauth_url: http_url(p, "zoom.oauth_url", raw.zoom.oauth_url),
+        api_url: http_url(p, "zoom.api_url", raw.zoom.api_url),
+    };
+
+    let accounts = raw
+        .accounts
+        .into_iter()
+        .map(|(name, account)| {
+            let account = validate_account(p, &name, account);
+            (name, account)
+        })
+        .collect();
+
+    Settings {
+        log_format,
+        server: ServerSettings {
+            bind,
+            request_timeout,
+            shutdown_grace,
+        },
+        database: DatabaseSettings { url },
+        key_refresh,
+        iat_backdate_seconds,
+        zoom,
+        accounts,
+    }
+}
+
+fn seconds_in(
+    p: &mut Problems,
+    key: &str,
+    value: Option<u64>,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+) -> Duration {
+    let value = value.unwrap_or(default);
+    if !range.contains(&value) {
+        p.add(
+            key,
+            format!("must be between {} and {}", range.start(), range.end()),
+        );
+        return Duration::from_secs(default);
+    }
+    Duration::from_secs(value)
+}
+
+fn http_url(p: &mut Problems, key: &str, value: Option<String>) -> Url {
+    let fallback = || Url::parse("http://127.0.0.1/").expect("static URL parses");
+    let text = p.required(key, value);
+    if text.is_empty() {
+        return fallback();
+    }
+    match Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
+        _ => {
+            p.add(key, "must be an http(s) URL");
+            fallback()
+        }
+    }
+}
+
+fn validate_account(p: &mut Problems, name: &str, raw: RawAccount) -> Account {
+    let base = format!("accounts.{name}");
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !name_ok {
+        p.add(
+            &base,
+            "account names are 1–64 lowercase letters, digits, '-' or '_'",
+        );
+    }
+    let s2s = raw.s2s.map(|s| {
+        let key = format!("{base}.s2s");
+        S2sCredentials {
+            account_id: p.required(&format!("{key}.account_id"), s.account_id),
+            client_id: p.required(&format!("{key}.client_id"), s.client_id),
+            client_secret: p.secret(
+                &format!("{key}.client_secret"),
+                s.client_secret,
+                s.client_secret_file,
+            ),
+        }
+    });
+    let meeting_sdk = raw.meeting_sdk.map(|s| {
+        let key = format!("{base}.meeting_sdk");
+        MeetingSdkCredentials {
+            client_id: p.required(&format!("{key}.client_id"), s.client_id),
+            client_secret: p.secret(
+                &format!("{key}.client_secret"),
+                s.client_secret,
+                s.client_secret_file,
+            ),
+        }
+    });
+    let video_sdk = raw.video_sdk.map(|s| {
+        let key = format!("{base}.video_sdk");
+        VideoSdkCredentials {
+            key: p.required(&format!("{key}.key"), s.key),
+            secret: p.secret(&format!("{key}.secret"), s.secret, s.secret_file),
+        }
+    });
+    if s2s.is_none() && meeting_sdk.is_none() && video_sdk.is_none() {
+        p.add(&base, "has no credentials (s2s, meeting_sdk or video_sdk)");
+    }
+    Account {
+        name: name.to_string(),
+        s2s,
+        meeting_sdk,
+        video_sdk,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_without_any_account() {
+        let s = Settings::load(&Sources::default()).unwrap();
+        assert_eq!(s.server.bind.to_string(), "127.0.0.1:8080");
+        assert!(s.accounts.is_empty());
+        assert_eq!(s.iat_backdate_seconds, 0);
+    }
+
+    #[test]
+    fn env_overrides_file_and_names_nested_account_keys() {
+        let s = Settings::load(&Sources {
+            file: None,
+            env: env(&[
+                ("ZTV_SERVER__BIND", "127.0.0.1:9999"),
+                ("ZTV_ACCOUNTS__PROD__MEETING_SDK__CLIENT_ID", "sdk-id"),
+                (
+                    "ZTV_ACCOUNTS__PROD__MEETING_SDK__CLIENT_SECRET",
+                    "sdk-secret",
+                ),
+                ("ZTV_CONFIG", "/nonexistent"),
+                ("ZTV_TEST_DATABASE_URL", "postgres://x"),
+            ]),
+        })
+        .unwrap();
+        assert_eq!(s.server.bind.port(), 9999);
+        let prod = &s.accounts["prod"];
+        assert_eq!(prod.meeting_sdk.as_ref().unwrap().client_id, "sdk-id");
+    }
+
+    #[test]
+    fn missing_secret_is_named_by_its_key() {
+        let err = Settings::from_toml("[accounts.prod.meeting_sdk]\nclient_id = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "accounts.prod.meeting_sdk.client_secret: missing");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key_without_echoing_the_value() {
+        let err = Settings::from_toml("[server]\nrequest_timeout_seconds = \"soon-secret\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("server.request_timeout_seconds:"), "{err}");
+        assert!(!err.contains("soon-secret"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let err = Settings::from_toml("[server]\nbnd = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bnd"), "{err}");
+    }
+
+    #[test]
+    fn secret_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let text = format!(
+            "[accounts.a.video_sdk]\nkey = \"k\"\nsecret_file = \"{}\"\n",
+            path.display()
+        );
+        let s = Settings::from_toml(&text).unwrap();
+        let secret = &s.accounts["a"].video_sdk.as_ref().unwrap().secret;
+        assert_eq!(secret.expose_secret(), "from-file");
+        assert!(!format!("{:?}", s).contains("from-file"));
+    }
+}

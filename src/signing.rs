@@ -1,0 +1,203 @@
+//! The JWTs ztv signs itself: Meeting SDK signatures and Video SDK tokens, with exactly the
+//! payloads of Zoom's documentation and official auth-endpoint samples, HS256 under the app's
+//! secret.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use crate::settings::{MeetingSdkCredentials, VideoSdkCredentials};
+
+/// Shortest token life Zoom accepts (`exp` − now), in seconds.
+pub const MIN_EXPIRATION_SECONDS: i64 = 1800;
+/// Longest token life Zoom accepts, in seconds (48 hours).
+pub const MAX_EXPIRATION_SECONDS: i64 = 172_800;
+/// Token life when the caller asks for none, in seconds (as Zoom's samples).
+pub const DEFAULT_EXPIRATION_SECONDS: i64 = 7200;
+
+/// A signed token and when it stops working (Unix seconds).
+#[derive(Debug)]
+pub struct Signed {
+    pub token: String,
+    pub expires_at: i64,
+}
+
+/// A meeting number as the caller gave it; it goes into `mn` in the same JSON type, as the
+/// official sample does.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum MeetingNumber {
+    Number(u64),
+    Text(String),
+}
+
+/// What goes into a Meeting SDK signature besides the app and the clock.
+#[derive(Debug, Clone)]
+pub struct MeetingSdkClaimsInput {
+    /// `None`: the native-SDK form, without `mn` and `role`.
+    pub meeting: Option<(MeetingNumber, u8)>,
+    pub expiration_seconds: i64,
+    pub video_webrtc_mode: Option<u8>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MeetingSdkClaims<'a> {
+    app_key: &'a str,
+    sdk_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mn: Option<&'a MeetingNumber>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<u8>,
+    iat: i64,
+    exp: i64,
+    token_exp: i64,
+    #[serde(rename = "video_webrtc_mode", skip_serializing_if = "Option::is_none")]
+    video_webrtc_mode: Option<u8>,
+}
+
+/// `iat` and `exp` for a token asked to live `expiration_seconds`: `iat` is back-dated by up
+/// to `backdate` seconds, but never so far that less than Zoom's 1800 s remain after now.
+fn issue_window(now: i64, backdate: u32, expiration_seconds: i64) -> (i64, i64) {
+    let room = (expiration_seconds - MIN_EXPIRATION_SECONDS).max(0);
+    let iat = now - i64::from(backdate).min(room);
+    (iat, iat + expiration_seconds)
+}
+
+fn sign(claims: &impl Serialize, secret: &secrecy::SecretString) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+    )
+    // Serialising plain structs of strings and integers and HMAC-signing cannot fail.
+    .expect("HS256 signing of a plain claims struct")
+}
+
+/// The Meeting SDK JWT ("signature").
+pub fn meeting_sdk_signature(
+    app: &MeetingSdkCredentials,
+    input: &MeetingSdkClaimsInput,
+    now: i64,
+    backdate: u32,
+) -> Signed {
+    let (iat, exp) = issue_window(now, backdate, input.expiration_seconds);
+    let claims = MeetingSdkClaims {
+        app_key: &app.client_id,
+        sdk_key: &app.client_id,
+        mn: input.meeting.as_ref().map(|(mn, _)| mn),
+        role: input.meeting.as_ref().map(|(_, role)| *role),
+        iat,
+        exp,
+        token_exp: exp,
+        video_webrtc_mode: input.video_webrtc_mode,
+    };
+    Signed {
+        token: sign(&claims, &app.client_secret),
+        expires_at: exp,
+    }
+}
+
+/// Who the Video SDK user is, in the claim name the caller chose.
+#[derive(Debug, Clone)]
+pub enum VideoUser {
+    /// `user_key` (current name).
+    Key(String),
+    /// `user_identity` (older name).
+    Identity(String),
+}
+
+/// What goes into a Video SDK token besides the app and the clock.
+#[derive(Debug, Clone, Default)]
+pub struct VideoSdkClaimsInput {
+    pub session_name: String,
+    pub role: u8,
+    pub expiration_seconds: i64,
+    pub user: Option<VideoUser>,
+    pub session_key: Option<String>,
+    /// Already comma-joined.
+    pub geo_regions: Option<String>,
+    pub cloud_recording_option: Option<u8>,
+    pub cloud_recording_election: Option<u8>,
+    pub telemetry_tracking_id: Option<String>,
+    pub video_webrtc_mode: Option<u8>,
+    pub audio_webrtc_mode: Option<u8>,
+}
+
+#[derive(Serialize)]
+struct VideoSdkClaims<'a> {
+    app_key: &'a str,
+    tpc: &'a str,
+    role_type: u8,
+    version: u8,
+    iat: i64,
+    exp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_identity: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    geo_regions: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud_recording_option: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud_recording_election: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    telemetry_tracking_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    video_webrtc_mode: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio_webrtc_mode: Option<u8>,
+}
+
+/// The Video SDK session JWT.
+pub fn video_sdk_token(
+    app: &VideoSdkCredentials,
+    input: &VideoSdkClaimsInput,
+    now: i64,
+    backdate: u32,
+) -> Signed {
+    let (iat, exp) = issue_window(now, backdate, input.expiration_seconds);
+    let (user_key, user_identity) = match &input.user {
+        Some(VideoUser::Key(k)) => (Some(k.as_str()), None),
+        Some(VideoUser::Identity(i)) => (None, Some(i.as_str())),
+        None => (None, None),
+    };
+    let claims = VideoSdkClaims {
+        app_key: &app.key,
+        tpc: &input.session_name,
+        role_type: input.role,
+        version: 1,
+        iat,
+        exp,
+        user_key,
+        user_identity,
+        session_key: input.session_key.as_deref(),
+        geo_regions: input.geo_regions.as_deref(),
+        cloud_recording_option: input.cloud_recording_option,
+        cloud_recording_election: input.cloud_recording_election,
+        telemetry_tracking_id: input.telemetry_tracking_id.as_deref(),
+        video_webrtc_mode: input.video_webrtc_mode,
+        audio_webrtc_mode: input.audio_webrtc_mode,
+    };
+    Signed {
+        token: sign(&claims, &app.secret),
+        expires_at: exp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backdate_never_leaves_less_than_zoom_minimum() {
+        assert_eq!(issue_window(10_000, 0, 7200), (10_000, 17_200));
+        assert_eq!(issue_window(10_000, 30, 7200), (9_970, 17_170));
+        // At the minimum life there is no room to back-date at all.
+        assert_eq!(issue_window(10_000, 30, 1800), (10_000, 11_800));
+        assert_eq!(issue_window(10_000, 30, 1810), (9_990, 11_800));
+    }
+}

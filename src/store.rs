@@ -1,0 +1,257 @@
+//! Persistent state behind one trait: API clients (later grants and audit events).
+//! SQLite through sqlx, with the migrations in `migrations/sqlite` applied at start.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::scope::{self, Scope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+    #[error("a client named `{0}` already exists")]
+    Duplicate(String),
+}
+
+/// An API client as stored (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub name: String,
+    pub key_lookup: String,
+    /// Hex SHA-256 of the key.
+    pub key_hash: String,
+    pub scopes: Vec<Scope>,
+    /// `None`: any configured account.
+    pub account: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Adds a client. A revoked client of the same name is replaced; a live one is a
+    /// [`StoreError::Duplicate`].
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Marks a client revoked; `false` when there is no live client of that name.
+    async fn revoke_client(&self, name: &str, now: i64) -> Result<bool, StoreError>;
+    /// Replaces a live client's key; `false` when there is no live client of that name.
+    async fn rotate_client(
+        &self,
+        name: &str,
+        key_lookup: &str,
+        key_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Answers when the store can be reached.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by `url`, creating it and applying migrations.
+pub async fn connect(url: &SecretString) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(SqliteStore::connect(url.expose_secret()).await?))
+}
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        if let Some(parent) = Path::new(options.get_filename()).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreError> {
+    let scopes: String = row.try_get("scopes")?;
+    Ok(ClientRecord {
+        name: row.try_get("name")?,
+        key_lookup: row.try_get("key_prefix")?,
+        key_hash: row.try_get("key_hash")?,
+        scopes: scope::parse_list(&scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        account: row.try_get("account")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT revoked_at FROM api_clients WHERE name = ?")
+                .bind(&c.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match existing {
+            Some(None) => return Err(StoreError::Duplicate(c.name.clone())),
+            Some(Some(_)) => {
+                sqlx::query("DELETE FROM api_clients WHERE name = ?")
+                    .bind(&c.name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {}
+        }
+        sqlx::query(
+            "INSERT INTO api_clients (name, key_prefix, key_hash, scopes, account, created_at, \
+             expires_at, revoked_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.name)
+        .bind(&c.key_lookup)
+        .bind(&c.key_hash)
+        .bind(scope::format_list(&c.scopes))
+        .bind(&c.account)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.revoked_at)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM api_clients ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    async fn revoke_client(&self, name: &str, now: i64) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE api_clients SET revoked_at = ?, updated_at = ? \
+             WHERE name = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn rotate_client(
+        &self,
+        name: &str,
+        key_lookup: &str,
+        key_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE api_clients SET key_prefix = ?, key_hash = ?, updated_at = ? \
+             WHERE name = ? AND revoked_at IS NULL",
+        )
+        .bind(key_lookup)
+        .bind(key_hash)
+        .bind(now)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, lookup: &str) -> ClientRecord {
+        ClientRecord {
+            name: name.into(),
+            key_lookup: lookup.into(),
+            key_hash: "00".repeat(32),
+            scopes: vec![Scope::MeetingSdkSignature],
+            account: Some("prod".into()),
+            created_at: 100,
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_are_created_listed_rotated_and_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/ztv.db", dir.path().display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+
+        store
+            .insert_client(&record("web", "ztv_aaaaaaaa"))
+            .await
+            .unwrap();
+        let dup = store.insert_client(&record("web", "ztv_bbbbbbbb")).await;
+        assert!(matches!(dup, Err(StoreError::Duplicate(_))));
+
+        assert!(
+            store
+                .rotate_client("web", "ztv_cccccccc", "11", 200)
+                .await
+                .unwrap()
+        );
+        let listed = store.list_clients().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key_lookup, "ztv_cccccccc");
+
+        assert!(store.revoke_client("web", 300).await.unwrap());
+        assert!(!store.revoke_client("web", 301).await.unwrap());
+        assert!(
+            !store
+                .rotate_client("web", "ztv_dddddddd", "22", 302)
+                .await
+                .unwrap()
+        );
+
+        // A revoked name may be used again.
+        store
+            .insert_client(&record("web", "ztv_eeeeeeee"))
+            .await
+            .unwrap();
+        let listed = store.list_clients().await.unwrap();
+        assert_eq!(listed[0].revoked_at, None);
+    }
+}
