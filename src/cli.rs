@@ -45,6 +45,9 @@ enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Exit 0 when the service at `server.bind` answers `GET /healthz` with 200 (for
+    /// container health checks; the image needs no curl).
+    Healthcheck,
 }
 
 #[derive(Args)]
@@ -128,6 +131,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Dev(args) => dev::run(settings, args.bind).await,
         Command::Clients(command) => manage_clients(command, settings).await,
+        Command::Healthcheck => healthcheck(settings.server.bind).await,
         Command::Config(ConfigCommand::Check) => {
             check_config(&settings);
             Ok(())
@@ -142,6 +146,33 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     application.run(app::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn healthcheck(bind: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A wildcard bind address is reached through loopback.
+    let mut addr = bind;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        anyhow::Ok(head.starts_with(b"HTTP/1.") && &head[9..12] == b"200")
+    };
+    match tokio::time::timeout(Duration::from_secs(3), check).await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => anyhow::bail!("{addr}/healthz did not answer 200"),
+        Ok(Err(error)) => anyhow::bail!("{addr}/healthz: {error}"),
+        Err(_) => anyhow::bail!("{addr}/healthz: no answer within 3 s"),
+    }
 }
 
 fn check_config(settings: &Settings) {
