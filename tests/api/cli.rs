@@ -1,0 +1,385 @@
+//! The `ztv` binary itself: the clients commands, config errors, and a full run with known
+//! secrets whose every printed byte is searched for them.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ztv");
+
+/// A config file in its own folder, with the standard test accounts.
+struct ConfigDir {
+    dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let text = test_config(&dir.path().join("ztv.db"), extra);
+        std::fs::write(dir.path().join("ztv.toml"), text).unwrap();
+        Self { dir }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(self.dir.path().join("ztv.toml"))
+            .env_remove("ZTV_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+}
+
+fn stdout_json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("stdout is one JSON document")
+}
+
+#[test]
+fn clients_create_json_prints_the_key_once_with_its_grants() {
+    let config = ConfigDir::new("");
+
+    let created = stdout_json(&config.run(&[
+        "clients",
+        "create",
+        "--name",
+        "web",
+        "--scope",
+        "meeting-sdk:signature",
+        "--scope",
+        "zak:read",
+        "--account",
+        "prod",
+        "--expires-in",
+        "90d",
+        "--json",
+    ]));
+
+    assert_eq!(created["name"], "web");
+    assert_eq!(created["account"], "prod");
+    assert_eq!(
+        created["scopes"],
+        json!(["meeting-sdk:signature", "zak:read"])
+    );
+    let key = created["key"].as_str().unwrap();
+    assert!(key.starts_with("ztv_") && key.len() == 47, "{key}");
+    let expires = humantime::parse_rfc3339(created["expiresAt"].as_str().unwrap()).unwrap();
+    let in_days = expires
+        .duration_since(std::time::SystemTime::now())
+        .unwrap()
+        .as_secs()
+        / 86_400;
+    assert!((89..=90).contains(&in_days), "{in_days}");
+
+    let listed = stdout_json(&config.run(&["clients", "list", "--json"]));
+    assert_eq!(listed[0]["name"], "web");
+    assert_eq!(listed[0]["status"], "active");
+    assert!(!listed.to_string().contains(key), "list never shows a key");
+    assert!(key.starts_with(listed[0]["keyPrefix"].as_str().unwrap()));
+    let db = std::fs::read(config.dir.path().join("ztv.db")).unwrap();
+    assert!(
+        !db.windows(key.len()).any(|w| w == key.as_bytes()),
+        "the store holds only a hash"
+    );
+}
+
+#[test]
+fn clients_rotate_and_revoke_change_what_list_reports() {
+    let config = ConfigDir::new("");
+    let first = stdout_json(&config.run(&[
+        "clients",
+        "create",
+        "--name",
+        "svc",
+        "--scope",
+        "s2s:token",
+        "--json",
+    ]));
+    assert_eq!(first["account"], Value::Null);
+
+    let rotated = stdout_json(&config.run(&["clients", "rotate", "svc", "--json"]));
+    assert_ne!(rotated["key"], first["key"]);
+
+    let revoke = config.run(&["clients", "revoke", "svc"]);
+    assert!(revoke.status.success());
+    let listed = stdout_json(&config.run(&["clients", "list", "--json"]));
+    assert_eq!(listed[0]["status"], "revoked");
+
+    let again = config.run(&["clients", "revoke", "svc"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no live client named `svc`"));
+}
+
+#[test]
+fn clients_create_refuses_unknown_scopes_accounts_and_duplicates() {
+    let config = ConfigDir::new("");
+
+    let scope = config.run(&["clients", "create", "--name", "a", "--scope", "zak:write"]);
+    assert!(!scope.status.success());
+    assert!(String::from_utf8_lossy(&scope.stderr).contains("unknown scope `zak:write`"));
+
+    let account = config.run(&[
+        "clients",
+        "create",
+        "--name",
+        "a",
+        "--scope",
+        "zak:read",
+        "--account",
+        "nope",
+    ]);
+    assert_eq!(account.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&account.stderr).contains("account `nope` is not configured"));
+
+    assert!(
+        config
+            .run(&["clients", "create", "--name", "a", "--scope", "zak:read"])
+            .status
+            .success()
+    );
+    let dup = config.run(&["clients", "create", "--name", "a", "--scope", "zak:read"]);
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+}
+
+#[test]
+fn config_errors_exit_2_with_one_line_naming_the_key() {
+    let config = ConfigDir::new("");
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("ZTV_ACCOUNTS__EXTRA__MEETING_SDK__CLIENT_ID", "id")],
+            "accounts.extra.meeting_sdk.client_secret: missing",
+        ),
+        (
+            &[("ZTV_SERVER__BIND", "nowhere")],
+            "server.bind: must be an address and port",
+        ),
+        (
+            &[("ZTV_DATABASE__URL", "mysql://x")],
+            "database.url: must start with sqlite:",
+        ),
+        (
+            &[("ZTV_SIGNING__IAT_BACKDATE_SECONDS", "9999")],
+            "signing.iat_backdate_seconds: must be between 0 and 300",
+        ),
+        (
+            &[("ZTV_ZOOM__OAUTH_URL", "zoom")],
+            "zoom.oauth_url: must be an http(s) URL",
+        ),
+        (
+            &[(
+                "ZTV_ACCOUNTS__PROD__VIDEO_SDK__SECRET_FILE",
+                "/nonexistent/secret",
+            )],
+            "accounts.prod.video_sdk.secret: set accounts.prod.video_sdk.secret or",
+        ),
+    ];
+    for (env, expected) in cases {
+        let mut command = config.command();
+        command.arg("config").arg("check");
+        for (k, v) in *env {
+            command.env(k, v);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{env:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{env:?}: {stderr:?} lacks {expected:?}"
+        );
+    }
+
+    let missing = Command::new(BIN)
+        .args(["--config", "/nonexistent/ztv.toml", "config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/ztv.toml: not found"));
+
+    let ok = config.run(&["config", "check"]);
+    assert!(ok.status.success());
+    let summary = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        summary.contains("prod: meeting_sdk, video_sdk"),
+        "{summary}"
+    );
+    assert!(!summary.contains(SDK_SECRET));
+}
+
+/// Reads a child's stdout line by line on a thread, so the test can wait for a line.
+fn line_reader(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn a_full_run_with_known_secrets_never_prints_them() {
+    // Secrets come from both the file and the environment; the key and the tokens issued
+    // are searched for too.
+    let s2s_secret = "s2s-client-secret-never-printed-77";
+    let config = ConfigDir::new(&format!(
+        "[accounts.prod.s2s]\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"{s2s_secret}\"\n"
+    ));
+    let env_secret = "env-given-dev-secret-never-printed-88";
+    let created = stdout_json(&config.run(&[
+        "clients",
+        "create",
+        "--name",
+        "web",
+        "--scope",
+        "meeting-sdk:signature",
+        "--scope",
+        "video-sdk:token",
+        "--json",
+    ]));
+    let key = created["key"].as_str().unwrap().to_string();
+
+    let mut child = config
+        .command()
+        .arg("serve")
+        .env("ZTV_ACCOUNTS__DEV__MEETING_SDK__CLIENT_SECRET", env_secret)
+        .env("RUST_LOG", "debug")
+        .env("ZTV_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = line_reader(child.stdout.take().unwrap());
+    let errors = line_reader(child.stderr.take().unwrap());
+    let mut printed = Vec::new();
+    let addr = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the service starts");
+        printed.push(line.clone());
+        if line.contains("ztv is listening") {
+            let parsed: Value = serde_json::from_str(&line).expect("JSON log lines");
+            break parsed["addr"].as_str().unwrap().to_string();
+        }
+    };
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+
+    let mut tokens = Vec::new();
+    for (path, body) in [
+        (
+            "/v1/meeting-sdk/signature",
+            json!({"meetingNumber": "123456789", "role": 0, "account": "prod"}),
+        ),
+        ("/v1/meeting-sdk/signature", json!({"account": "dev"})),
+        (
+            "/v1/video-sdk/token",
+            json!({"sessionName": "s", "role": 0, "account": "prod"}),
+        ),
+    ] {
+        let response = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        tokens.push(body["signature"].as_str().unwrap().to_string());
+    }
+    for (path, body) in [
+        (
+            "/v1/meeting-sdk/signature",
+            json!({"meetingNumber": "1abc", "role": 0, "account": "prod"}),
+        ),
+        (
+            "/v1/meeting-sdk/signature",
+            json!({"meetingNumber": "123456789", "role": 1, "account": "prod"}),
+        ),
+        (
+            "/v1/video-sdk/token",
+            json!({"sessionName": "s", "role": 9}),
+        ),
+    ] {
+        let response = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error());
+    }
+    let forged = format!("{}x", &key[..key.len() - 1]);
+    let response = http
+        .post(format!("{base}/v1/meeting-sdk/signature"))
+        .header("x-api-key", &forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM ends the service with exit code 0: {status:?}"
+    );
+    printed.extend(lines.try_iter());
+    printed.extend(errors.try_iter());
+
+    let all = printed.join("\n");
+    assert!(
+        all.contains("\"caller\":\"web\""),
+        "request lines name the caller"
+    );
+    assert!(
+        all.contains("\"status\":400"),
+        "request lines carry the status"
+    );
+    for needle in [
+        SDK_SECRET,
+        VIDEO_SECRET,
+        OTHER_SDK_SECRET,
+        s2s_secret,
+        env_secret,
+        &key,
+        &forged,
+    ] {
+        assert!(!all.contains(needle), "output contains a secret: {needle}");
+    }
+    for token in &tokens {
+        assert!(
+            !all.contains(token.as_str()),
+            "output contains an issued token"
+        );
+        let signature_part = token.rsplit('.').next().unwrap();
+        assert!(!all.contains(signature_part));
+    }
+}

@@ -1,0 +1,149 @@
+//! Errors produced outside the handlers keep DESIGN.md's shape; request ids are echoed.
+
+use serde_json::{Value, json};
+use ztv::scope::Scope;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn an_unknown_route_is_a_json_404() {
+    let app = spawn_app().await;
+
+    let response = app.http.get(app.url("/v1/nothing")).send().await.unwrap();
+
+    assert_error(response, 404, "not_found", "no such route").await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_json_405_with_allow() {
+    let app = spawn_app().await;
+
+    let response = app
+        .http
+        .get(app.url("/v1/meeting-sdk/signature"))
+        .send()
+        .await
+        .unwrap();
+
+    assert!(response.headers().contains_key("allow"));
+    assert_error(response, 405, "method_not_allowed", "method not allowed").await;
+}
+
+#[tokio::test]
+async fn malformed_json_wrong_content_type_and_non_objects_are_refused() {
+    let app = spawn_app().await;
+    let key = app
+        .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
+        .await;
+    let send = |body: &'static str, content_type: &'static str| {
+        app.post("/v1/meeting-sdk/signature", &key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    assert_error(
+        send("{\"role\": ", "application/json").await.unwrap(),
+        400,
+        "invalid_request",
+        "not valid JSON",
+    )
+    .await;
+    assert_error(
+        send("[1,2]", "application/json").await.unwrap(),
+        400,
+        "invalid_request",
+        "must be a JSON object",
+    )
+    .await;
+    assert_error(
+        send("role=0", "application/x-www-form-urlencoded")
+            .await
+            .unwrap(),
+        415,
+        "unsupported_media_type",
+        "application/json",
+    )
+    .await;
+    assert_error(
+        send("\u{0}\u{1}garbage", "application/json").await.unwrap(),
+        400,
+        "invalid_request",
+        "not valid JSON",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_a_json_413_with_or_without_content_length() {
+    let app = spawn_app().await;
+    let key = app
+        .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
+        .await;
+    let padding = "x".repeat(70 * 1024);
+
+    let sized = app
+        .signature(
+            &key,
+            json!({"meetingNumber": "123456789", "role": 0, "pad": padding}),
+        )
+        .await;
+    assert_error(sized, 413, "payload_too_large", "64 KiB").await;
+
+    let chunks: Vec<Result<String, std::io::Error>> =
+        (0..80).map(|_| Ok("x".repeat(1024))).collect();
+    let streamed = app
+        .post("/v1/meeting-sdk/signature", &key)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_stream(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_error(streamed, 413, "payload_too_large", "64 KiB").await;
+}
+
+fn futures_stream(
+    items: Vec<Result<String, std::io::Error>>,
+) -> impl futures_core::Stream<Item = Result<String, std::io::Error>> {
+    tokio_stream::iter(items)
+}
+
+#[tokio::test]
+async fn a_sane_request_id_is_kept_and_a_hostile_one_replaced() {
+    let app = spawn_app().await;
+
+    let kept = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-abc.123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "trace-abc.123");
+
+    let replaced = app
+        .http
+        .get(app.url("/nope"))
+        .header("x-request-id", "evil id with spaces")
+        .send()
+        .await
+        .unwrap();
+    let id = replaced.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(id, "evil id with spaces");
+    let body: Value = replaced.json().await.unwrap();
+    assert_eq!(body["error"]["requestId"], id.as_str());
+}
+
+#[tokio::test]
+async fn healthz_answers_without_credentials() {
+    let app = spawn_app().await;
+
+    let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"status": "ok"}));
+}

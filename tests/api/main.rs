@@ -1,0 +1,12 @@
+//! Integration tests: the real application on a random port, spoken to over HTTP.
+
+// Tests may unwrap: a panic is the failure report. (clippy.toml allows it only inside #[test].)
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod cli;
+mod errors;
+mod helpers;
+mod meeting_sdk;
+mod shutdown;
+mod video_sdk;
