@@ -11,6 +11,9 @@ use tokio::net::TcpListener;
 use crate::caller::KeyRing;
 use crate::settings::Settings;
 use crate::store::{self, Store, StoreError};
+use crate::token_cache::TokenCache;
+use crate::user_tokens::UserTokens;
+use crate::zoom::{ZoomClient, ZoomError};
 use crate::{middleware, routes};
 
 /// Everything a request handler may need, cheap to clone.
@@ -21,6 +24,11 @@ pub struct App {
     pub settings: Settings,
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyRing>,
+    pub zoom: Arc<ZoomClient>,
+    /// S2S access tokens, one per account.
+    pub s2s: Arc<TokenCache>,
+    /// ZAK and OBF tokens.
+    pub user_tokens: Arc<UserTokens>,
 }
 
 impl Deref for AppState {
@@ -35,6 +43,8 @@ impl Deref for AppState {
 pub enum StartError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("zoom client: {0}")]
+    Zoom(#[from] ZoomError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -66,10 +76,20 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let zoom = Arc::new(ZoomClient::new(&settings.zoom)?);
+        let s2s = Arc::new(TokenCache::new(Arc::clone(&zoom), &settings));
+        let user_tokens = Arc::new(UserTokens::new(
+            Arc::clone(&zoom),
+            Arc::clone(&s2s),
+            settings.zoom.user_token_cache,
+        ));
         let state = AppState(Arc::new(App {
             settings,
             store,
             keys,
+            zoom,
+            s2s,
+            user_tokens,
         }));
         let router = middleware::apply(routes::router(state.clone()), &state.settings);
         Ok(Self {

@@ -93,7 +93,11 @@ enum ClientsCommand {
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate the configuration and print a summary (no secrets).
-    Check,
+    Check {
+        /// Also fetch one S2S token per account and report ok or the reason.
+        #[arg(long)]
+        probe: bool,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -132,9 +136,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(settings, args.bind).await,
         Command::Clients(command) => manage_clients(command, settings).await,
         Command::Healthcheck => healthcheck(settings.server.bind).await,
-        Command::Config(ConfigCommand::Check) => {
+        Command::Config(ConfigCommand::Check { probe }) => {
             check_config(&settings);
-            Ok(())
+            match probe {
+                true => probe_accounts(&settings).await,
+                false => Ok(()),
+            }
         }
     }
 }
@@ -191,6 +198,38 @@ fn check_config(settings: &Settings) {
             parts.push("video_sdk");
         }
         println!("    {name}: {}", parts.join(", "));
+    }
+}
+
+/// Fetches one S2S token per account that has S2S credentials.
+async fn probe_accounts(settings: &Settings) -> anyhow::Result<()> {
+    let zoom = crate::zoom::ZoomClient::new(&settings.zoom)?;
+    let mut failed = 0;
+    println!("probing Zoom at {}", settings.zoom.oauth_url);
+    for (name, account) in &settings.accounts {
+        let Some(credentials) = &account.s2s else {
+            println!("  {name}: skipped (no s2s credentials)");
+            continue;
+        };
+        match zoom.fetch_s2s_token(name, credentials).await {
+            Ok(token) => println!(
+                "  {name}: ok (token valid for {} s; scopes: {})",
+                token.lifetime.as_secs(),
+                if token.scope.is_empty() {
+                    "none listed"
+                } else {
+                    &token.scope
+                }
+            ),
+            Err(error) => {
+                failed += 1;
+                println!("  {name}: FAILED: {error}");
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} account(s) failed the probe"),
     }
 }
 

@@ -1,22 +1,28 @@
-//! `ztv dev`: the service with throw-away credentials and a throw-away store, a fresh API key
-//! with every scope, and curl lines that work as printed. No Zoom account needed.
+//! `ztv dev`: the service against the built-in Zoom emulator, with throw-away credentials and
+//! a throw-away store, a fresh API key with every scope, and curl lines that work as printed.
+//! No Zoom account needed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use rand::RngCore;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::app::{self, Application};
 use crate::clients::{self, NewClient};
+use crate::emulator::{Emulator, EmulatorAccount};
 use crate::scope::Scope;
 use crate::settings::{
-    Account, DatabaseSettings, LogFormat, MeetingSdkCredentials, Settings, VideoSdkCredentials,
+    Account, DatabaseSettings, LogFormat, MeetingSdkCredentials, S2sCredentials, Settings,
+    VideoSdkCredentials,
 };
 use crate::store;
 use crate::telemetry;
 
 const ACCOUNT: &str = "dev";
+/// The emulated Zoom user the printed examples act for.
+const DEV_USER_ID: &str = "devUser0001";
+const DEV_USER_EMAIL: &str = "dev@example.com";
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -24,15 +30,33 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-/// The settings of a dev run: the loaded ones, with a throw-away store and one account whose
-/// Meeting SDK and Video SDK credentials are made up on the spot.
-pub fn dev_settings(mut settings: Settings, data_dir: &std::path::Path) -> Settings {
+/// The settings of a dev run: the loaded ones, with a throw-away store, Zoom played by
+/// `zoom`, and one account whose credentials are made up on the spot (its S2S app is
+/// registered with the emulator).
+pub fn dev_settings(
+    mut settings: Settings,
+    data_dir: &std::path::Path,
+    zoom: &Emulator,
+) -> Settings {
+    let s2s = S2sCredentials {
+        account_id: format!("devAccount{}", random_hex(4)),
+        client_id: format!("devS2sClient{}", random_hex(4)),
+        client_secret: SecretString::from(random_hex(24)),
+    };
+    zoom.add_account(EmulatorAccount {
+        account_id: s2s.account_id.clone(),
+        client_id: s2s.client_id.clone(),
+        client_secret: s2s.client_secret.expose_secret().to_string(),
+    });
+    zoom.add_user(&s2s.account_id, DEV_USER_ID, DEV_USER_EMAIL);
+    settings.zoom.oauth_url = url::Url::parse(&zoom.base_url()).expect("emulator URL parses");
+    settings.zoom.api_url = url::Url::parse(&zoom.api_url()).expect("emulator URL parses");
     settings.database = DatabaseSettings {
         url: SecretString::from(format!("sqlite://{}", data_dir.join("ztv.db").display())),
     };
     let account = Account {
         name: ACCOUNT.into(),
-        s2s: None,
+        s2s: Some(s2s),
         meeting_sdk: Some(MeetingSdkCredentials {
             client_id: format!("devSdkKey{}", random_hex(6)),
             client_secret: SecretString::from(random_hex(24)),
@@ -50,7 +74,8 @@ pub async fn run(settings: Settings, bind: Option<SocketAddr>) -> anyhow::Result
     telemetry::init(LogFormat::Text);
     let data_dir = std::env::temp_dir().join(format!("ztv-dev-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&data_dir)?;
-    let mut settings = dev_settings(settings, &data_dir);
+    let zoom = Emulator::start().await?;
+    let mut settings = dev_settings(settings, &data_dir, &zoom);
     if let Some(bind) = bind {
         settings.server.bind = bind;
     }
@@ -68,24 +93,33 @@ pub async fn run(settings: Settings, bind: Option<SocketAddr>) -> anyhow::Result
     )
     .await?;
     let application = Application::build_with_store(settings, store).await?;
-    print_banner(application.local_addr(), key.expose());
+    print_banner(application.local_addr(), key.expose(), &zoom.base_url());
     let outcome = application.run(app::shutdown_signal()).await;
+    zoom.shutdown().await;
     let _ = std::fs::remove_dir_all(&data_dir);
     outcome?;
     Ok(())
 }
 
-fn print_banner(addr: SocketAddr, key: &str) {
+fn print_banner(addr: SocketAddr, key: &str, zoom: &str) {
     let base = format!("http://{addr}");
+    let auth = format!("-H \"Authorization: Bearer {key}\"");
+    let json = "-H \"Content-Type: application/json\"";
     println!(
         r#"
-ztv dev is running at {base} with throw-away credentials (account `{ACCOUNT}`).
+ztv dev is running at {base}, with Zoom played by the built-in emulator at {zoom}.
+Account `{ACCOUNT}` has throw-away Meeting SDK, Video SDK and Server-to-Server credentials;
+its Zoom user is {DEV_USER_EMAIL} (ID {DEV_USER_ID}).
 API key (every scope): {key}
 
 Try:
   curl -s {base}/healthz
-  curl -s -X POST {base}/v1/meeting-sdk/signature -H "Authorization: Bearer {key}" -H "Content-Type: application/json" -d '{{"meetingNumber":"123456789","role":0}}'
-  curl -s -X POST {base}/v1/video-sdk/token -H "X-Api-Key: {key}" -H "Content-Type: application/json" -d '{{"sessionName":"demo","role":1}}'
+  curl -s -X POST {base}/v1/meeting-sdk/signature {auth} {json} -d '{{"meetingNumber":"123456789","role":0}}'
+  curl -s -X POST {base}/v1/video-sdk/token -H "X-Api-Key: {key}" {json} -d '{{"sessionName":"demo","role":1}}'
+  curl -s {base}/v1/users/{DEV_USER_EMAIL}/zak {auth}
+  curl -s "{base}/v1/users/{DEV_USER_ID}/obf-token?meetingNumber=123456789" {auth}
+  curl -s -X POST {base}/v1/join {auth} {json} -d '{{"meetingNumber":"123456789","role":1,"userId":"{DEV_USER_EMAIL}","withObf":true}}'
+  curl -s -X POST {base}/v1/s2s/token {auth}
 
 Press Ctrl-C to stop; the store and credentials are deleted.
 "#

@@ -121,6 +121,18 @@ impl Fields {
         Ok(self.int(name, 0..=1)?.map(|v| v as u8))
     }
 
+    /// A JSON boolean.
+    pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(other) => Err(ApiError::invalid(
+                name,
+                format!("must be true or false, not {}", describe(&other)),
+            )),
+        }
+    }
+
     /// A string of 1 to `max_chars` characters with no control characters.
     pub fn string(&mut self, name: &str, max_chars: usize) -> Result<Option<String>, ApiError> {
         let Some(value) = self.take(name) else {
@@ -143,6 +155,40 @@ impl Fields {
             None => Ok(()),
         }
     }
+}
+
+/// The query string as fields (all values strings), so query parameters are read and
+/// refused exactly like body fields. A repeated parameter is refused.
+pub fn query_fields(query: Option<&str>) -> Result<Fields, ApiError> {
+    let mut map = Map::new();
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if map
+            .insert(name.to_string(), Value::String(value.into_owned()))
+            .is_some()
+        {
+            return Err(ApiError::invalid(&name, "given more than once"));
+        }
+    }
+    Ok(Fields { map })
+}
+
+/// A Zoom user: `me`, a Zoom user ID or an email address. 1–128 characters of letters,
+/// digits and `. _ - + @`.
+pub fn user_id(text: &str) -> Result<String, ApiError> {
+    const FIELD: &str = "userId";
+    if text.is_empty() || text.len() > 128 {
+        return Err(ApiError::invalid(FIELD, "must be 1 to 128 characters"));
+    }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'@'))
+    {
+        return Err(ApiError::invalid(
+            FIELD,
+            "must be `me`, a Zoom user ID or an email address",
+        ));
+    }
+    Ok(text.to_string())
 }
 
 /// Length and character checks shared by every free-text field.

@@ -104,6 +104,22 @@ impl fmt::Debug for DatabaseSettings {
 pub struct ZoomSettings {
     pub oauth_url: Url,
     pub api_url: Url,
+    /// Longest wait for a TCP/TLS connection to Zoom.
+    pub connect_timeout: Duration,
+    /// Longest wait for one answer from Zoom.
+    pub request_timeout: Duration,
+    /// Budget for one call including its retries; a caller never waits longer on Zoom.
+    pub call_deadline: Duration,
+    /// Retries after a connect error or a 5xx (not after a timeout or a 4xx).
+    pub retries: u32,
+    /// Refresh an S2S token when less than this remains (capped at half its life).
+    pub refresh_margin: Duration,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker answers at once before letting one call through.
+    pub breaker_cooldown: Duration,
+    /// How long a ZAK or OBF token is reused for the same user (and meeting); 0 = never.
+    pub user_token_cache: Duration,
 }
 
 /// One named set of Zoom credentials.
@@ -303,6 +319,14 @@ struct RawSigning {
 struct RawZoom {
     oauth_url: Option<String>,
     api_url: Option<String>,
+    connect_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    call_deadline_ms: Option<u64>,
+    retries: Option<u64>,
+    refresh_margin_seconds: Option<u64>,
+    breaker_failures: Option<u64>,
+    breaker_cooldown_seconds: Option<u64>,
+    user_token_cache_seconds: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -471,9 +495,55 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         }
     };
 
+    let z = raw.zoom;
     let zoom = ZoomSettings {
-        oauth_url: http_url(p, "zoom.oauth_url", raw.zoom.oauth_url),
-        api_url: http_url(p, "zoom.api_url", raw.zoom.api_url),
+        oauth_url: http_url(p, "zoom.oauth_url", z.oauth_url),
+        api_url: http_url(p, "zoom.api_url", z.api_url),
+        connect_timeout: millis_in(
+            p,
+            "zoom.connect_timeout_ms",
+            z.connect_timeout_ms,
+            50..=30_000,
+            2_000,
+        ),
+        request_timeout: millis_in(
+            p,
+            "zoom.request_timeout_ms",
+            z.request_timeout_ms,
+            50..=60_000,
+            4_000,
+        ),
+        call_deadline: millis_in(
+            p,
+            "zoom.call_deadline_ms",
+            z.call_deadline_ms,
+            100..=120_000,
+            8_000,
+        ),
+        retries: number_in(p, "zoom.retries", z.retries, 0..=5, 2) as u32,
+        refresh_margin: seconds_in(
+            p,
+            "zoom.refresh_margin_seconds",
+            z.refresh_margin_seconds,
+            0..=1800,
+            300,
+        ),
+        breaker_failures: number_in(p, "zoom.breaker_failures", z.breaker_failures, 1..=100, 5)
+            as u32,
+        breaker_cooldown: seconds_in(
+            p,
+            "zoom.breaker_cooldown_seconds",
+            z.breaker_cooldown_seconds,
+            1..=300,
+            5,
+        ),
+        user_token_cache: seconds_in(
+            p,
+            "zoom.user_token_cache_seconds",
+            z.user_token_cache_seconds,
+            0..=1800,
+            300,
+        ),
     };
 
     let accounts = raw
@@ -500,6 +570,25 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
     }
 }
 
+/// A whole number within `range` (the default when absent).
+fn number_in(
+    p: &mut Problems,
+    key: &str,
+    value: Option<u64>,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+) -> u64 {
+    let value = value.unwrap_or(default);
+    if !range.contains(&value) {
+        p.add(
+            key,
+            format!("must be between {} and {}", range.start(), range.end()),
+        );
+        return default;
+    }
+    value
+}
+
 fn seconds_in(
     p: &mut Problems,
     key: &str,
@@ -507,15 +596,17 @@ fn seconds_in(
     range: std::ops::RangeInclusive<u64>,
     default: u64,
 ) -> Duration {
-    let value = value.unwrap_or(default);
-    if !range.contains(&value) {
-        p.add(
-            key,
-            format!("must be between {} and {}", range.start(), range.end()),
-        );
-        return Duration::from_secs(default);
-    }
-    Duration::from_secs(value)
+    Duration::from_secs(number_in(p, key, value, range, default))
+}
+
+fn millis_in(
+    p: &mut Problems,
+    key: &str,
+    value: Option<u64>,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+) -> Duration {
+    Duration::from_millis(number_in(p, key, value, range, default))
 }
 
 fn http_url(p: &mut Problems, key: &str, value: Option<String>) -> Url {

@@ -12,6 +12,7 @@ use crate::clock;
 use crate::error::ApiError;
 use crate::input::{Fields, JsonObject, describe};
 use crate::scope::Scope;
+use crate::settings::{Account, MeetingSdkCredentials};
 use crate::signing::{self, MeetingNumber, MeetingSdkClaimsInput};
 
 pub fn router() -> Router<AppState> {
@@ -41,12 +42,7 @@ async fn issue_signature(
     }
 
     let account = caller.account(&state.settings, account.as_deref())?;
-    let app = account.meeting_sdk.as_ref().ok_or_else(|| {
-        ApiError::not_found(format!(
-            "account `{}` has no Meeting SDK credentials",
-            account.name
-        ))
-    })?;
+    let app = meeting_sdk_app(account)?;
     let signed = signing::meeting_sdk_signature(
         app,
         &input,
@@ -58,6 +54,16 @@ async fn issue_signature(
         sdk_key: app.client_id.clone(),
         expires_at: clock::rfc3339(signed.expires_at),
     }))
+}
+
+/// The account's Meeting SDK app, or `not_found` when it has none.
+pub fn meeting_sdk_app(account: &Account) -> Result<&MeetingSdkCredentials, ApiError> {
+    account.meeting_sdk.as_ref().ok_or_else(|| {
+        ApiError::not_found(format!(
+            "account `{}` has no Meeting SDK credentials",
+            account.name
+        ))
+    })
 }
 
 /// Reads `meetingNumber`, `role`, `expirationSeconds` and `videoWebRtcMode`.
@@ -87,7 +93,7 @@ pub fn read_signature_request(fields: &mut Fields) -> Result<MeetingSdkClaimsInp
 const MEETING_NUMBER_DIGITS: std::ops::RangeInclusive<usize> = 9..=12;
 
 /// A meeting number: 9–12 digits, as a JSON string or a whole number.
-fn meeting_number(fields: &mut Fields) -> Result<Option<MeetingNumber>, ApiError> {
+pub fn meeting_number(fields: &mut Fields) -> Result<Option<MeetingNumber>, ApiError> {
     const FIELD: &str = "meetingNumber";
     let wrong_length = || ApiError::invalid(FIELD, "must be 9 to 12 digits");
     let Some(value) = fields.take(FIELD) else {

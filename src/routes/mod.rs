@@ -1,7 +1,10 @@
 //! The HTTP routes, one file per resource, merged here.
 
 mod health;
+mod join;
 mod meeting_sdk;
+mod s2s;
+mod users;
 mod video_sdk;
 
 use axum::Router;
@@ -15,6 +18,9 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(meeting_sdk::router())
         .merge(video_sdk::router())
+        .merge(users::router())
+        .merge(join::router())
+        .merge(s2s::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

@@ -235,13 +235,23 @@ fn line_reader(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_run_with_known_secrets_never_prints_them() {
     // Secrets come from both the file and the environment; the key and the tokens issued
     // are searched for too.
     let s2s_secret = "s2s-client-secret-never-printed-77";
+    let zoom = ztv::emulator::Emulator::start().await.unwrap();
+    zoom.add_account(ztv::emulator::EmulatorAccount {
+        account_id: "acc".into(),
+        client_id: "cid".into(),
+        client_secret: s2s_secret.into(),
+    });
+    zoom.add_user("acc", "uAlice01", "alice@example.com");
     let config = ConfigDir::new(&format!(
-        "[accounts.prod.s2s]\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"{s2s_secret}\"\n"
+        "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\nuser_token_cache_seconds = 0\n\
+         [accounts.prod.s2s]\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"{s2s_secret}\"\n",
+        zoom.base_url(),
+        zoom.api_url()
     ));
     let env_secret = "env-given-dev-secret-never-printed-88";
     let created = stdout_json(&config.run(&[
@@ -382,4 +392,74 @@ async fn a_full_run_with_known_secrets_never_prints_them() {
         let signature_part = token.rsplit('.').next().unwrap();
         assert!(!all.contains(signature_part));
     }
+}
+
+#[test]
+fn ztv_dev_prints_curl_lines_that_work_as_printed() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: curl is not installed, so the printed curl lines cannot be run");
+        return;
+    }
+    let mut child = Command::new(BIN)
+        .args(["dev", "--bind", "127.0.0.1:0"])
+        .env_remove("ZTV_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = line_reader(child.stdout.take().unwrap());
+    let mut curls = Vec::new();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("dev prints its banner");
+        if line.trim_start().starts_with("curl ") {
+            curls.push(line.trim().to_string());
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    assert_eq!(curls.len(), 7, "{curls:#?}");
+
+    for curl in &curls {
+        let output = Command::new("sh").arg("-c").arg(curl).output().unwrap();
+        let body: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{curl}: {}", String::from_utf8_lossy(&output.stdout)));
+        assert!(body.get("error").is_none(), "{curl}: {body}");
+    }
+
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn config_check_probe_reports_a_refused_account_without_its_secret() {
+    let zoom = ztv::emulator::Emulator::start().await.unwrap();
+    zoom.add_account(ztv::emulator::EmulatorAccount {
+        account_id: "acc".into(),
+        client_id: "cid".into(),
+        client_secret: "the-real-secret".into(),
+    });
+    let wrong = "a-wrong-secret-never-printed";
+    let config = ConfigDir::new(&format!(
+        "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\n\
+         [accounts.prod.s2s]\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"{wrong}\"\n",
+        zoom.base_url(),
+        zoom.api_url()
+    ));
+
+    let output = tokio::task::spawn_blocking(move || config.run(&["config", "check", "--probe"]))
+        .await
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("prod: FAILED"), "{stdout}");
+    assert!(stdout.contains("invalid_client"), "{stdout}");
+    assert!(!stdout.contains(wrong) && !stderr.contains(wrong));
 }

@@ -211,3 +211,89 @@ pub fn decode_jwt(token: &str, secret: &str) -> Value {
 pub fn now() -> i64 {
     ztv::clock::now()
 }
+
+pub const S2S_ACCOUNT_ID: &str = "acc-prod";
+pub const S2S_CLIENT_ID: &str = "s2s-client-prod";
+pub const S2S_SECRET: &str = "s2s-secret-prod-5c4b3a";
+pub const ALICE_ID: &str = "uAlice01";
+pub const ALICE_EMAIL: &str = "alice@example.com";
+pub const BOB_ID: &str = "uBob0002";
+
+/// The service and the Zoom emulator it talks to.
+pub struct ZoomApp {
+    pub app: TestApp,
+    pub zoom: ztv::emulator::Emulator,
+}
+
+impl std::ops::Deref for ZoomApp {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+/// Starts the emulator with account `acc-prod` (users Alice and Bob) and an account
+/// `acc-other` (user Carol), then the service with `prod`'s S2S credentials pointing at it.
+/// Zoom timeouts are short so fault tests finish quickly; `zoom_keys` go into `[zoom]`.
+pub async fn spawn_zoom_app(zoom_keys: &str) -> ZoomApp {
+    use ztv::emulator::{Emulator, EmulatorAccount};
+    let zoom = Emulator::start().await.unwrap();
+    zoom.add_account(EmulatorAccount {
+        account_id: S2S_ACCOUNT_ID.into(),
+        client_id: S2S_CLIENT_ID.into(),
+        client_secret: S2S_SECRET.into(),
+    });
+    zoom.add_user(S2S_ACCOUNT_ID, ALICE_ID, ALICE_EMAIL);
+    zoom.add_user(S2S_ACCOUNT_ID, BOB_ID, "bob@example.com");
+    zoom.add_account(EmulatorAccount {
+        account_id: "acc-other".into(),
+        client_id: "s2s-client-other".into(),
+        client_secret: "s2s-secret-other".into(),
+    });
+    zoom.add_user("acc-other", "uCarol03", "carol@example.org");
+    let config = format!(
+        r#"
+[zoom]
+oauth_url = "{oauth}"
+api_url = "{api}"
+connect_timeout_ms = 500
+request_timeout_ms = 800
+call_deadline_ms = 2000
+retries = 2
+breaker_failures = 3
+breaker_cooldown_seconds = 2
+{zoom_keys}
+[accounts.prod.s2s]
+account_id = "{S2S_ACCOUNT_ID}"
+client_id = "{S2S_CLIENT_ID}"
+client_secret = "{S2S_SECRET}"
+"#,
+        oauth = zoom.base_url(),
+        api = zoom.api_url(),
+    );
+    let app = spawn_app_with(&config).await;
+    ZoomApp { app, zoom }
+}
+
+impl TestApp {
+    pub async fn get_with(&self, path: &str, key: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn zak(&self, key: &str, user: &str) -> Response {
+        self.get_with(&format!("/v1/users/{user}/zak"), key).await
+    }
+
+    pub async fn s2s_token(&self, key: &str) -> Response {
+        self.post("/v1/s2s/token", key).send().await.unwrap()
+    }
+
+    pub async fn join(&self, key: &str, body: Value) -> Response {
+        self.post("/v1/join", key).json(&body).send().await.unwrap()
+    }
+}

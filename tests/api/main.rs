@@ -9,4 +9,5 @@ mod errors;
 mod helpers;
 mod meeting_sdk;
 mod shutdown;
+mod upstream;
 mod video_sdk;

@@ -1,0 +1,143 @@
+//! ZAK and On-Behalf-Of tokens: fetched from Zoom with the account's S2S token (once for
+//! all concurrent callers), retried once with a fresh S2S token when Zoom refuses the cached
+//! one, and reused for a while per (account, user[, meeting]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::clock;
+use crate::flight::SingleFlight;
+use crate::token_cache::TokenCache;
+use crate::zoom::{UserToken, UserTokenKind, ZoomClient, ZoomError};
+
+/// Entries kept before expired ones are swept.
+const SWEEP_ABOVE: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    account: String,
+    /// Lower-cased: emails are case-insensitive at Zoom.
+    user: String,
+    kind: UserTokenKind,
+}
+
+struct Entry {
+    token: UserToken,
+    reuse_until: Instant,
+}
+
+pub struct UserTokens {
+    zoom: Arc<ZoomClient>,
+    s2s: Arc<TokenCache>,
+    /// Longest reuse of one token; zero turns reuse off.
+    reuse: Duration,
+    cache: Mutex<HashMap<Key, Entry>>,
+    flights: SingleFlight<Key, UserToken, ZoomError>,
+}
+
+impl UserTokens {
+    pub fn new(zoom: Arc<ZoomClient>, s2s: Arc<TokenCache>, reuse: Duration) -> Self {
+        Self {
+            zoom,
+            s2s,
+            reuse,
+            cache: Mutex::new(HashMap::new()),
+            flights: SingleFlight::default(),
+        }
+    }
+
+    /// The ZAK or OBF token of `user` in `account`.
+    pub async fn get(
+        &self,
+        account: &str,
+        user: &str,
+        kind: UserTokenKind,
+    ) -> Result<UserToken, ZoomError> {
+        let key = Key {
+            account: account.to_string(),
+            user: user.to_lowercase(),
+            kind,
+        };
+        if let Some(token) = self.cached(&key) {
+            return Ok(token);
+        }
+        let zoom = Arc::clone(&self.zoom);
+        let s2s = Arc::clone(&self.s2s);
+        let user = user.to_string();
+        let token = self
+            .flights
+            .join_or_start(&key, || {
+                let key = key.clone();
+                async move { fetch(&zoom, &s2s, &key.account, &user, &key.kind).await }
+            })
+            .await?;
+        self.remember(key, &token);
+        Ok(token)
+    }
+
+    /// Forgets every cached token of `user` (grant deleted, user deauthorised).
+    pub fn forget_user(&self, account: &str, user: &str) {
+        let user = user.to_lowercase();
+        self.lock()
+            .retain(|key, _| !(key.account == account && key.user == user));
+    }
+
+    fn cached(&self, key: &Key) -> Option<UserToken> {
+        let cache = self.lock();
+        let entry = cache.get(key)?;
+        (entry.reuse_until > Instant::now()).then(|| entry.token.clone())
+    }
+
+    /// Keeps a token for `reuse`, but never past half of what remains of its life, so a
+    /// reused token always has most of its life ahead.
+    fn remember(&self, key: Key, token: &UserToken) {
+        if self.reuse.is_zero() {
+            return;
+        }
+        let left = (token.expires_at - clock::now()).max(0) as u64;
+        let keep = self.reuse.min(Duration::from_secs(left / 2));
+        if keep.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut cache = self.lock();
+        if cache.len() >= SWEEP_ABOVE {
+            cache.retain(|_, entry| entry.reuse_until > now);
+        }
+        cache.insert(
+            key,
+            Entry {
+                token: token.clone(),
+                reuse_until: now + keep,
+            },
+        );
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One fetch, and at most one retry after Zoom refuses the cached S2S token.
+async fn fetch(
+    zoom: &ZoomClient,
+    s2s: &TokenCache,
+    account: &str,
+    user: &str,
+    kind: &UserTokenKind,
+) -> Result<UserToken, ZoomError> {
+    let access = s2s.get(account).await?;
+    match zoom
+        .user_token(account, &access.access_token, user, kind)
+        .await
+    {
+        Err(ZoomError::TokenRejected(_)) => {
+            s2s.invalidate(account, &access);
+            let fresh = s2s.get(account).await?;
+            zoom.user_token(account, &fresh.access_token, user, kind)
+                .await
+        }
+        other => other,
+    }
+}
