@@ -45,6 +45,8 @@ enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run only the built-in Zoom emulator (for benchmarks and multi-process tests).
+    Emulator(EmulatorArgs),
     /// Exit 0 when the service at `server.bind` answers `GET /healthz` with 200 (for
     /// container health checks; the image needs no curl).
     Healthcheck,
@@ -55,6 +57,30 @@ struct DevArgs {
     /// Address to listen on (default: server.bind).
     #[arg(long, value_name = "ADDR")]
     bind: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args)]
+struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    bind: std::net::SocketAddr,
+    /// The emulated account's S2S app: account ID, client ID and client secret.
+    #[arg(long, default_value = "emuAccount")]
+    account_id: String,
+    #[arg(long, default_value = "emuClient")]
+    client_id: String,
+    #[arg(long, default_value = "emu-client-secret")]
+    client_secret: String,
+    /// A user of the account, as `ID:EMAIL`; repeat for several.
+    #[arg(
+        long = "user",
+        value_name = "ID:EMAIL",
+        default_value = "emuUser0001:user@example.com"
+    )]
+    users: Vec<String>,
+    /// `expires_in` of the access tokens it issues, in seconds.
+    #[arg(long, default_value_t = 3599)]
+    token_lifetime: u64,
 }
 
 #[derive(Subcommand)]
@@ -136,6 +162,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(settings, args.bind).await,
         Command::Clients(command) => manage_clients(command, settings).await,
         Command::Healthcheck => healthcheck(settings.server.bind).await,
+        Command::Emulator(args) => run_emulator(args).await,
         Command::Config(ConfigCommand::Check { probe }) => {
             check_config(&settings);
             match probe {
@@ -152,6 +179,31 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(addr = %application.local_addr(), "ztv is listening");
     application.run(app::shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
+    use crate::emulator::{Emulator, EmulatorAccount};
+    let zoom = Emulator::start_on(args.bind).await?;
+    zoom.add_account(EmulatorAccount {
+        account_id: args.account_id.clone(),
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+    });
+    for user in &args.users {
+        let (id, email) = user
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("--user must be ID:EMAIL, not {user:?}"))?;
+        zoom.add_user(&args.account_id, id, email);
+    }
+    zoom.set_token_lifetime(args.token_lifetime);
+    println!(
+        "Zoom emulator listening: oauth_url = {}  api_url = {}",
+        zoom.base_url(),
+        zoom.api_url()
+    );
+    app::shutdown_signal().await;
+    zoom.shutdown().await;
     Ok(())
 }
 
