@@ -8,6 +8,12 @@
 //!   secret; the parameters may also come as a form body, as Zoom accepts),
 //! * `GET /v2/users/{userId}/token?type=zak` and `?type=onbehalf&meeting_id=…` (Bearer access
 //!   token),
+//! * `GET /_emulator/stats`, which is **not** a Zoom route: the call counts of
+//!   [`Emulator::calls`] and [`Emulator::token_requests_for`] as
+//!   `{"token":N,"zak":N,"obf":N,"tokenRequestsByAccount":{"ACCOUNT_ID":N,…}}`, so that other
+//!   processes (the benchmark, soak runs against `ztv emulator`) can read how often ztv
+//!   reached "Zoom". It is neither counted nor subject to injected faults, and it shows no
+//!   secret or token,
 //!
 //! and `404 {"code":404,"message":"Not found"}` for everything else. It logs nothing, so no
 //! secret or token can leak through it.
@@ -55,6 +61,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 const PRUNE_ABOVE: usize = 4096;
 /// How long [`Emulator::shutdown`] lets in-flight requests finish before it stops the server.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The emulator's own route for its call counts (not Zoom's; see the module comment).
+pub const STATS_PATH: &str = "/_emulator/stats";
 const RATE_LIMIT_MESSAGE: &str =
     "You have reached the maximum per-second rate limit for this API. Try again later.";
 
@@ -161,6 +169,7 @@ impl Emulator {
         let router = Router::new()
             .route("/oauth/token", post(issue_access_token))
             .route("/v2/users/{user_id}/token", get(issue_user_token))
+            .route(STATS_PATH, get(stats))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(Arc::clone(&shared));
@@ -797,6 +806,29 @@ fn bearer_account(shared: &Shared, headers: &HeaderMap) -> Result<String, ApiErr
         .filter(|issued| Instant::now() < issued.expires_at)
         .map(|issued| issued.account_id.clone())
         .ok_or(ApiError::InvalidAccessToken)
+}
+
+/// The body of `GET /_emulator/stats`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stats {
+    token: u64,
+    zak: u64,
+    obf: u64,
+    token_requests_by_account: HashMap<String, u64>,
+}
+
+/// `GET /_emulator/stats`: the call counts, read under the state lock (as
+/// [`Emulator::reset_calls`] writes them) so a reset is never half seen. Not counted, no faults.
+async fn stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
+    let state = shared.lock();
+    let count = |endpoint: Endpoint| shared.calls[endpoint.index()].load(Ordering::SeqCst);
+    Json(Stats {
+        token: count(Endpoint::Token),
+        zak: count(Endpoint::Zak),
+        obf: count(Endpoint::Obf),
+        token_requests_by_account: state.token_requests.clone(),
+    })
 }
 
 async fn not_found() -> Response {
