@@ -524,3 +524,43 @@ async fn an_account_without_s2s_credentials_cannot_vend_user_tokens() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_callers_on_a_failing_cold_cache_share_one_failed_fetch() {
+    let app = spawn_zoom_app("").await;
+    let key = app.key("svc", &all_upstream(), Some("prod")).await;
+    app.zoom.inject(Endpoint::Token, Fault::Status(500), None);
+
+    let calls = (0..50).map(|_| {
+        let app = &app;
+        let key = key.clone();
+        async move { app.s2s_token(&key).await.status() }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    assert_eq!(
+        app.zoom.calls(Endpoint::Token),
+        3,
+        "one fetch (a try and two retries) for all fifty callers"
+    );
+}
+
+#[tokio::test]
+async fn a_429_from_the_token_endpoint_without_a_cached_token_passes_retry_after_on() {
+    let app = spawn_zoom_app("").await;
+    let key = app.key("svc", &all_upstream(), Some("prod")).await;
+    app.zoom.inject(
+        Endpoint::Token,
+        Fault::RateLimited {
+            retry_after_seconds: 12,
+        },
+        Some(1),
+    );
+
+    let response = app.s2s_token(&key).await;
+
+    assert_eq!(response.headers()["retry-after"], "12");
+    assert_error(response, 503, "upstream_unavailable", "rate limiting").await;
+    assert_eq!(app.zoom.calls(Endpoint::Token), 1, "a 429 is not retried");
+}
