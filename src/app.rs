@@ -6,9 +6,12 @@ use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::caller::KeyRing;
+use crate::end_users::{SignInError, Verifier};
+use crate::rate_limit::RateLimiter;
 use crate::settings::Settings;
 use crate::store::{self, Store, StoreError};
 use crate::token_cache::TokenCache;
@@ -29,6 +32,10 @@ pub struct App {
     pub s2s: Arc<TokenCache>,
     /// ZAK and OBF tokens.
     pub user_tokens: Arc<UserTokens>,
+    /// End-user sign-in, when configured.
+    pub end_users: Option<Arc<Verifier>>,
+    /// Per-caller request limits.
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 impl Deref for AppState {
@@ -43,6 +50,10 @@ impl Deref for AppState {
 pub enum StartError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("end-user sign-in: {0}")]
+    SignIn(#[from] SignInError),
+    #[error("rate limiter: {0}")]
+    RateLimit(String),
     #[error("zoom client: {0}")]
     Zoom(#[from] ZoomError),
     #[error("cannot listen on {addr}: {source}")]
@@ -83,6 +94,16 @@ impl Application {
             Arc::clone(&s2s),
             settings.zoom.user_token_cache,
         ));
+        let end_users = match &settings.end_users {
+            Some(end_users) => Some(Arc::new(Verifier::new(end_users.clone())?)),
+            None => None,
+        };
+        let rate_limiter = Arc::new(match &settings.cache.redis_url {
+            Some(url) => RateLimiter::redis(url.expose_secret(), "ztv:")
+                .await
+                .map_err(|e| StartError::RateLimit(e.to_string()))?,
+            None => RateLimiter::in_process(),
+        });
         let state = AppState(Arc::new(App {
             settings,
             store,
@@ -90,6 +111,8 @@ impl Application {
             zoom,
             s2s,
             user_tokens,
+            end_users,
+            rate_limiter,
         }));
         let router = middleware::apply(routes::router(state.clone()), &state.settings);
         Ok(Self {

@@ -1,6 +1,7 @@
 //! Who is calling: the `Caller` extractor authenticates an API key against an in-memory copy
-//! of the clients table (the hot path never touches the database) and answers scope and
-//! account questions.
+//! of the clients table (the hot path never touches the database), or an end user's JWT
+//! against the identity provider's keys; then counts the request against the caller's rate
+//! limit, and answers scope, account and "acting for whom" questions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::api_key;
 use crate::app::AppState;
 use crate::clock;
 use crate::error::{ApiError, ErrorCode};
+use crate::rate_limit::{Decision, Limit};
 use crate::scope::Scope;
 use crate::settings::{Account, Settings};
 use crate::store::{Store, StoreError};
@@ -27,6 +29,7 @@ struct KnownClient {
     account: Option<Arc<str>>,
     expires_at: Option<i64>,
     revoked: bool,
+    rate_limit: Option<Limit>,
 }
 
 /// The clients table, copied into memory and re-read every `auth.key_refresh_seconds`, so a
@@ -65,6 +68,9 @@ impl KeyRing {
                     account: c.account.map(Into::into),
                     expires_at: c.expires_at,
                     revoked: c.revoked_at.is_some(),
+                    rate_limit: c
+                        .rate_limit
+                        .map(|(per_second, burst)| Limit { per_second, burst }),
                 },
             );
         }
@@ -116,20 +122,53 @@ impl KeyRing {
             name: Arc::clone(&client.name),
             scopes: Arc::clone(&client.scopes),
             account: client.account.clone(),
+            end_user: None,
+            rate_limit: client.rate_limit,
         })
     }
 }
 
-/// An authenticated caller.
+/// An authenticated caller: an API client, or a signed-in end user.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The client's name, or the end user's subject.
     pub name: Arc<str>,
     scopes: Arc<[Scope]>,
     /// `None`: may name any configured account.
     account: Option<Arc<str>>,
+    /// `Some(me)` for an end user: the Zoom user they are, and the only one they act for.
+    end_user: Option<Arc<str>>,
+    /// Own limit; `None`: the configured default.
+    rate_limit: Option<Limit>,
 }
 
 impl Caller {
+    /// The end user's Zoom identity (`me`), if the caller is an end user.
+    pub fn end_user(&self) -> Option<&str> {
+        self.end_user.as_deref()
+    }
+
+    /// The Zoom user to act for when `user_id` is asked: an API key acts for anyone (its
+    /// scopes say for what); an end user only for themselves, as `me` or by their own
+    /// identity, which is then what Zoom is asked about.
+    pub fn act_as(&self, user_id: &str) -> Result<String, ApiError> {
+        match &self.end_user {
+            None => Ok(user_id.to_string()),
+            Some(me) if user_id == "me" || user_id.eq_ignore_ascii_case(me) => Ok(me.to_string()),
+            Some(_) => Err(ApiError::forbidden(
+                "end users may only fetch tokens for themselves (`me`)",
+            )),
+        }
+    }
+
+    /// The key the rate limiter counts this caller under; API keys and end users never share.
+    fn rate_key(&self) -> String {
+        match self.end_user {
+            None => format!("key:{}", self.name),
+            Some(_) => format!("user:{}", self.name),
+        }
+    }
+
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }
@@ -212,13 +251,55 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let presented = presented_key(&parts.headers)?;
-        if !api_key::looks_like_key(presented) {
-            return Err(ApiError::unauthenticated(
-                "not a ztv API key (keys start with `ztv_`)",
-            ));
-        }
-        let caller = state.keys.authenticate(presented, clock::now())?;
+        let caller = if api_key::looks_like_key(presented) {
+            state.keys.authenticate(presented, clock::now())?
+        } else {
+            end_user(state, presented).await?
+        };
         tracing::Span::current().record("caller", &*caller.name);
+
+        let limit = caller.rate_limit.unwrap_or(Limit {
+            per_second: state.settings.rate_limit.requests_per_second,
+            burst: state.settings.rate_limit.burst,
+        });
+        if let Decision::Limited { retry_after } =
+            state.rate_limiter.check(&caller.rate_key(), limit).await
+        {
+            let mut error = ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "rate limit of {}/s (burst {}) exceeded; retry later",
+                    limit.per_second, limit.burst
+                ),
+            );
+            error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+            return Err(error);
+        }
         Ok(caller)
     }
+}
+
+/// A bearer value that is not a ztv key: an end user's JWT, when sign-in is configured.
+async fn end_user(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let Some(verifier) = &state.end_users else {
+        return Err(ApiError::unauthenticated(
+            "not a ztv API key (keys start with `ztv_`), and end-user sign-in is not configured",
+        ));
+    };
+    let user = verifier
+        .verify(token)
+        .await
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    let settings = verifier.settings();
+    Ok(Caller {
+        name: user.subject.into(),
+        scopes: settings.scopes.clone().into(),
+        account: settings
+            .account
+            .clone()
+            .or_else(|| state.settings.sole_account().map(|a| a.name.clone()))
+            .map(Into::into),
+        end_user: Some(user.me.into()),
+        rate_limit: None,
+    })
 }

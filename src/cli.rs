@@ -98,8 +98,18 @@ enum ClientsCommand {
         /// Life of the key, e.g. `90d`, `12h` (default: no expiry).
         #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
         expires_in: Option<Duration>,
+        /// Own rate limit, `RPS/BURST` (default: [rate_limit] of the config).
+        #[arg(long, value_parser = clients::parse_rate_limit, value_name = "RPS/BURST")]
+        rate_limit: Option<Option<(u32, u32)>>,
         #[arg(long)]
         json: bool,
+    },
+    /// Change a client's settings.
+    Update {
+        name: String,
+        /// Own rate limit, `RPS/BURST`, or `default` for the config's.
+        #[arg(long, value_parser = clients::parse_rate_limit, value_name = "RPS/BURST|default")]
+        rate_limit: Option<Option<(u32, u32)>>,
     },
     /// List clients (never their keys).
     List {
@@ -294,6 +304,7 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
             scopes,
             account,
             expires_in,
+            rate_limit,
             json,
         } => {
             let new = NewClient {
@@ -301,6 +312,7 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
                 scopes,
                 account,
                 expires_in,
+                rate_limit: rate_limit.flatten(),
             };
             let (record, key) = clients::create(store.as_ref(), &settings, new).await?;
             print_key("Created", &record, &key, json, refresh);
@@ -308,6 +320,16 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
         ClientsCommand::Rotate { name, json } => {
             let (record, key) = clients::rotate(store.as_ref(), &name).await?;
             print_key("Rotated", &record, &key, json, refresh);
+        }
+        ClientsCommand::Update { name, rate_limit } => {
+            let Some(limit) = rate_limit else {
+                anyhow::bail!("nothing to update: give --rate-limit");
+            };
+            clients::set_rate_limit(store.as_ref(), &name, limit).await?;
+            let shown = limit.map_or("the default".to_string(), |(r, b)| {
+                format!("{r}/s, burst {b}")
+            });
+            println!("Updated `{name}`: rate limit {shown}, in effect within {refresh} s.");
         }
         ClientsCommand::Revoke { name } => {
             clients::revoke(store.as_ref(), &name).await?;
@@ -335,6 +357,7 @@ fn client_json(c: &ClientRecord) -> serde_json::Value {
         "createdAt": clock::rfc3339(c.created_at),
         "expiresAt": c.expires_at.map(clock::rfc3339),
         "revokedAt": c.revoked_at.map(clock::rfc3339),
+        "rateLimit": c.rate_limit.map(|(r, b)| json!({"requestsPerSecond": r, "burst": b})),
         "status": status(c),
     })
 }

@@ -30,6 +30,8 @@ pub struct NewClient<'a> {
     pub scopes: Vec<Scope>,
     pub account: Option<String>,
     pub expires_in: Option<Duration>,
+    /// Own rate limit (requests per second, burst); `None`: the configured default.
+    pub rate_limit: Option<(u32, u32)>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -76,6 +78,7 @@ pub async fn create(
         created_at: now,
         expires_at,
         revoked_at: None,
+        rate_limit: new.rate_limit,
     };
     store.insert_client(&record).await?;
     Ok((record, key))
@@ -97,6 +100,44 @@ pub async fn rotate(store: &dyn Store, name: &str) -> Result<(ClientRecord, NewK
         .find(|c| c.name == name)
         .ok_or_else(|| ClientError::NotFound(name.to_string()))?;
     Ok((record, key))
+}
+
+/// Sets or clears a live client's own rate limit.
+pub async fn set_rate_limit(
+    store: &dyn Store,
+    name: &str,
+    limit: Option<(u32, u32)>,
+) -> Result<(), ClientError> {
+    match store
+        .set_client_rate_limit(name, limit, clock::now())
+        .await?
+    {
+        true => Ok(()),
+        false => Err(ClientError::NotFound(name.to_string())),
+    }
+}
+
+/// Parses `RPS/BURST` (or `RPS`, burst = 2 × RPS), both 1–100000; `default` clears it.
+pub fn parse_rate_limit(text: &str) -> Result<Option<(u32, u32)>, String> {
+    if text == "default" {
+        return Ok(None);
+    }
+    let number = |t: &str| {
+        t.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .ok_or_else(|| {
+                format!("{text:?}: expected RPS/BURST with numbers from 1 to 100000, or `default`")
+            })
+    };
+    match text.split_once('/') {
+        Some((rate, burst)) => Ok(Some((number(rate)?, number(burst)?))),
+        None => {
+            let rate = number(text)?;
+            Ok(Some((rate, rate.saturating_mul(2).min(100_000))))
+        }
+    }
 }
 
 pub async fn revoke(store: &dyn Store, name: &str) -> Result<(), ClientError> {

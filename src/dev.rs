@@ -89,6 +89,7 @@ pub async fn run(settings: Settings, bind: Option<SocketAddr>) -> anyhow::Result
             scopes: Scope::ALL.to_vec(),
             account: Some(ACCOUNT.into()),
             expires_in: None,
+            rate_limit: None,
         },
     )
     .await?;

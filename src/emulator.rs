@@ -1532,6 +1532,74 @@ mod tests {
         emu.shutdown().await;
     }
 
+    /// `GET /_emulator/stats` as (status, body).
+    async fn stats(emu: &Emulator, http: &reqwest::Client) -> (u16, Value) {
+        let response = http
+            .get(format!("{}/_emulator/stats", emu.base_url()))
+            .send()
+            .await
+            .expect("an answer");
+        read(response).await
+    }
+
+    #[tokio::test]
+    async fn stats_route_reports_the_call_counts() {
+        let emu = emulator().await;
+        let http = http();
+        let zero = json!({ "token": 0, "zak": 0, "obf": 0, "tokenRequestsByAccount": {} });
+        assert_eq!(stats(&emu, &http).await, (200, zero.clone()));
+
+        let token = access_token(&emu, &http).await;
+        access_token(&emu, &http).await;
+        // Refused requests count, by the account they named.
+        let foreign = request_token(&http, &token_url(&emu, OTHER_ACCOUNT), CLIENT, "wrong").await;
+        assert_eq!(foreign.status().as_u16(), 400);
+        for _ in 0..3 {
+            assert_eq!(
+                user_token(&emu, &http, &token, "me", "type=zak").await.0,
+                200
+            );
+        }
+        let query = "type=onbehalf&meeting_id=123456789";
+        assert_eq!(user_token(&emu, &http, &token, "u2", query).await.0, 200);
+        // Neither ZAK nor OBF.
+        assert_eq!(
+            user_token(&emu, &http, &token, "me", "type=token").await.0,
+            400
+        );
+
+        let expected = json!({
+            "token": 3,
+            "zak": 3,
+            "obf": 1,
+            "tokenRequestsByAccount": { ACCOUNT: 2, OTHER_ACCOUNT: 1 },
+        });
+        assert_eq!(stats(&emu, &http).await, (200, expected.clone()));
+        // The same figures as the in-process API.
+        assert_eq!(emu.calls(Endpoint::Token), 3);
+        assert_eq!(emu.calls(Endpoint::Zak), 3);
+        assert_eq!(emu.calls(Endpoint::Obf), 1);
+        assert_eq!(emu.token_requests_for(ACCOUNT), 2);
+        assert_eq!(emu.token_requests_for(OTHER_ACCOUNT), 1);
+
+        // The route is not counted, takes no faults and answers only GET.
+        for endpoint in [Endpoint::Token, Endpoint::Zak, Endpoint::Obf] {
+            emu.inject(endpoint, Fault::Status(503), None);
+        }
+        assert_eq!(stats(&emu, &http).await, (200, expected.clone()));
+        assert_eq!(stats(&emu, &http).await, (200, expected));
+        let response = http
+            .post(format!("{}/_emulator/stats", emu.base_url()))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(read(response).await.0, 405);
+        assert_eq!(emu.calls(Endpoint::Token), 3);
+
+        emu.reset_calls();
+        assert_eq!(stats(&emu, &http).await, (200, zero));
+    }
+
     #[test]
     fn account_debug_hides_the_secret() {
         let account = EmulatorAccount {

@@ -1,13 +1,14 @@
 //! The whole middleware stack, in one place, outermost first:
-//! request id → trace span and one log line → error bodies in our shape → timeout →
-//! panic catcher → body limit → routes.
+//! request id → CORS (when origins are configured) → trace span and one log line → error
+//! bodies in our shape → timeout → panic catcher → body limit → routes.
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -18,7 +19,7 @@ use crate::request_id::{self, RequestId};
 use crate::settings::Settings;
 
 pub fn apply(router: Router, settings: &Settings) -> Router {
-    router
+    let router = router
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_panic| {
             // The payload is not logged: it could hold anything a handler had in hand.
@@ -61,8 +62,42 @@ pub fn apply(router: Router, settings: &Settings) -> Router {
                     },
                 )
                 .on_failure(()),
-        )
-        .layer(middleware::from_fn(request_id::assign))
+        );
+    let router = match cors(settings) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.layer(middleware::from_fn(request_id::assign))
+}
+
+/// CORS for the configured exact origins; with none, no CORS headers at all (a disallowed
+/// origin never gets `Access-Control-Allow-Origin`).
+fn cors(settings: &Settings) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = settings
+        .cors
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static(request_id::HEADER),
+            ])
+            .expose_headers([
+                HeaderName::from_static(request_id::HEADER),
+                header::RETRY_AFTER,
+            ])
+            .max_age(settings.cors.max_age),
+    )
 }
 
 /// Any error response that is not already ours (the router's 405, the timeout's 408, a

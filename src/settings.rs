@@ -14,6 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::scope::Scope;
+
 /// The shipped defaults, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -27,7 +29,14 @@ const ENV_SECTIONS: &[&str] = &[
     "signing",
     "zoom",
     "accounts",
+    "end_users",
+    "cors",
+    "rate_limit",
+    "cache",
 ];
+
+/// Keys whose environment form is a comma-separated list.
+const ENV_LIST_KEYS: &[&str] = &["cors.allowed_origins", "end_users.scopes"];
 
 /// A configuration problem, already phrased as `key: problem` (several joined by `; `).
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +84,55 @@ pub struct Settings {
     pub iat_backdate_seconds: u32,
     pub zoom: ZoomSettings,
     pub accounts: BTreeMap<String, Account>,
+    /// End-user sign-in (OIDC); `None` when no issuer is configured.
+    pub end_users: Option<EndUserSettings>,
+    pub cors: CorsSettings,
+    /// The default per-caller limit.
+    pub rate_limit: RateLimitSettings,
+    pub cache: CacheSettings,
+}
+
+/// Sign-in of web and mobile users with the organisation's identity provider.
+#[derive(Clone, Debug)]
+pub struct EndUserSettings {
+    /// Must equal the tokens' `iss` exactly.
+    pub issuer: String,
+    /// Must be among the tokens' `aud`.
+    pub audience: String,
+    /// Where the signing keys are; `None`: discovered from the issuer.
+    pub jwks_url: Option<Url>,
+    /// The claim that names the Zoom user (`me`).
+    pub user_claim: String,
+    /// What any signed-in user may do.
+    pub scopes: Vec<Scope>,
+    /// The account end users act for; `None`: the only one configured.
+    pub account: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// An unknown `kid` refetches the keys at most this often.
+    pub jwks_min_refetch: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct CorsSettings {
+    /// Exact origins; empty: no CORS headers at all.
+    pub allowed_origins: Vec<String>,
+    /// How long browsers may cache a preflight.
+    pub max_age: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    pub requests_per_second: u32,
+    pub burst: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CacheSettings {
+    /// Shared cache and rate limits for several replicas; `None`: in-process.
+    pub redis_url: Option<SecretString>,
+    /// Base64 of 32 bytes; encrypts tokens held in Redis.
+    pub encryption_key: Option<SecretString>,
 }
 
 #[derive(Clone, Debug)]
@@ -208,6 +266,9 @@ fn read_raw(sources: &Sources) -> Result<RawSettings, ConfigError> {
         Environment::with_prefix("ZTV")
             .prefix_separator("_")
             .separator("__")
+            .list_separator(",")
+            .with_list_parse_key(ENV_LIST_KEYS[0])
+            .with_list_parse_key(ENV_LIST_KEYS[1])
             .source(Some(env)),
     );
     let config = builder.build().map_err(describe)?;
@@ -286,6 +347,48 @@ struct RawSettings {
     zoom: RawZoom,
     #[serde(default)]
     accounts: BTreeMap<String, RawAccount>,
+    #[serde(default)]
+    end_users: RawEndUsers,
+    #[serde(default)]
+    cors: RawCors,
+    #[serde(default)]
+    rate_limit: RawRateLimit,
+    #[serde(default)]
+    cache: RawCache,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEndUsers {
+    issuer: Option<String>,
+    audience: Option<String>,
+    jwks_url: Option<String>,
+    user_claim: Option<String>,
+    scopes: Option<Vec<String>>,
+    account: Option<String>,
+    leeway_seconds: Option<u64>,
+    jwks_min_refetch_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCors {
+    allowed_origins: Option<Vec<String>>,
+    max_age_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    requests_per_second: Option<u64>,
+    burst: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    redis_url: Option<SecretString>,
+    encryption_key: Option<SecretString>,
 }
 
 #[derive(Deserialize, Default)]
@@ -546,6 +649,25 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         ),
     };
 
+    let end_users = validate_end_users(p, raw.end_users, &raw.accounts);
+    let cors = validate_cors(p, raw.cors);
+    let rate_limit = RateLimitSettings {
+        requests_per_second: number_in(
+            p,
+            "rate_limit.requests_per_second",
+            raw.rate_limit.requests_per_second,
+            1..=100_000,
+            50,
+        ) as u32,
+        burst: number_in(
+            p,
+            "rate_limit.burst",
+            raw.rate_limit.burst,
+            1..=100_000,
+            100,
+        ) as u32,
+    };
+    let cache = validate_cache(p, raw.cache);
     let accounts = raw
         .accounts
         .into_iter()
@@ -567,7 +689,150 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         iat_backdate_seconds,
         zoom,
         accounts,
+        end_users,
+        cors,
+        rate_limit,
+        cache,
     }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn validate_end_users(
+    p: &mut Problems,
+    raw: RawEndUsers,
+    accounts: &BTreeMap<String, RawAccount>,
+) -> Option<EndUserSettings> {
+    let issuer = non_empty(raw.issuer)?;
+    if !matches!(Url::parse(&issuer), Ok(u) if matches!(u.scheme(), "http" | "https")) {
+        p.add("end_users.issuer", "must be an http(s) URL");
+    }
+    let audience = p.required("end_users.audience", raw.audience);
+    let jwks_url = non_empty(raw.jwks_url).map(|u| http_url(p, "end_users.jwks_url", Some(u)));
+    let user_claim = non_empty(raw.user_claim).unwrap_or_else(|| "email".into());
+    let mut scopes = Vec::new();
+    for text in raw.scopes.unwrap_or_default() {
+        match text.trim().parse::<Scope>() {
+            Ok(Scope::S2sToken | Scope::GrantsAdmin) => p.add(
+                "end_users.scopes",
+                format!("`{}` is for API keys only", text.trim()),
+            ),
+            Ok(scope) => scopes.push(scope),
+            Err(e) => p.add("end_users.scopes", e),
+        }
+    }
+    scopes.sort();
+    scopes.dedup();
+    let account = non_empty(raw.account);
+    match &account {
+        Some(name) if !accounts.contains_key(name) => {
+            p.add(
+                "end_users.account",
+                format!("account `{name}` is not configured"),
+            );
+        }
+        None if accounts.len() > 1 => p.add(
+            "end_users.account",
+            "required when several accounts are configured",
+        ),
+        _ => {}
+    }
+    Some(EndUserSettings {
+        issuer,
+        audience,
+        jwks_url,
+        user_claim,
+        scopes,
+        account,
+        leeway: seconds_in(
+            p,
+            "end_users.leeway_seconds",
+            raw.leeway_seconds,
+            0..=300,
+            30,
+        ),
+        jwks_min_refetch: seconds_in(
+            p,
+            "end_users.jwks_min_refetch_seconds",
+            raw.jwks_min_refetch_seconds,
+            1..=3600,
+            5,
+        ),
+    })
+}
+
+fn validate_cors(p: &mut Problems, raw: RawCors) -> CorsSettings {
+    let mut allowed_origins = Vec::new();
+    for origin in raw.allowed_origins.unwrap_or_default() {
+        let origin = origin.trim().trim_end_matches('/').to_string();
+        if origin.is_empty() {
+            continue;
+        }
+        let valid = Url::parse(&origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
+        }) && !origin.contains('*');
+        if valid {
+            allowed_origins.push(origin);
+        } else {
+            p.add(
+                "cors.allowed_origins",
+                "each origin must be exact, e.g. https://app.example.com (no path, no wildcard)",
+            );
+        }
+    }
+    CorsSettings {
+        allowed_origins,
+        max_age: seconds_in(
+            p,
+            "cors.max_age_seconds",
+            raw.max_age_seconds,
+            0..=86_400,
+            600,
+        ),
+    }
+}
+
+fn validate_cache(p: &mut Problems, raw: RawCache) -> CacheSettings {
+    let redis_url = raw
+        .redis_url
+        .filter(|u| !u.expose_secret().trim().is_empty());
+    let encryption_key = raw
+        .encryption_key
+        .filter(|k| !k.expose_secret().trim().is_empty());
+    if let Some(url) = &redis_url
+        && !(url.expose_secret().starts_with("redis://")
+            || url.expose_secret().starts_with("rediss://"))
+    {
+        p.add("cache.redis_url", "must start with redis:// or rediss://");
+    }
+    match (&redis_url, &encryption_key) {
+        (Some(_), None) => p.add(
+            "cache.encryption_key",
+            "required with cache.redis_url (tokens are encrypted in Redis)",
+        ),
+        (_, Some(key)) if decode_key(key).is_none() => p.add(
+            "cache.encryption_key",
+            "must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
+        ),
+        _ => {}
+    }
+    CacheSettings {
+        redis_url,
+        encryption_key,
+    }
+}
+
+/// A base64 32-byte key.
+pub fn decode_key(key: &SecretString) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key.expose_secret().trim())
+        .ok()?;
+    bytes.try_into().ok()
 }
 
 /// A whole number within `range` (the default when absent).

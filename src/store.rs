@@ -44,6 +44,8 @@ pub struct ClientRecord {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// Requests per second and burst; `None`: the configured default.
+    pub rate_limit: Option<(u32, u32)>,
 }
 
 #[async_trait]
@@ -60,6 +62,14 @@ pub trait Store: Send + Sync {
         name: &str,
         key_lookup: &str,
         key_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Sets (or with `None` clears) a live client's own rate limit; `false` when there is no
+    /// live client of that name.
+    async fn set_client_rate_limit(
+        &self,
+        name: &str,
+        limit: Option<(u32, u32)>,
         now: i64,
     ) -> Result<bool, StoreError>;
     /// Answers when the store can be reached.
@@ -101,7 +111,17 @@ impl SqliteStore {
 
 fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreError> {
     let scopes: String = row.try_get("scopes")?;
+    let per_second: Option<i64> = row.try_get("rate_limit_per_second")?;
+    let burst: Option<i64> = row.try_get("rate_limit_burst")?;
+    let rate_limit = match (per_second, burst) {
+        (Some(r), Some(b)) => Some((
+            u32::try_from(r).map_err(|_| StoreError::Corrupt("rate limit".into()))?,
+            u32::try_from(b).map_err(|_| StoreError::Corrupt("rate limit".into()))?,
+        )),
+        _ => None,
+    };
     Ok(ClientRecord {
+        rate_limit,
         name: row.try_get("name")?,
         key_lookup: row.try_get("key_prefix")?,
         key_hash: row.try_get("key_hash")?,
@@ -134,7 +154,8 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO api_clients (name, key_prefix, key_hash, scopes, account, created_at, \
-             expires_at, revoked_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             expires_at, revoked_at, updated_at, rate_limit_per_second, rate_limit_burst) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.name)
         .bind(&c.key_lookup)
@@ -145,6 +166,8 @@ impl Store for SqliteStore {
         .bind(c.expires_at)
         .bind(c.revoked_at)
         .bind(c.created_at)
+        .bind(c.rate_limit.map(|(r, _)| i64::from(r)))
+        .bind(c.rate_limit.map(|(_, b)| i64::from(b)))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -191,6 +214,25 @@ impl Store for SqliteStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn set_client_rate_limit(
+        &self,
+        name: &str,
+        limit: Option<(u32, u32)>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE api_clients SET rate_limit_per_second = ?, rate_limit_burst = ?, \
+             updated_at = ? WHERE name = ? AND revoked_at IS NULL",
+        )
+        .bind(limit.map(|(r, _)| i64::from(r)))
+        .bind(limit.map(|(_, b)| i64::from(b)))
+        .bind(now)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -211,6 +253,7 @@ mod tests {
             created_at: 100,
             expires_at: None,
             revoked_at: None,
+            rate_limit: None,
         }
     }
 

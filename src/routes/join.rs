@@ -48,8 +48,8 @@ async fn issue_join_bundle(
         return Err(ApiError::invalid("meetingNumber", "required"));
     };
     let user = match fields.string("userId", 128)? {
-        Some(user) => input::user_id(&user)?,
-        None => "me".to_string(),
+        Some(user) => caller.act_as(&input::user_id(&user)?)?,
+        None => caller.act_as("me")?,
     };
     // A host needs a ZAK to start the meeting; participants ask for one when they want it.
     let with_zak = fields.bool("withZak")?.unwrap_or(role == 1);

@@ -70,7 +70,7 @@ async fn issue_zak(
     RawQuery(query): RawQuery,
 ) -> Result<Json<ZakResponse>, ApiError> {
     caller.require(Scope::ZakRead)?;
-    let user = user_of(path)?;
+    let user = caller.act_as(&user_of(path)?)?;
     let mut fields = input::query_fields(query.as_deref())?;
     let account = fields.string("account", 64)?;
     fields.finish()?;
@@ -93,7 +93,7 @@ async fn issue_obf_token(
     RawQuery(query): RawQuery,
 ) -> Result<Json<ObfResponse>, ApiError> {
     caller.require(Scope::ObfRead)?;
-    let user = user_of(path)?;
+    let user = caller.act_as(&user_of(path)?)?;
     let mut fields = input::query_fields(query.as_deref())?;
     let meeting_number = required_meeting_number(&mut fields)?;
     let account = fields.string("account", 64)?;

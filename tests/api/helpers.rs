@@ -107,6 +107,7 @@ impl TestApp {
                 scopes: scopes.to_vec(),
                 account: account.map(str::to_string),
                 expires_in,
+                rate_limit: None,
             },
         )
         .await
@@ -236,6 +237,11 @@ impl std::ops::Deref for ZoomApp {
 /// `acc-other` (user Carol), then the service with `prod`'s S2S credentials pointing at it.
 /// Zoom timeouts are short so fault tests finish quickly; `zoom_keys` go into `[zoom]`.
 pub async fn spawn_zoom_app(zoom_keys: &str) -> ZoomApp {
+    spawn_zoom_app_with(zoom_keys, "").await
+}
+
+/// As [`spawn_zoom_app`], with `extra` appended to the config (other sections).
+pub async fn spawn_zoom_app_with(zoom_keys: &str, extra: &str) -> ZoomApp {
     use ztv::emulator::{Emulator, EmulatorAccount};
     let zoom = Emulator::start().await.unwrap();
     zoom.add_account(EmulatorAccount {
@@ -267,6 +273,7 @@ breaker_cooldown_seconds = 2
 account_id = "{S2S_ACCOUNT_ID}"
 client_id = "{S2S_CLIENT_ID}"
 client_secret = "{S2S_SECRET}"
+{extra}
 "#,
         oauth = zoom.base_url(),
         api = zoom.api_url(),
@@ -295,5 +302,48 @@ impl TestApp {
 
     pub async fn join(&self, key: &str, body: Value) -> Response {
         self.post("/v1/join", key).json(&body).send().await.unwrap()
+    }
+}
+
+/// The Redis URL for tests that need the real server. Unset: a loud skip, or a failure when
+/// `ZTV_TEST_REQUIRE_SERVICES=1` (as in CI).
+pub fn redis_url_or_skip() -> Option<String> {
+    match std::env::var("ZTV_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("ZTV_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "ZTV_TEST_REDIS_URL is unset but ZTV_TEST_REQUIRE_SERVICES=1"
+            );
+            eprintln!(
+                "SKIPPED: set ZTV_TEST_REDIS_URL=redis://127.0.0.1:6379 to run this test against Redis"
+            );
+            None
+        }
+    }
+}
+
+/// A second service on the same store as `first` (its own port, key ring and caches).
+pub async fn spawn_replica(first: &TestApp, extra: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db = first.settings.database.url.clone();
+    let mut settings =
+        Settings::from_toml(&test_config(&dir.path().join("unused.db"), extra)).unwrap();
+    settings.database.url = db;
+    let app = Application::build_with_store(settings.clone(), Arc::clone(&first.store))
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        store: Arc::clone(&first.store),
+        settings,
+        _dir: dir,
+        _stop: stop,
     }
 }

@@ -5,8 +5,11 @@
 
 mod auth;
 mod cli;
+mod end_users;
 mod errors;
 mod helpers;
+mod idp;
+mod limits;
 mod meeting_sdk;
 mod shutdown;
 mod upstream;

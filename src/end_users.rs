@@ -1,0 +1,291 @@
+//! End-user sign-in: verifies a JWT from the organisation's identity provider (OIDC) against
+//! the issuer's published keys (JWKS), fetched once, cached, and refetched when a token names
+//! an unknown `kid` (at most once per `end_users.jwks_min_refetch_seconds`).
+//!
+//! Only RS256 and ES256 are accepted, whatever the token's header claims: never `none`, never
+//! an HMAC algorithm (which would let a public key act as a shared secret).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::settings::EndUserSettings;
+
+/// The `alg` a token's header declares, read without trusting anything else in it.
+fn declared_algorithm(token: &str) -> Option<String> {
+    use base64::Engine;
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()?;
+    let alg = serde_json::from_slice::<Value>(&bytes)
+        .ok()?
+        .get("alg")?
+        .as_str()?
+        .to_string();
+    Some(
+        alg.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(16)
+            .collect(),
+    )
+}
+
+/// Why a token was refused; the message says which check failed and never echoes the token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SignInError {
+    #[error("end-user token is malformed")]
+    Malformed,
+    #[error("end-user token algorithm {0} is not accepted (RS256 or ES256 only)")]
+    Algorithm(String),
+    #[error("end-user token is signed by an unknown key")]
+    UnknownKey,
+    #[error("end-user token signature does not verify")]
+    Signature,
+    #[error("end-user token has expired")]
+    Expired,
+    #[error("end-user token is not valid yet")]
+    NotYetValid,
+    #[error("end-user token has the wrong issuer")]
+    Issuer,
+    #[error("end-user token has the wrong audience")]
+    Audience,
+    #[error("end-user token lacks the `{0}` claim")]
+    MissingClaim(String),
+    #[error("the identity provider's keys cannot be fetched: {0}")]
+    Keys(String),
+}
+
+/// A verified end user.
+#[derive(Debug, Clone)]
+pub struct EndUser {
+    /// The value of `user_claim`: who `me` is at Zoom.
+    pub me: String,
+    /// `sub`, or `me` when absent: names the caller for rate limits and logs.
+    pub subject: String,
+}
+
+struct Keys {
+    by_kid: HashMap<String, (DecodingKey, Algorithm)>,
+    /// Keys without a `kid`, usable only when the token names none.
+    unnamed: Vec<(DecodingKey, Algorithm)>,
+    /// The last fetch (successful or not), to rate-limit refetches.
+    fetched: Option<Instant>,
+}
+
+pub struct Verifier {
+    settings: EndUserSettings,
+    http: reqwest::Client,
+    keys: Mutex<Keys>,
+    /// One fetch at a time; others wait and then read what it stored.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl Verifier {
+    pub fn new(settings: EndUserSettings) -> Result<Self, SignInError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| SignInError::Keys(e.to_string()))?;
+        Ok(Self {
+            settings,
+            http,
+            keys: Mutex::new(Keys {
+                by_kid: HashMap::new(),
+                unnamed: Vec::new(),
+                fetched: None,
+            }),
+            fetching: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn settings(&self) -> &EndUserSettings {
+        &self.settings
+    }
+
+    /// Verifies `token` and names the user.
+    pub async fn verify(&self, token: &str) -> Result<EndUser, SignInError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| match declared_algorithm(token) {
+                // A header naming an algorithm the library does not even know (`none`).
+                Some(alg) => SignInError::Algorithm(alg),
+                None => SignInError::Malformed,
+            })?;
+        let algorithm = match header.alg {
+            Algorithm::RS256 | Algorithm::ES256 => header.alg,
+            other => return Err(SignInError::Algorithm(format!("{other:?}"))),
+        };
+        let key = match self.find_key(header.kid.as_deref(), algorithm) {
+            Some(key) => key,
+            None => {
+                self.refetch().await?;
+                self.find_key(header.kid.as_deref(), algorithm)
+                    .ok_or(SignInError::UnknownKey)?
+            }
+        };
+
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.validate_nbf = true;
+        validation.leeway = self.settings.leeway.as_secs();
+        let data = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature => SignInError::Expired,
+                K::ImmatureSignature => SignInError::NotYetValid,
+                K::InvalidIssuer => SignInError::Issuer,
+                K::InvalidAudience => SignInError::Audience,
+                K::InvalidSignature => SignInError::Signature,
+                K::MissingRequiredClaim(claim) => SignInError::MissingClaim(claim.clone()),
+                K::InvalidAlgorithm => SignInError::Algorithm(format!("{algorithm:?}")),
+                _ => SignInError::Malformed,
+            }
+        })?;
+        let claim = &self.settings.user_claim;
+        let me = data
+            .claims
+            .get(claim)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| SignInError::MissingClaim(claim.clone()))?
+            .to_string();
+        let subject = data
+            .claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or(&me)
+            .to_string();
+        Ok(EndUser { me, subject })
+    }
+
+    fn find_key(&self, kid: Option<&str>, algorithm: Algorithm) -> Option<DecodingKey> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        match kid {
+            Some(kid) => keys
+                .by_kid
+                .get(kid)
+                .filter(|(_, alg)| *alg == algorithm)
+                .map(|(key, _)| key.clone()),
+            None => {
+                let mut matching = keys
+                    .unnamed
+                    .iter()
+                    .chain(keys.by_kid.values())
+                    .filter(|(_, alg)| *alg == algorithm);
+                let first = matching.next()?;
+                // Without a `kid` a token is only accepted when exactly one key could sign it.
+                matching.next().is_none().then(|| first.0.clone())
+            }
+        }
+    }
+
+    /// Fetches the keys again, unless another caller just did or the last fetch was too recent.
+    async fn refetch(&self) -> Result<(), SignInError> {
+        let started_waiting = Instant::now();
+        let _turn = self.fetching.lock().await;
+        {
+            let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(at) = keys.fetched
+                && (at >= started_waiting || at.elapsed() < self.settings.jwks_min_refetch)
+            {
+                return Ok(());
+            }
+        }
+        let result = self.fetch_keys().await;
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.fetched = Some(Instant::now());
+        let (by_kid, unnamed) = result?;
+        tracing::info!(
+            keys = by_kid.len() + unnamed.len(),
+            "fetched the identity provider's keys"
+        );
+        keys.by_kid = by_kid;
+        keys.unnamed = unnamed;
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn fetch_keys(
+        &self,
+    ) -> Result<
+        (
+            HashMap<String, (DecodingKey, Algorithm)>,
+            Vec<(DecodingKey, Algorithm)>,
+        ),
+        SignInError,
+    > {
+        let jwks_url = match &self.settings.jwks_url {
+            Some(url) => url.to_string(),
+            None => self.discover().await?,
+        };
+        let set: JwkSet = self.get_json(&jwks_url).await?;
+        let mut by_kid = HashMap::new();
+        let mut unnamed = Vec::new();
+        for jwk in &set.keys {
+            let algorithm = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+                (Some(KeyAlgorithm::RS256), _) => Algorithm::RS256,
+                (Some(KeyAlgorithm::ES256), _) => Algorithm::ES256,
+                (Some(_), _) => continue,
+                (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+                (None, AlgorithmParameters::EllipticCurve(ec))
+                    if ec.curve == EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
+                (None, _) => continue,
+            };
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            match &jwk.common.key_id {
+                Some(kid) => {
+                    by_kid.insert(kid.clone(), (key, algorithm));
+                }
+                None => unnamed.push((key, algorithm)),
+            }
+        }
+        Ok((by_kid, unnamed))
+    }
+
+    /// `jwks_uri` from `{issuer}/.well-known/openid-configuration`.
+    async fn discover(&self) -> Result<String, SignInError> {
+        #[derive(Deserialize)]
+        struct Discovery {
+            jwks_uri: String,
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.settings.issuer.trim_end_matches('/')
+        );
+        let discovery: Discovery = self.get_json(&url).await?;
+        Ok(discovery.jwks_uri)
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, SignInError> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| SignInError::Keys(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(SignInError::Keys(format!(
+                "{url} answered {}",
+                response.status()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|_| SignInError::Keys(format!("{url} did not answer the expected JSON")))
+    }
+}

@@ -1,0 +1,870 @@
+//! Per-caller rate limits (GCRA): in-process with `governor`, or shared by every replica
+//! through one Lua script in Redis, falling back to in-process while Redis does not answer.
+//!
+//! GCRA in one paragraph: a limit of `per_second` and `burst` has an emission interval
+//! T = 1 s / `per_second` and a tolerance τ = (`burst` − 1)·T. Each caller has a theoretical
+//! arrival time (TAT); a request at `now` is allowed when `now ≥ TAT − τ`, and then moves the
+//! TAT to `max(TAT, now) + T`. So `burst` requests may come at once, and after that one per T.
+//! A refused request changes nothing, and its `retry_after` is `TAT − τ − now`.
+//!
+//! While Redis is down each replica limits on its own, so a caller may get up to the limit
+//! from every replica: the service stays up rather than refusing everyone.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError, Script};
+
+/// Longest wait for a TCP connection to Redis.
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+/// Longest wait for one Redis reply.
+const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
+/// Longest wait for one whole check in Redis (the script, and loading it again after a Redis
+/// restart: up to three round trips).
+const REDIS_CALL_TIMEOUT: Duration = Duration::from_millis(500);
+/// After Redis failed, how long requests stay in-process before Redis is tried again, in ms.
+const REDIS_RETRY_MS: u64 = 1_000;
+/// How often the in-process limiter forgets idle callers, in ms.
+const SWEEP_INTERVAL_MS: u64 = 30_000;
+
+/// `retry_at_ms` while Redis answers.
+const HEALTHY: u64 = 0;
+
+/// GCRA for one caller. KEYS[1]: the caller's key. ARGV[1]: emission interval, ARGV[2]:
+/// tolerance, both in µs. Returns `{1, 0}` when the request is allowed (and counted), or
+/// `{0, µs until the next request would be allowed}`.
+///
+/// Time is Redis's own `TIME`, so replicas with skewed clocks agree. µs since the epoch
+/// (~1.8e15) are exact in Lua's doubles (2^53 ≈ 9e15). The key lives exactly until the
+/// caller's budget is full again, when a missing key means the same thing.
+const GCRA_SCRIPT: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local allow_at = tat - tolerance
+if now < allow_at then
+  return {0, allow_at - now}
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return {1, 0}
+";
+
+/// A limit: sustained rate and burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Limit {
+    /// Requests per second, sustained. 0 is taken as 1.
+    pub per_second: u32,
+    /// Requests that may come at once. 0 is taken as 1.
+    pub burst: u32,
+}
+
+impl Limit {
+    /// The limit with both numbers at least 1: a limit of 0 would refuse everything forever,
+    /// which no configuration means.
+    fn normalised(self) -> Self {
+        Self {
+            per_second: self.per_second.max(1),
+            burst: self.burst.max(1),
+        }
+    }
+
+    /// Emission interval T, in µs, rounded up so the sustained rate is never exceeded.
+    fn interval_micros(self) -> u64 {
+        1_000_000u64.div_ceil(u64::from(self.per_second.max(1)))
+    }
+
+    /// Tolerance τ = (burst − 1)·T, in µs.
+    fn tolerance_micros(self) -> u64 {
+        self.interval_micros() * u64::from(self.burst.max(1) - 1)
+    }
+
+    fn quota(self) -> Quota {
+        let per_second = NonZeroU32::new(self.per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN);
+        Quota::per_second(per_second).allow_burst(burst)
+    }
+}
+
+/// The answer to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Refused; the next request would be allowed after `retry_after` (not rounded: the HTTP
+    /// edge rounds it up to whole seconds for `Retry-After`).
+    Limited {
+        retry_after: Duration,
+    },
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allowed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitError {
+    /// The Redis URL cannot be used (the URL itself is not repeated: it may hold a password).
+    #[error("the rate limiter's Redis URL is not valid: {0}")]
+    InvalidUrl(#[source] RedisError),
+}
+
+/// Per-caller rate limits, in-process or shared through Redis. Cheap to share behind an `Arc`.
+pub struct RateLimiter {
+    local: LocalLimiter,
+    shared: Option<Arc<SharedLimiter>>,
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the Redis URL: it may hold a password.
+        f.debug_struct("RateLimiter")
+            .field("backend", &self.backend())
+            .field("degraded", &self.degraded())
+            .finish()
+    }
+}
+
+impl RateLimiter {
+    /// In-process limiter: one replica's own count. Idle callers are forgotten every 30 s.
+    pub fn in_process() -> Self {
+        Self {
+            local: LocalLimiter::new(),
+            shared: None,
+        }
+    }
+
+    /// Shared limiter: GCRA in Redis, keys `{prefix}rl:{caller}` (production uses `ztv:`).
+    ///
+    /// Fails only on a URL that cannot be used. An unreachable Redis does not stop the start:
+    /// the limiter comes up degraded (one warning), limits in-process, and tries Redis again
+    /// at most once a second, in the background, until it answers (one info line). This
+    /// call waits at most about half a second for Redis.
+    pub async fn redis(url: &str, prefix: &str) -> Result<Self, RateLimitError> {
+        let client = redis::Client::open(url).map_err(RateLimitError::InvalidUrl)?;
+        let shared = Arc::new(SharedLimiter {
+            client,
+            connection: ArcSwapOption::empty(),
+            prefix: prefix.to_owned(),
+            script: Script::new(GCRA_SCRIPT),
+            retry_at_ms: AtomicU64::new(HEALTHY),
+            epoch: Instant::now(),
+        });
+        if let Err(error) = shared.connect().await {
+            shared.retry_at_ms.store(
+                shared.now_ms().saturating_add(REDIS_RETRY_MS),
+                Ordering::Release,
+            );
+            tracing::warn!(
+                %error,
+                "Redis for rate limits does not answer; limiting per replica until it does"
+            );
+        }
+        Ok(Self {
+            local: LocalLimiter::new(),
+            shared: Some(shared),
+        })
+    }
+
+    /// Checks and counts one request of `caller` against `limit`. The limit may differ
+    /// between callers and change between calls.
+    pub async fn check(&self, caller: &str, limit: Limit) -> Decision {
+        let limit = limit.normalised();
+        if let Some(shared) = &self.shared
+            && let Some(decision) = shared.check(caller, limit).await
+        {
+            return decision;
+        }
+        self.local.check(caller, limit)
+    }
+
+    /// `"redis"` or `"in-process"`: what the limiter was built with.
+    pub fn backend(&self) -> &'static str {
+        if self.shared.is_some() {
+            "redis"
+        } else {
+            "in-process"
+        }
+    }
+
+    /// Whether a Redis limiter is limiting in-process because Redis does not answer.
+    pub fn degraded(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.degraded())
+    }
+}
+
+/// One replica's limits. `governor` holds one keyed limiter per distinct limit, so a caller
+/// whose limit changes is counted against the new limit at once (its budget under the new
+/// limit starts full), and a caller whose limit alternates cannot reset its count by it.
+struct LocalLimiter {
+    by_limit: RwLock<HashMap<Limit, Arc<DefaultKeyedRateLimiter<String>>>>,
+    epoch: Instant,
+    /// When idle callers are next forgotten, in ms since `epoch`.
+    next_sweep_ms: AtomicU64,
+}
+
+impl LocalLimiter {
+    fn new() -> Self {
+        Self {
+            by_limit: RwLock::new(HashMap::new()),
+            epoch: Instant::now(),
+            next_sweep_ms: AtomicU64::new(SWEEP_INTERVAL_MS),
+        }
+    }
+
+    fn check(&self, caller: &str, limit: Limit) -> Decision {
+        self.sweep_if_due();
+        let limiter = self.limiter_for(limit);
+        match limiter.check_key(&caller.to_owned()) {
+            Ok(()) => Decision::Allowed,
+            Err(not_until) => Decision::Limited {
+                retry_after: not_until.wait_time_from(limiter.clock().now()),
+            },
+        }
+    }
+
+    fn limiter_for(&self, limit: Limit) -> Arc<DefaultKeyedRateLimiter<String>> {
+        if let Some(limiter) = self
+            .by_limit
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&limit)
+        {
+            return Arc::clone(limiter);
+        }
+        let mut by_limit = self.by_limit.write().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            by_limit
+                .entry(limit)
+                .or_insert_with(|| Arc::new(DefaultKeyedRateLimiter::keyed(limit.quota()))),
+        )
+    }
+
+    /// Forgets callers whose budget is full again (they are indistinguishable from new
+    /// ones), and limits no caller uses any more, so memory follows the callers of the last
+    /// `SWEEP_INTERVAL_MS`. One request in each interval does the sweep.
+    fn sweep_if_due(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.next_sweep_ms.load(Ordering::Acquire);
+        if now < due
+            || self
+                .next_sweep_ms
+                .compare_exchange(
+                    due,
+                    now.saturating_add(SWEEP_INTERVAL_MS),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let mut by_limit = self.by_limit.write().unwrap_or_else(|p| p.into_inner());
+        by_limit.retain(|_, limiter| {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+            // A limiter another request still holds may be about to count a caller: keep it.
+            !limiter.is_empty() || Arc::strong_count(limiter) > 1
+        });
+    }
+}
+
+/// The Redis side of a shared limiter.
+struct SharedLimiter {
+    client: redis::Client,
+    /// The connection while Redis answers; dropped on any failure and made again by the
+    /// next probe.
+    connection: ArcSwapOption<MultiplexedConnection>,
+    prefix: String,
+    script: Script,
+    /// `HEALTHY`, or when Redis may next be probed, in ms since `epoch` (never 0 then).
+    retry_at_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl SharedLimiter {
+    /// The decision from Redis, or `None` when Redis cannot give one now and the caller must
+    /// limit in-process.
+    async fn check(self: &Arc<Self>, caller: &str, limit: Limit) -> Option<Decision> {
+        let retry_at = self.retry_at_ms.load(Ordering::Acquire);
+        if retry_at != HEALTHY {
+            self.probe_if_due(retry_at);
+            return None;
+        }
+        // Cloning a multiplexed connection is cheap: it shares one socket.
+        let mut connection = MultiplexedConnection::clone(&*self.connection.load_full()?);
+        let key = format!("{}rl:{caller}", self.prefix);
+        let mut invocation = self.script.key(key);
+        invocation
+            .arg(limit.interval_micros())
+            .arg(limit.tolerance_micros());
+        let call = invocation.invoke_async::<(u8, u64)>(&mut connection);
+        let error = match tokio::time::timeout(REDIS_CALL_TIMEOUT, call).await {
+            Ok(Ok((1, _))) => return Some(Decision::Allowed),
+            Ok(Ok((_, retry_after_us))) => {
+                return Some(Decision::Limited {
+                    retry_after: Duration::from_micros(retry_after_us),
+                });
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {REDIS_CALL_TIMEOUT:?}"),
+        };
+        self.failed(&error);
+        None
+    }
+
+    fn degraded(&self) -> bool {
+        self.retry_at_ms.load(Ordering::Acquire) != HEALTHY
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Marks Redis down: requests go in-process until the next probe says otherwise. Only the
+    /// first failure of an outage is logged.
+    fn failed(&self, error: &str) {
+        self.connection.store(None);
+        let next = self.now_ms().saturating_add(REDIS_RETRY_MS);
+        if self.retry_at_ms.swap(next, Ordering::AcqRel) == HEALTHY {
+            tracing::warn!(
+                error,
+                "Redis for rate limits does not answer; limiting per replica until it does"
+            );
+        }
+    }
+
+    /// Starts one background probe of Redis when one is due. The request that notices goes
+    /// in-process like the others: no request waits for a Redis known to be down.
+    fn probe_if_due(self: &Arc<Self>, retry_at: u64) {
+        let now = self.now_ms();
+        if now < retry_at {
+            return;
+        }
+        // Whoever moves `retry_at_ms` on owns this probe; everyone else stays in-process.
+        let claimed = self
+            .retry_at_ms
+            .compare_exchange(
+                retry_at,
+                now.saturating_add(REDIS_RETRY_MS),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if !claimed {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            if this.connect().await.is_ok()
+                && this.retry_at_ms.swap(HEALTHY, Ordering::AcqRel) != HEALTHY
+            {
+                tracing::info!("Redis for rate limits answers again; limits are shared again");
+            }
+        });
+    }
+
+    /// Connects and loads the script (so that the first checks need one round trip each),
+    /// within `REDIS_CALL_TIMEOUT`.
+    async fn connect(&self) -> Result<(), String> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+            .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
+        let attempt = async {
+            let mut connection = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            self.script.load_async(&mut connection).await?;
+            Ok::<_, RedisError>(connection)
+        };
+        match tokio::time::timeout(REDIS_CALL_TIMEOUT, attempt).await {
+            Ok(Ok(connection)) => {
+                self.connection.store(Some(Arc::new(connection)));
+                Ok(())
+            }
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("no answer within {REDIS_CALL_TIMEOUT:?}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    const SMALL: Limit = Limit {
+        per_second: 5,
+        burst: 2,
+    };
+    /// A limit that refills too slowly to matter within a test: exactly `burst` get through.
+    const SLOW: Limit = Limit {
+        per_second: 1,
+        burst: 5,
+    };
+
+    async fn count_allowed(limiter: &RateLimiter, caller: &str, limit: Limit, n: usize) -> usize {
+        let mut allowed = 0;
+        for _ in 0..n {
+            if limiter.check(caller, limit).await.is_allowed() {
+                allowed += 1;
+            }
+        }
+        allowed
+    }
+
+    fn retry_after(decision: Decision) -> Duration {
+        match decision {
+            Decision::Limited { retry_after } => retry_after,
+            Decision::Allowed => panic!("expected the request to be limited"),
+        }
+    }
+
+    #[test]
+    fn limiter_can_be_shared_between_tasks() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<RateLimiter>();
+    }
+
+    #[test]
+    fn gcra_parameters_are_in_microseconds() {
+        assert_eq!(SMALL.interval_micros(), 200_000);
+        assert_eq!(SMALL.tolerance_micros(), 200_000);
+        let odd = Limit {
+            per_second: 3,
+            burst: 1,
+        };
+        assert_eq!(odd.interval_micros(), 333_334, "rounded up, never faster");
+        assert_eq!(odd.tolerance_micros(), 0);
+        let zero = Limit {
+            per_second: 0,
+            burst: 0,
+        };
+        assert_eq!(
+            zero.normalised(),
+            Limit {
+                per_second: 1,
+                burst: 1
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn in_process_allows_the_burst_then_limits_with_a_sensible_retry_after() {
+        let limiter = RateLimiter::in_process();
+        assert_eq!(limiter.backend(), "in-process");
+        assert!(!limiter.degraded());
+
+        assert_eq!(limiter.check("a", SMALL).await, Decision::Allowed);
+        assert_eq!(limiter.check("a", SMALL).await, Decision::Allowed);
+        let wait = retry_after(limiter.check("a", SMALL).await);
+
+        // Two at once used the burst; the next one is one interval (200 ms) away.
+        assert!(wait > Duration::from_millis(150), "{wait:?}");
+        assert!(wait <= Duration::from_millis(200), "{wait:?}");
+    }
+
+    #[tokio::test]
+    async fn in_process_refills_over_time() {
+        let limiter = RateLimiter::in_process();
+        assert_eq!(count_allowed(&limiter, "a", SMALL, 5).await, 2);
+        let wait = retry_after(limiter.check("a", SMALL).await);
+
+        tokio::time::sleep(wait + Duration::from_millis(20)).await;
+
+        assert_eq!(limiter.check("a", SMALL).await, Decision::Allowed);
+        assert!(!limiter.check("a", SMALL).await.is_allowed());
+    }
+
+    #[tokio::test]
+    async fn in_process_callers_are_independent() {
+        let limiter = RateLimiter::in_process();
+        assert_eq!(count_allowed(&limiter, "a", SMALL, 5).await, 2);
+        assert_eq!(count_allowed(&limiter, "b", SMALL, 5).await, 2);
+        assert_eq!(count_allowed(&limiter, "a:b", SMALL, 5).await, 2);
+    }
+
+    #[tokio::test]
+    async fn in_process_a_changed_limit_takes_effect_at_once() {
+        let limiter = RateLimiter::in_process();
+        assert_eq!(count_allowed(&limiter, "a", SMALL, 5).await, 2);
+
+        let larger = Limit {
+            per_second: 5,
+            burst: 10,
+        };
+        assert_eq!(count_allowed(&limiter, "a", larger, 20).await, 10);
+
+        let smaller = Limit {
+            per_second: 1,
+            burst: 1,
+        };
+        assert_eq!(count_allowed(&limiter, "a", smaller, 5).await, 1);
+        let wait = retry_after(limiter.check("a", smaller).await);
+        assert!(wait > Duration::from_millis(900), "{wait:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn in_process_concurrent_requests_get_exactly_the_burst() {
+        let limiter = Arc::new(RateLimiter::in_process());
+        let allowed = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                let allowed = Arc::clone(&allowed);
+                tokio::spawn(async move {
+                    if limiter.check("busy", SLOW).await.is_allowed() {
+                        allowed.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(allowed.load(Ordering::SeqCst), SLOW.burst as usize);
+    }
+
+    #[tokio::test]
+    async fn in_process_forgets_idle_callers() {
+        let limiter = LocalLimiter::new();
+        let tiny = Limit {
+            per_second: 100,
+            burst: 1,
+        };
+        limiter.check("a", tiny);
+        limiter.check("b", SMALL);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+
+        // Make the sweep due now.
+        limiter.next_sweep_ms.store(0, Ordering::SeqCst);
+        limiter.check("b", SMALL);
+
+        // "a" (10 ms to refill) is forgotten, and with it its limit; "b" is still counted.
+        let by_limit = limiter.by_limit.read().unwrap();
+        assert!(!by_limit.contains_key(&tiny));
+        assert_eq!(by_limit[&SMALL].len(), 1);
+    }
+
+    // --- Redis ---------------------------------------------------------------------------
+
+    /// The test server's URL, or `None` (after saying so loudly) when there is none.
+    fn redis_url(test: &str) -> Option<String> {
+        match std::env::var("ZTV_TEST_REDIS_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var("ZTV_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+                panic!("{test}: ZTV_TEST_REQUIRE_SERVICES=1 but ZTV_TEST_REDIS_URL is not set")
+            }
+            _ => {
+                eprintln!("SKIPPED: {test} needs Redis; set ZTV_TEST_REDIS_URL");
+                None
+            }
+        }
+    }
+
+    fn fresh_prefix() -> String {
+        format!("ztv-test-{}:", uuid::Uuid::new_v4())
+    }
+
+    /// Log lines written while the guard lives on this thread (tests run on a current-thread
+    /// runtime, so spawned tasks log here too).
+    #[derive(Clone, Default)]
+    struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+    impl CapturedLogs {
+        fn install(&self) -> tracing::subscriber::DefaultGuard {
+            let logs = self.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(move || logs.clone())
+                .finish();
+            tracing::subscriber::set_default(subscriber)
+        }
+
+        fn lines_with(&self, level: &str) -> usize {
+            let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+            text.lines().filter(|line| line.contains(level)).count()
+        }
+    }
+
+    impl Write for CapturedLogs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A TCP proxy to `target` that, while closed, drops every connection at once; it counts
+    /// the connections it was offered.
+    struct Proxy {
+        url: String,
+        open: Arc<AtomicBool>,
+        connections: Arc<AtomicUsize>,
+    }
+
+    async fn proxy_to(target: Option<String>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let open = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (is_open, count) = (Arc::clone(&open), Arc::clone(&connections));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let Some(target) = target.clone().filter(|_| is_open.load(Ordering::SeqCst)) else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let mut outbound = TcpStream::connect(target).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        Proxy {
+            url,
+            open,
+            connections,
+        }
+    }
+
+    #[tokio::test]
+    async fn redis_allows_the_burst_then_limits_with_a_sensible_retry_after() {
+        let Some(url) = redis_url("redis_allows_the_burst_then_limits") else {
+            return;
+        };
+        let limiter = RateLimiter::redis(&url, &fresh_prefix()).await.unwrap();
+        assert_eq!(limiter.backend(), "redis");
+        assert!(!limiter.degraded());
+
+        assert_eq!(limiter.check("a", SMALL).await, Decision::Allowed);
+        assert_eq!(limiter.check("a", SMALL).await, Decision::Allowed);
+        let wait = retry_after(limiter.check("a", SMALL).await);
+        assert!(wait > Duration::from_millis(100), "{wait:?}");
+        assert!(wait <= Duration::from_millis(200), "{wait:?}");
+
+        tokio::time::sleep(wait + Duration::from_millis(20)).await;
+        assert_eq!(limiter.check("a", SMALL).await, Decision::Allowed);
+        assert!(!limiter.check("a", SMALL).await.is_allowed());
+        assert!(!limiter.degraded());
+    }
+
+    #[tokio::test]
+    async fn redis_keys_expire_when_the_budget_is_full_again() {
+        let Some(url) = redis_url("redis_keys_expire_when_the_budget_is_full_again") else {
+            return;
+        };
+        let prefix = fresh_prefix();
+        let limiter = RateLimiter::redis(&url, &prefix).await.unwrap();
+        let caller = "odd {caller} name: ü\n*";
+
+        assert_eq!(count_allowed(&limiter, caller, SMALL, 3).await, 2);
+
+        let mut redis = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let ttl_ms: i64 = redis::cmd("PTTL")
+            .arg(format!("{prefix}rl:{caller}"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        // Two requests at once: the TAT is two intervals (400 ms) ahead.
+        assert!((300..=400).contains(&ttl_ms), "{ttl_ms}");
+        assert_eq!(count_allowed(&limiter, "other", SMALL, 3).await, 2);
+    }
+
+    #[tokio::test]
+    async fn redis_replicas_share_one_callers_budget() {
+        let Some(url) = redis_url("redis_replicas_share_one_callers_budget") else {
+            return;
+        };
+        let prefix = fresh_prefix();
+        let one = RateLimiter::redis(&url, &prefix).await.unwrap();
+        let two = RateLimiter::redis(&url, &prefix).await.unwrap();
+
+        let allowed = count_allowed(&one, "shared", SLOW, 3).await
+            + count_allowed(&two, "shared", SLOW, 3).await
+            + count_allowed(&one, "shared", SLOW, 3).await;
+
+        assert_eq!(allowed, SLOW.burst as usize);
+        assert_eq!(count_allowed(&two, "someone else", SLOW, 10).await, 5);
+    }
+
+    #[tokio::test]
+    async fn redis_a_changed_limit_takes_effect_at_once() {
+        let Some(url) = redis_url("redis_a_changed_limit_takes_effect_at_once") else {
+            return;
+        };
+        let limiter = RateLimiter::redis(&url, &fresh_prefix()).await.unwrap();
+        assert_eq!(count_allowed(&limiter, "a", SMALL, 5).await, 2);
+
+        // The caller's arrival time carries over: 8 of the larger burst of 10 remain.
+        let larger = Limit {
+            per_second: 5,
+            burst: 10,
+        };
+        assert_eq!(count_allowed(&limiter, "a", larger, 20).await, 8);
+
+        let smaller = Limit {
+            per_second: 1,
+            burst: 1,
+        };
+        assert!(!limiter.check("a", smaller).await.is_allowed());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_concurrent_requests_across_replicas_get_exactly_the_burst() {
+        let Some(url) = redis_url("redis_concurrent_requests_across_replicas") else {
+            return;
+        };
+        let prefix = fresh_prefix();
+        let replicas = [
+            Arc::new(RateLimiter::redis(&url, &prefix).await.unwrap()),
+            Arc::new(RateLimiter::redis(&url, &prefix).await.unwrap()),
+        ];
+        let allowed = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let limiter = Arc::clone(&replicas[i % 2]);
+                let allowed = Arc::clone(&allowed);
+                tokio::spawn(async move {
+                    if limiter.check("busy", SLOW).await.is_allowed() {
+                        allowed.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+
+        assert_eq!(allowed.load(Ordering::SeqCst), SLOW.burst as usize);
+        assert!(replicas.iter().all(|r| !r.degraded()));
+    }
+
+    #[tokio::test]
+    async fn redis_down_at_start_degrades_to_in_process_with_one_warning() {
+        let logs = CapturedLogs::default();
+        let _guard = logs.install();
+        let started = Instant::now();
+
+        let limiter = RateLimiter::redis("redis://127.0.0.1:1", &fresh_prefix())
+            .await
+            .unwrap();
+
+        assert_eq!(limiter.backend(), "redis");
+        assert!(limiter.degraded());
+        assert_eq!(count_allowed(&limiter, "a", SMALL, 5).await, 2);
+        let wait = retry_after(limiter.check("a", SMALL).await);
+        assert!(wait <= Duration::from_millis(200), "{wait:?}");
+        for _ in 0..100 {
+            limiter.check("a", SMALL).await;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a dead Redis costs milliseconds"
+        );
+        assert_eq!(logs.lines_with("WARN"), 1);
+        assert!(limiter.degraded());
+    }
+
+    #[tokio::test]
+    async fn a_bad_redis_url_fails_without_repeating_it() {
+        let error = RateLimiter::redis("http://user:hunter2@example.com", "ztv:")
+            .await
+            .unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_dead_redis_is_probed_at_most_once_a_second_in_the_background() {
+        let proxy = proxy_to(None).await;
+        let limiter = RateLimiter::redis(&proxy.url, &fresh_prefix())
+            .await
+            .unwrap();
+        assert!(limiter.degraded());
+        let at_start = proxy.connections.load(Ordering::SeqCst);
+        assert!(at_start >= 1);
+
+        for _ in 0..200 {
+            limiter.check("a", SMALL).await;
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(proxy.connections.load(Ordering::SeqCst), at_start);
+
+        tokio::time::sleep(Duration::from_millis(1_050)).await;
+        let started = Instant::now();
+        for _ in 0..200 {
+            limiter.check("a", SMALL).await;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "no request waits"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(proxy.connections.load(Ordering::SeqCst), at_start + 1);
+        assert!(limiter.degraded());
+    }
+
+    #[tokio::test]
+    async fn redis_that_comes_back_is_used_again_with_one_info_line() {
+        let Some(url) = redis_url("redis_that_comes_back_is_used_again") else {
+            return;
+        };
+        let logs = CapturedLogs::default();
+        let _guard = logs.install();
+        let target = url
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        let proxy = proxy_to(Some(target)).await;
+        let prefix = fresh_prefix();
+        let through_proxy = RateLimiter::redis(&proxy.url, &prefix).await.unwrap();
+        let direct = RateLimiter::redis(&url, &prefix).await.unwrap();
+        assert!(through_proxy.degraded());
+        assert_eq!(count_allowed(&through_proxy, "x", SLOW, 10).await, 5);
+
+        // Redis comes back; the next request after a second starts a probe.
+        proxy.open.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(1_050)).await;
+        through_proxy.check("x", SLOW).await;
+        for _ in 0..50 {
+            if !through_proxy.degraded() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!through_proxy.degraded());
+
+        // Now both count against one budget in Redis.
+        assert_eq!(count_allowed(&direct, "y", SLOW, 10).await, 5);
+        assert!(!through_proxy.check("y", SLOW).await.is_allowed());
+        assert_eq!(logs.lines_with("WARN"), 1);
+        assert_eq!(logs.lines_with("INFO"), 1);
+    }
+}
