@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::caller::KeyRing;
 use crate::end_users::{SignInError, Verifier};
+use crate::grants::UserGrants;
 use crate::rate_limit::RateLimiter;
 use crate::settings::Settings;
 use crate::store::{self, Store, StoreError};
@@ -32,6 +33,8 @@ pub struct App {
     pub s2s: Arc<TokenCache>,
     /// ZAK and OBF tokens.
     pub user_tokens: Arc<UserTokens>,
+    /// Users' own OAuth grants, when any account has `user_oauth`.
+    pub grants: Option<Arc<UserGrants>>,
     /// End-user sign-in, when configured.
     pub end_users: Option<Arc<Verifier>>,
     /// Per-caller request limits.
@@ -89,9 +92,12 @@ impl Application {
             .map_err(|source| StartError::Bind { addr, source })?;
         let zoom = Arc::new(ZoomClient::new(&settings.zoom)?);
         let s2s = Arc::new(TokenCache::new(Arc::clone(&zoom), &settings));
+        let grants =
+            UserGrants::new(&settings, Arc::clone(&store), Arc::clone(&zoom)).map(Arc::new);
         let user_tokens = Arc::new(UserTokens::new(
             Arc::clone(&zoom),
             Arc::clone(&s2s),
+            grants.clone(),
             settings.zoom.user_token_cache,
         ));
         let end_users = match &settings.end_users {
@@ -99,7 +105,7 @@ impl Application {
             None => None,
         };
         let rate_limiter = Arc::new(match &settings.cache.redis_url {
-            Some(url) => RateLimiter::redis(url.expose_secret(), "ztv:")
+            Some(url) => RateLimiter::redis(url.expose_secret(), crate::rate_limit::DEFAULT_PREFIX)
                 .await
                 .map_err(|e| StartError::RateLimit(e.to_string()))?,
             None => RateLimiter::in_process(),
@@ -111,6 +117,7 @@ impl Application {
             zoom,
             s2s,
             user_tokens,
+            grants,
             end_users,
             rate_limiter,
         }));

@@ -65,6 +65,7 @@ pub fn dev_settings(
             key: format!("devVideoKey{}", random_hex(6)),
             secret: SecretString::from(random_hex(24)),
         }),
+        user_oauth: None,
     };
     settings.accounts = BTreeMap::from([(ACCOUNT.to_string(), account)]);
     settings

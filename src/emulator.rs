@@ -1,13 +1,28 @@
-//! A built-in Zoom emulator over real HTTP: the S2S token endpoint and the ZAK / OBF token API,
-//! with Zoom's status codes and error bodies, plus a control API for tests (fault injection,
-//! call counting, revocation). `ztv dev` runs against it, so it ships in the library.
+//! A built-in Zoom emulator over real HTTP: the S2S token endpoint, the user OAuth
+//! (authorization-code) flow and the ZAK / OBF token API, with Zoom's status codes and error
+//! bodies, plus a control API for tests (fault injection, call counting, revocation, signed
+//! webhooks). `ztv dev` runs against it, so it ships in the library.
 //!
 //! It answers:
 //!
 //! * `POST /oauth/token?grant_type=account_credentials&account_id=…` (HTTP Basic client ID and
-//!   secret; the parameters may also come as a form body, as Zoom accepts),
+//!   secret of an S2S app; the parameters may also come as a form body, as Zoom accepts),
+//! * `GET /oauth/authorize?response_type=code&client_id=…&redirect_uri=…&state=…`: the browser
+//!   step of a user-managed OAuth app. The consenting user ([`Emulator::set_consenting_user`])
+//!   agrees at once: `302` to `{redirect_uri}?code=…&state=…` with a single-use code that lives
+//!   ten minutes. An unknown client or a `redirect_uri` other than the app's is a 400 (no
+//!   redirect); another `response_type` redirects with `error=unsupported_response_type`, and
+//!   a consenting user who does not exist with `error=access_denied`,
+//! * `POST /oauth/token` with `grant_type=authorization_code&code=…&redirect_uri=…` or
+//!   `grant_type=refresh_token&refresh_token=…` (HTTP Basic client ID and secret of a
+//!   user-managed OAuth app; query or form body): a user access token and a refresh token.
+//!   Refresh tokens are **single-use**, as at Zoom: a refresh invalidates the one it used,
+//!   so of many concurrent refreshes with one token exactly one succeeds,
 //! * `GET /v2/users/{userId}/token?type=zak` and `?type=onbehalf&meeting_id=…` (Bearer access
-//!   token),
+//!   token; an S2S token reaches every user of its account, a user token only its own user,
+//!   as `me` or by ID or email),
+//! * `GET /v2/users/me/zak` (the ZAK of the token's user) and `GET /v2/users/{userId}` (the
+//!   user's profile; `me` is the token's user, or the account's first user for an S2S token),
 //! * `GET /_emulator/stats`, which is **not** a Zoom route: the call counts of
 //!   [`Emulator::calls`] and [`Emulator::token_requests_for`] as
 //!   `{"token":N,"zak":N,"obf":N,"tokenRequestsByAccount":{"ACCOUNT_ID":N,…}}`, so that other
@@ -36,10 +51,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::json;
+use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -53,6 +70,15 @@ pub const ZAK_LIFETIME_SECONDS: i64 = 7200;
 pub const OBF_LIFETIME_SECONDS: i64 = 1800;
 /// The scopes every access token is issued with.
 pub const TOKEN_SCOPE: &str = "user:read:token:admin user:read:zak:admin";
+/// `expires_in` of user access tokens until [`Emulator::set_user_token_lifetime`] says
+/// otherwise; Zoom's own value.
+pub const DEFAULT_USER_TOKEN_LIFETIME_SECONDS: u64 = 3599;
+/// Life of an authorization code, in seconds (Zoom: ten minutes).
+pub const AUTHORIZATION_CODE_LIFETIME_SECONDS: u64 = 600;
+/// Life of a refresh token, in seconds (Zoom: 90 days).
+pub const REFRESH_TOKEN_LIFETIME_SECONDS: u64 = 90 * 24 * 3600;
+/// The scopes every user access token is issued with.
+pub const USER_TOKEN_SCOPE: &str = "user:read:zak user:read:token";
 
 /// Largest token-request body read; Zoom's parameters are a few hundred bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -67,13 +93,28 @@ const RATE_LIMIT_MESSAGE: &str =
     "You have reached the maximum per-second rate limit for this API. Try again later.";
 
 /// The endpoints whose calls are counted and into which faults can be injected. `Zak` and `Obf`
-/// are the two `type`s of `GET /v2/users/{userId}/token`.
+/// are the two `type`s of `GET /v2/users/{userId}/token`; `Zak` also counts
+/// `GET /v2/users/me/zak`.
+///
+/// `Token` is every `POST /oauth/token`, whatever its grant type; `Refresh` and `Code` count the
+/// `refresh_token` and `authorization_code` grants among them a second time, by their
+/// `grant_type` parameter alone. A fault injected on `Refresh` or `Code` applies to requests of
+/// that grant only and is taken before any fault of `Token`, which applies to every grant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Token,
     Zak,
     Obf,
+    /// `POST /oauth/token` with `grant_type=refresh_token`.
+    Refresh,
+    /// `POST /oauth/token` with `grant_type=authorization_code`.
+    Code,
+    /// `GET /v2/users/{userId}`.
+    User,
 }
+
+/// How many [`Endpoint`]s there are.
+const ENDPOINTS: usize = 6;
 
 impl Endpoint {
     fn index(self) -> usize {
@@ -81,6 +122,9 @@ impl Endpoint {
             Endpoint::Token => 0,
             Endpoint::Zak => 1,
             Endpoint::Obf => 2,
+            Endpoint::Refresh => 3,
+            Endpoint::Code => 4,
+            Endpoint::User => 5,
         }
     }
 }
@@ -114,6 +158,26 @@ impl fmt::Debug for EmulatorAccount {
             .field("account_id", &self.account_id)
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A user-managed OAuth app (the authorization-code flow), apart from the S2S apps: its users
+/// authorise it themselves, whatever their account. Its `Debug` hides the secret.
+#[derive(Clone)]
+pub struct EmulatorOAuthApp {
+    pub client_id: String,
+    pub client_secret: String,
+    /// The one redirect URI `/oauth/authorize` and the code exchange accept, compared exactly.
+    pub redirect_uri: String,
+}
+
+impl fmt::Debug for EmulatorOAuthApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorOAuthApp")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("redirect_uri", &self.redirect_uri)
             .finish()
     }
 }
@@ -154,8 +218,7 @@ impl Emulator {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
+        let key = random_bytes::<32>();
         let shared = Arc::new(Shared {
             base_url: format!("http://{}", reachable(local_addr)),
             signing_key: EncodingKey::from_secret(&key),
@@ -163,11 +226,15 @@ impl Emulator {
             calls: Default::default(),
             state: Mutex::new(ZoomState {
                 token_lifetime: DEFAULT_TOKEN_LIFETIME_SECONDS,
+                user_token_lifetime: DEFAULT_USER_TOKEN_LIFETIME_SECONDS,
                 ..ZoomState::default()
             }),
         });
         let router = Router::new()
             .route("/oauth/token", post(issue_access_token))
+            .route("/oauth/authorize", get(authorize))
+            .route("/v2/users/{user_id}", get(describe_user))
+            .route("/v2/users/me/zak", get(issue_own_zak))
             .route("/v2/users/{user_id}/token", get(issue_user_token))
             .route(STATS_PATH, get(stats))
             .fallback(not_found)
@@ -219,6 +286,9 @@ impl Emulator {
     /// account is its `me`. Adding a user ID again replaces its email.
     pub fn add_user(&self, account_id: &str, user_id: &str, email: &str) {
         let mut state = self.shared.lock();
+        if state.first_user.is_none() {
+            state.first_user = Some(user_id.to_string());
+        }
         let users = state.users.entry(account_id.to_string()).or_default();
         let user = EmulatorUser {
             user_id: user_id.to_string(),
@@ -245,17 +315,99 @@ impl Emulator {
         self.shared.lock().token_lifetime = seconds;
     }
 
-    /// Every access token issued so far answers 401 (code 124) from now on.
+    /// Every access token issued so far, S2S or user, answers 401 (code 124) from now on.
+    /// Refresh tokens stay valid, so a user's next refresh works.
     pub fn revoke_all_tokens(&self) {
         self.shared.lock().tokens.clear();
     }
 
-    /// Every access token issued so far to `account_id` answers 401 (code 124) from now on.
+    /// Every access token issued so far to `account_id` (S2S, or to one of its users) answers
+    /// 401 (code 124) from now on.
     pub fn revoke_tokens_of(&self, account_id: &str) {
         self.shared
             .lock()
             .tokens
             .retain(|_, issued| issued.account_id != account_id);
+    }
+
+    /// Registers a user-managed OAuth app. Adding one with a client ID already known replaces it;
+    /// codes and tokens issued before stay valid.
+    pub fn add_oauth_app(&self, app: EmulatorOAuthApp) {
+        let mut state = self.shared.lock();
+        state.oauth_apps.insert(
+            app.client_id,
+            OAuthApp {
+                secret: app.client_secret,
+                redirect_uri: app.redirect_uri,
+            },
+        );
+    }
+
+    /// The user who consents at `/oauth/authorize` from now on, whatever the app (tests set it
+    /// before the browser step): a user ID or email of any account (user IDs are taken to be
+    /// unique across accounts). Until set, the first user ever added. A user who does not exist
+    /// "declines": the redirect carries `error=access_denied`.
+    pub fn set_consenting_user(&self, user_id: &str) {
+        self.shared.lock().consenting_user = Some(user_id.to_string());
+    }
+
+    /// `expires_in` of user access tokens issued from now on.
+    pub fn set_user_token_lifetime(&self, seconds: u64) {
+        self.shared.lock().user_token_lifetime = seconds;
+    }
+
+    /// The user removes the app `client_id`, as Zoom has done by the time it sends
+    /// `app_deauthorized`: that user's unused codes, refresh tokens (then `invalid_grant`) and
+    /// user access tokens (then 401, code 124) of that app stop working.
+    pub fn deauthorize(&self, user_id: &str, client_id: &str) {
+        let mut state = self.shared.lock();
+        let of_theirs =
+            |grant: &UserGrant| grant.user_id == user_id && grant.client_id == client_id;
+        state.codes.retain(|_, code| !of_theirs(&code.grant));
+        state
+            .refresh_tokens
+            .retain(|_, refresh| !of_theirs(&refresh.grant));
+        state
+            .tokens
+            .retain(|_, issued| !issued.user.as_ref().is_some_and(of_theirs));
+    }
+
+    /// The body and headers of the `POST {ztv}/v1/webhooks/zoom` Zoom sends when `user_id`
+    /// removes the app `client_id`: an `app_deauthorized` event (`event_ts` and
+    /// `deauthorization_time` are `timestamp`, unix seconds, so tests can make stale ones;
+    /// `account_id` is the user's, empty for an unknown user), signed with `secret_token` as
+    /// Zoom signs: `x-zm-request-timestamp: {timestamp}` and
+    /// `x-zm-signature: v0={hex HMAC-SHA256(secret_token, "v0:{timestamp}:{body}")}`, plus
+    /// `content-type: application/json`. Nothing is sent and no token is revoked (see
+    /// [`Emulator::deauthorize`]).
+    pub fn deauthorization_webhook(
+        &self,
+        secret_token: &str,
+        user_id: &str,
+        client_id: &str,
+        timestamp: i64,
+    ) -> (String, Vec<(String, String)>) {
+        let account_id = self.shared.lock().account_of(user_id).unwrap_or_default();
+        let event_ts = timestamp.saturating_mul(1000);
+        let body = json!({
+            "event": "app_deauthorized",
+            "event_ts": event_ts,
+            "payload": {
+                "account_id": account_id,
+                "user_id": user_id,
+                "signature": hex::encode(random_bytes::<32>()),
+                "deauthorization_time": rfc3339_millis(event_ts),
+                "client_id": client_id,
+            },
+        })
+        .to_string();
+        let signature = webhook_signature(secret_token, timestamp, &body);
+        let headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("x-zm-request-timestamp".to_string(), timestamp.to_string()),
+            ("x-zm-signature".to_string(), signature),
+        ];
+        (body, headers)
     }
 
     /// Queues a fault for the next `times` requests of `endpoint` (`None`: every request until
@@ -343,7 +495,7 @@ struct Shared {
     signing_key: EncodingKey,
     stopped: watch::Receiver<bool>,
     /// Indexed by [`Endpoint::index`]; atomics so counting never waits on the state lock.
-    calls: [AtomicU64; 3],
+    calls: [AtomicU64; ENDPOINTS],
     state: Mutex<ZoomState>,
 }
 
@@ -371,9 +523,20 @@ struct ZoomState {
     clients: HashMap<String, Client>,
     /// By account ID, in the order added (the first is `me`).
     users: HashMap<String, Vec<EmulatorUser>>,
-    /// Live access tokens.
+    /// Live access tokens, S2S and user.
     tokens: HashMap<String, Issued>,
     token_lifetime: u64,
+    /// User-managed OAuth apps, by client ID.
+    oauth_apps: HashMap<String, OAuthApp>,
+    /// Authorization codes not yet exchanged; an exchange removes its code.
+    codes: HashMap<String, Code>,
+    /// Live refresh tokens; a refresh removes the one it used.
+    refresh_tokens: HashMap<String, Refresh>,
+    /// The user ID or email [`Emulator::set_consenting_user`] named.
+    consenting_user: Option<String>,
+    /// The ID of the first user ever added: the consenting user until one is set.
+    first_user: Option<String>,
+    user_token_lifetime: u64,
     faults: HashMap<Endpoint, VecDeque<Injected>>,
     /// Token-endpoint calls by the `account_id` they named.
     token_requests: HashMap<String, u64>,
@@ -394,6 +557,57 @@ impl ZoomState {
         Some(fault)
     }
 
+    /// The user a Bearer token may act as when it names `user_id`: for an S2S token any user of
+    /// its account (`me` is the first), for a user token only its own user.
+    fn user_for(&self, bearer: &Bearer, user_id: &str) -> Option<&EmulatorUser> {
+        let Some(own) = &bearer.user_id else {
+            return self.find_user(&bearer.account_id, user_id);
+        };
+        let user = self
+            .users
+            .get(&bearer.account_id)?
+            .iter()
+            .find(|u| &u.user_id == own)?;
+        let named = user_id == "me"
+            || user.user_id == user_id
+            || user.email.to_lowercase() == user_id.to_lowercase();
+        named.then_some(user)
+    }
+
+    /// The account and ID of the user who consents at `/oauth/authorize`, if they exist.
+    fn consenting(&self) -> Option<(String, String)> {
+        let wanted = self.consenting_user.as_ref().or(self.first_user.as_ref())?;
+        let email = wanted.to_lowercase();
+        self.users.iter().find_map(|(account_id, users)| {
+            users
+                .iter()
+                .find(|u| &u.user_id == wanted || u.email.to_lowercase() == email)
+                .map(|u| (account_id.clone(), u.user_id.clone()))
+        })
+    }
+
+    /// The account of the user with this ID.
+    fn account_of(&self, user_id: &str) -> Option<String> {
+        self.users
+            .iter()
+            .find(|(_, users)| users.iter().any(|u| u.user_id == user_id))
+            .map(|(account_id, _)| account_id.clone())
+    }
+
+    /// Beyond [`PRUNE_ABOVE`] entries, drops the expired tokens, codes and refresh tokens.
+    fn prune(&mut self, now: Instant) {
+        if self.tokens.len() >= PRUNE_ABOVE {
+            self.tokens.retain(|_, issued| issued.expires_at > now);
+        }
+        if self.codes.len() >= PRUNE_ABOVE {
+            self.codes.retain(|_, code| code.expires_at > now);
+        }
+        if self.refresh_tokens.len() >= PRUNE_ABOVE {
+            self.refresh_tokens
+                .retain(|_, refresh| refresh.expires_at > now);
+        }
+    }
+
     fn find_user(&self, account_id: &str, user_id: &str) -> Option<&EmulatorUser> {
         let users = self.users.get(account_id)?;
         if user_id == "me" {
@@ -411,9 +625,43 @@ struct Client {
     secret: String,
 }
 
+struct OAuthApp {
+    secret: String,
+    redirect_uri: String,
+}
+
+/// Who a user grant (an authorization code, a refresh token, a user access token) acts for, and
+/// which app holds it.
+#[derive(Clone)]
+struct UserGrant {
+    client_id: String,
+    account_id: String,
+    user_id: String,
+}
+
+struct Code {
+    grant: UserGrant,
+    /// The `redirect_uri` of the authorize request, which the exchange must repeat.
+    redirect_uri: String,
+    expires_at: Instant,
+}
+
+struct Refresh {
+    grant: UserGrant,
+    expires_at: Instant,
+}
+
 struct Issued {
     account_id: String,
+    /// `Some` for a user access token: the user it is bound to.
+    user: Option<UserGrant>,
     expires_at: Instant,
+}
+
+/// The holder of a live Bearer access token: an account (S2S) or one user of it (user OAuth).
+struct Bearer {
+    account_id: String,
+    user_id: Option<String>,
 }
 
 struct Injected {
@@ -431,6 +679,19 @@ enum OAuthError {
     UnsupportedGrantType,
     #[error("Invalid request : Bad Request")]
     InvalidRequest,
+    /// `/oauth/authorize` for a client ID no OAuth app has.
+    #[error("Invalid client_id")]
+    UnknownClientId,
+    /// `/oauth/authorize` with a `redirect_uri` other than the app's.
+    #[error("Invalid redirect uri")]
+    InvalidRedirectUri,
+    /// A code that does not exist, was used, expired, is another app's, or came with another
+    /// `redirect_uri`.
+    #[error("Invalid authorization code")]
+    InvalidCode,
+    /// A refresh token that does not exist, was used, expired or is another app's.
+    #[error("Invalid Token!")]
+    InvalidRefreshToken,
     #[error("Internal Server Error")]
     Internal,
 }
@@ -440,7 +701,13 @@ impl IntoResponse for OAuthError {
         let (status, error) = match self {
             OAuthError::InvalidClient => (StatusCode::BAD_REQUEST, "invalid_client"),
             OAuthError::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
-            OAuthError::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request"),
+            OAuthError::InvalidRequest | OAuthError::InvalidRedirectUri => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
+            OAuthError::UnknownClientId => (StatusCode::BAD_REQUEST, "invalid_client"),
+            OAuthError::InvalidCode | OAuthError::InvalidRefreshToken => {
+                (StatusCode::BAD_REQUEST, "invalid_grant")
+            }
             OAuthError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         };
         oauth_body(status, &self.to_string(), error)
@@ -556,14 +823,25 @@ async fn issue_access_token(
         .await
         .unwrap_or_default();
     let params = TokenParams::parse(query.as_deref(), &body);
+    let grant = match params.grant_type.as_deref() {
+        Some("refresh_token") => Some(Endpoint::Refresh),
+        Some("authorization_code") => Some(Endpoint::Code),
+        _ => None,
+    };
 
     shared.count(Endpoint::Token);
+    if let Some(grant) = grant {
+        shared.count(grant);
+    }
     let fault = {
         let mut state = shared.lock();
         if let Some(account_id) = &params.account_id {
             *state.token_requests.entry(account_id.clone()).or_default() += 1;
         }
-        state.next_fault(Endpoint::Token)
+        // The grant's own faults first, then those of the whole endpoint.
+        grant
+            .and_then(|grant| state.next_fault(grant))
+            .or_else(|| state.next_fault(Endpoint::Token))
     };
     if let Some(response) = apply_fault(&shared, fault, Shape::OAuth).await {
         return response;
@@ -584,31 +862,45 @@ fn grant_access_token(
     // that cannot prove it is the app.
     let (client_id, secret) = basic_credentials(headers).ok_or(OAuthError::InvalidClient)?;
     let mut state = shared.lock();
-    let client = state
+    // An S2S app first, then a user-managed one; each takes only its own grant types.
+    let s2s_account = state
         .clients
         .get(&client_id)
         .filter(|client| client.secret == secret)
-        .ok_or(OAuthError::InvalidClient)?;
+        .map(|client| client.account_id.clone());
+    let Some(client_account) = s2s_account else {
+        let is_oauth_app = state
+            .oauth_apps
+            .get(&client_id)
+            .is_some_and(|app| app.secret == secret);
+        if !is_oauth_app {
+            return Err(OAuthError::InvalidClient);
+        }
+        return match params.grant_type.as_deref() {
+            Some("authorization_code") => exchange_code(shared, &mut state, &client_id, params),
+            Some("refresh_token") => refresh(shared, &mut state, &client_id, params),
+            _ => Err(OAuthError::UnsupportedGrantType),
+        };
+    };
     if params.grant_type.as_deref() != Some("account_credentials") {
         return Err(OAuthError::UnsupportedGrantType);
     }
     let account_id = params
         .account_id
         .as_deref()
-        .filter(|id| *id == client.account_id)
+        .filter(|id| *id == client_account)
         .ok_or(OAuthError::InvalidRequest)?
         .to_string();
 
     let lifetime = state.token_lifetime;
-    let access_token = sign_access_token(shared, &client_id, &account_id, lifetime)?;
+    let access_token = sign_oauth_token(shared, &client_id, &account_id, None, lifetime)?;
     let now = Instant::now();
-    if state.tokens.len() >= PRUNE_ABOVE {
-        state.tokens.retain(|_, issued| issued.expires_at > now);
-    }
+    state.prune(now);
     state.tokens.insert(
         access_token.clone(),
         Issued {
             account_id,
+            user: None,
             expires_at: now + Duration::from_secs(lifetime),
         },
     );
@@ -624,11 +916,122 @@ fn grant_access_token(
     .into_response())
 }
 
+/// `grant_type=authorization_code`: trades a live code of this app, with the `redirect_uri` it
+/// was issued for, once. A refused exchange leaves the code as it was.
+fn exchange_code(
+    shared: &Shared,
+    state: &mut ZoomState,
+    client_id: &str,
+    params: &TokenParams,
+) -> Result<Response, OAuthError> {
+    let code = params.code.as_deref().ok_or(OAuthError::InvalidCode)?;
+    let now = Instant::now();
+    let valid = state.codes.get(code).is_some_and(|issued| {
+        issued.grant.client_id == client_id
+            && issued.expires_at > now
+            && params.redirect_uri.as_deref() == Some(issued.redirect_uri.as_str())
+    });
+    if !valid {
+        return Err(OAuthError::InvalidCode);
+    }
+    let grant = state
+        .codes
+        .remove(code)
+        .ok_or(OAuthError::InvalidCode)?
+        .grant;
+    issue_user_tokens(shared, state, grant)
+}
+
+/// `grant_type=refresh_token`: a live refresh token of this app buys a new access token and a
+/// new refresh token, and is used up. Checked and removed under the state lock, so of
+/// concurrent refreshes with one token exactly one succeeds.
+fn refresh(
+    shared: &Shared,
+    state: &mut ZoomState,
+    client_id: &str,
+    params: &TokenParams,
+) -> Result<Response, OAuthError> {
+    let token = params
+        .refresh_token
+        .as_deref()
+        .ok_or(OAuthError::InvalidRefreshToken)?;
+    let now = Instant::now();
+    let valid = state
+        .refresh_tokens
+        .get(token)
+        .is_some_and(|refresh| refresh.grant.client_id == client_id && refresh.expires_at > now);
+    if !valid {
+        return Err(OAuthError::InvalidRefreshToken);
+    }
+    let grant = state
+        .refresh_tokens
+        .remove(token)
+        .ok_or(OAuthError::InvalidRefreshToken)?
+        .grant;
+    issue_user_tokens(shared, state, grant)
+}
+
+#[derive(Serialize)]
+struct UserAccessTokenResponse<'a> {
+    access_token: String,
+    token_type: &'static str,
+    refresh_token: String,
+    expires_in: u64,
+    scope: &'static str,
+    api_url: &'a str,
+}
+
+/// A user access token and a refresh token for `grant`, stored as live.
+fn issue_user_tokens(
+    shared: &Shared,
+    state: &mut ZoomState,
+    grant: UserGrant,
+) -> Result<Response, OAuthError> {
+    let lifetime = state.user_token_lifetime;
+    let access_token = sign_oauth_token(
+        shared,
+        &grant.client_id,
+        &grant.account_id,
+        Some(&grant.user_id),
+        lifetime,
+    )?;
+    let refresh_token = random_token();
+    let now = Instant::now();
+    state.prune(now);
+    state.tokens.insert(
+        access_token.clone(),
+        Issued {
+            account_id: grant.account_id.clone(),
+            user: Some(grant.clone()),
+            expires_at: now + Duration::from_secs(lifetime),
+        },
+    );
+    state.refresh_tokens.insert(
+        refresh_token.clone(),
+        Refresh {
+            grant,
+            expires_at: now + Duration::from_secs(REFRESH_TOKEN_LIFETIME_SECONDS),
+        },
+    );
+    Ok(Json(UserAccessTokenResponse {
+        access_token,
+        token_type: "bearer",
+        refresh_token,
+        expires_in: lifetime,
+        scope: USER_TOKEN_SCOPE,
+        api_url: &shared.base_url,
+    })
+    .into_response())
+}
+
 /// The token endpoint's parameters, from the query or, where it lacks one, a form body.
 #[derive(Default)]
 struct TokenParams {
     grant_type: Option<String>,
     account_id: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    refresh_token: Option<String>,
 }
 
 impl TokenParams {
@@ -640,6 +1043,9 @@ impl TokenParams {
                 let slot = match key.as_ref() {
                     "grant_type" => &mut params.grant_type,
                     "account_id" => &mut params.account_id,
+                    "code" => &mut params.code,
+                    "redirect_uri" => &mut params.redirect_uri,
+                    "refresh_token" => &mut params.refresh_token,
                     _ => continue,
                 };
                 if slot.is_none() && !value.is_empty() {
@@ -669,26 +1075,31 @@ fn auth_param<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
 }
 
 /// A Zoom-shaped access token: `{"alg":"HS512","v":"2.0","kid":…}` over a payload naming the
-/// app and account, signed with the emulator's key. Unique per issue thanks to `jti`.
-fn sign_access_token(
+/// app and account, and for a user token the user (`uid`), signed with the emulator's key.
+/// Unique per issue thanks to `jti`.
+fn sign_oauth_token(
     shared: &Shared,
     client_id: &str,
     account_id: &str,
+    user_id: Option<&str>,
     lifetime: u64,
 ) -> Result<String, OAuthError> {
     let now = unix_now();
     let header = json!({ "alg": "HS512", "v": "2.0", "kid": uuid::Uuid::new_v4().to_string() });
-    let payload = json!({
+    let mut payload = json!({
         "aud": "https://oauth.zoom.us",
         "iss": format!("zm:cid:{client_id}"),
         "aid": account_id,
         "ver": 10,
-        "type": 3,
+        "type": if user_id.is_some() { 0 } else { 3 },
         "nbf": now,
         "iat": now,
         "exp": now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX)),
         "jti": uuid::Uuid::new_v4().to_string(),
     });
+    if let Some(user_id) = user_id {
+        payload["uid"] = json!(user_id);
+    }
     let message = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -737,7 +1148,7 @@ async fn issue_user_token(
         // Zoom checks the access token before anything else, so a bad type from a caller
         // without a valid token is still a 401.
         _ => {
-            return match bearer_account(&shared, &headers) {
+            return match bearer(&shared, &headers) {
                 Ok(_) => ApiError::InvalidType.into_response(),
                 Err(error) => error.into_response(),
             };
@@ -768,25 +1179,25 @@ fn sign_user_token(
     endpoint: Endpoint,
     meeting_id: Option<&str>,
 ) -> Result<String, ApiError> {
-    let account_id = bearer_account(shared, headers)?;
+    let bearer = bearer(shared, headers)?;
     if endpoint == Endpoint::Obf && meeting_id.is_none() {
         return Err(ApiError::MeetingIdRequired);
     }
     let uid = shared
         .lock()
-        .find_user(&account_id, user_id)
+        .user_for(&bearer, user_id)
         .map(|user| user.user_id.clone())
         .ok_or_else(|| ApiError::UserNotFound(user_id.to_string()))?;
 
     let (kind, lifetime, mid) = match endpoint {
         Endpoint::Obf => ("onbehalf", OBF_LIFETIME_SECONDS, meeting_id),
-        Endpoint::Zak | Endpoint::Token => ("zak", ZAK_LIFETIME_SECONDS, None),
+        _ => ("zak", ZAK_LIFETIME_SECONDS, None),
     };
     let now = unix_now();
     let claims = UserTokenClaims {
         uid: &uid,
         kind,
-        aid: &account_id,
+        aid: &bearer.account_id,
         mid,
         iat: now,
         exp: now + lifetime,
@@ -796,16 +1207,217 @@ fn sign_user_token(
         .map_err(|_| ApiError::Internal)
 }
 
-/// The account of the request's live Bearer access token.
-fn bearer_account(shared: &Shared, headers: &HeaderMap) -> Result<String, ApiError> {
+/// The holder of the request's live Bearer access token.
+fn bearer(shared: &Shared, headers: &HeaderMap) -> Result<Bearer, ApiError> {
     let token = auth_param(headers, "bearer").ok_or(ApiError::InvalidAccessToken)?;
     shared
         .lock()
         .tokens
         .get(token)
         .filter(|issued| Instant::now() < issued.expires_at)
-        .map(|issued| issued.account_id.clone())
+        .map(|issued| Bearer {
+            account_id: issued.account_id.clone(),
+            user_id: issued.user.as_ref().map(|grant| grant.user_id.clone()),
+        })
         .ok_or(ApiError::InvalidAccessToken)
+}
+
+/// `GET /v2/users/me/zak`: the ZAK of the token's user (for an S2S token, the account's first
+/// user). Counted, and faulted, as [`Endpoint::Zak`].
+async fn issue_own_zak(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    shared.count(Endpoint::Zak);
+    let fault = shared.lock().next_fault(Endpoint::Zak);
+    if let Some(response) = apply_fault(&shared, fault, Shape::Api).await {
+        return response;
+    }
+    match sign_user_token(&shared, &headers, "me", Endpoint::Zak, None) {
+        Ok(token) => Json(json!({ "token": token })).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /v2/users/{userId}`: the user's profile, as far as the emulator knows it.
+async fn describe_user(
+    State(shared): State<Arc<Shared>>,
+    user_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    shared.count(Endpoint::User);
+    let fault = shared.lock().next_fault(Endpoint::User);
+    if let Some(response) = apply_fault(&shared, fault, Shape::Api).await {
+        return response;
+    }
+    // Only a path that is not valid UTF-8 fails to extract; no user has such an ID.
+    let user_id = match user_id {
+        Ok(Path(user_id)) => user_id,
+        Err(_) => return ApiError::UserNotFound(String::new()).into_response(),
+    };
+    match user_profile(&shared, &headers, &user_id) {
+        Ok(profile) => Json(profile).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+fn user_profile(
+    shared: &Shared,
+    headers: &HeaderMap,
+    user_id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let bearer = bearer(shared, headers)?;
+    let state = shared.lock();
+    let user = state
+        .user_for(&bearer, user_id)
+        .ok_or_else(|| ApiError::UserNotFound(user_id.to_string()))?;
+    let (first_name, last_name) = names_of(&user.email);
+    Ok(json!({
+        "id": user.user_id,
+        "email": user.email,
+        "account_id": bearer.account_id,
+        "first_name": first_name,
+        "last_name": last_name,
+        "type": 1,
+    }))
+}
+
+/// A user's names, made up from the email: `jane.q.doe@…` is Jane / Q Doe.
+fn names_of(email: &str) -> (String, String) {
+    let local = email.split('@').next().unwrap_or_default();
+    let mut parts = local
+        .split(['.', '_', '-', '+'])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        });
+    let first = parts.next().unwrap_or_default();
+    (first, parts.collect::<Vec<_>>().join(" "))
+}
+
+#[derive(Default)]
+struct AuthorizeParams {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+/// `GET /oauth/authorize`: the browser step, consented at once by the consenting user.
+async fn authorize(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    let mut params = AuthorizeParams::default();
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let slot = match key.as_ref() {
+            "response_type" => &mut params.response_type,
+            "client_id" => &mut params.client_id,
+            "redirect_uri" => &mut params.redirect_uri,
+            "state" => &mut params.state,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(value.into_owned());
+        }
+    }
+    let location = match consent(&shared, &params) {
+        Ok(location) => location,
+        Err(error) => return error.into_response(),
+    };
+    match HeaderValue::try_from(location) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        // Only a registered redirect URI with bytes a header cannot carry.
+        Err(_) => OAuthError::Internal.into_response(),
+    }
+}
+
+/// Where the browser goes: the app's redirect URI with a fresh code (or an `error`) and the
+/// `state` as given. An unknown client or a foreign redirect URI is answered, not redirected,
+/// as OAuth requires.
+fn consent(shared: &Shared, params: &AuthorizeParams) -> Result<String, OAuthError> {
+    let mut state = shared.lock();
+    let client_id = params.client_id.clone().unwrap_or_default();
+    let app = state
+        .oauth_apps
+        .get(&client_id)
+        .ok_or(OAuthError::UnknownClientId)?;
+    let redirect_uri = params
+        .redirect_uri
+        .clone()
+        .filter(|uri| *uri == app.redirect_uri)
+        .ok_or(OAuthError::InvalidRedirectUri)?;
+
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if params.response_type.as_deref() != Some("code") {
+        query.append_pair("error", "unsupported_response_type");
+    } else if let Some((account_id, user_id)) = state.consenting() {
+        let code = random_token();
+        let now = Instant::now();
+        state.prune(now);
+        state.codes.insert(
+            code.clone(),
+            Code {
+                grant: UserGrant {
+                    client_id,
+                    account_id,
+                    user_id,
+                },
+                redirect_uri: redirect_uri.clone(),
+                expires_at: now + Duration::from_secs(AUTHORIZATION_CODE_LIFETIME_SECONDS),
+            },
+        );
+        query.append_pair("code", &code);
+    } else {
+        query.append_pair("error", "access_denied");
+    }
+    if let Some(given) = &params.state {
+        query.append_pair("state", given);
+    }
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    Ok(format!("{redirect_uri}{separator}{}", query.finish()))
+}
+
+/// `N` bytes from the operating system's generator.
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
+/// An opaque, unguessable token: authorization codes and refresh tokens.
+fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+/// `v0=` and the hex HMAC-SHA256, under `secret_token`, of `v0:{timestamp}:{body}`: Zoom's
+/// webhook signature.
+fn webhook_signature(secret_token: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret_token.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `1970-01-01T00:00:00.000Z` for unix milliseconds (UTC, proleptic Gregorian calendar).
+fn rfc3339_millis(unix_ms: i64) -> String {
+    let (secs, millis) = (unix_ms.div_euclid(1000), unix_ms.rem_euclid(1000));
+    let (days, second_of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
 }
 
 /// The body of `GET /_emulator/stats`.

@@ -33,6 +33,8 @@ const ENV_SECTIONS: &[&str] = &[
     "cors",
     "rate_limit",
     "cache",
+    "grants",
+    "webhooks",
 ];
 
 /// Keys whose environment form is a comma-separated list.
@@ -90,6 +92,10 @@ pub struct Settings {
     /// The default per-caller limit.
     pub rate_limit: RateLimitSettings,
     pub cache: CacheSettings,
+    /// Encrypts user OAuth grants at rest; required when any account has `user_oauth`.
+    pub grants_key: Option<SecretString>,
+    /// Zoom's webhook secret token; `None`: the webhook route is off.
+    pub webhook_secret: Option<SecretString>,
 }
 
 /// Sign-in of web and mobile users with the organisation's identity provider.
@@ -187,6 +193,18 @@ pub struct Account {
     pub s2s: Option<S2sCredentials>,
     pub meeting_sdk: Option<MeetingSdkCredentials>,
     pub video_sdk: Option<VideoSdkCredentials>,
+    pub user_oauth: Option<UserOAuthApp>,
+}
+
+/// A Zoom OAuth app that users authorise themselves (authorization-code flow).
+#[derive(Clone, Debug)]
+pub struct UserOAuthApp {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Zoom sends the browser back here: ztv's `/v1/oauth/callback`.
+    pub redirect_uri: Url,
+    /// Where the browser goes after the callback; `None`: a small page.
+    pub done_url: Option<Url>,
 }
 
 /// A Server-to-Server OAuth app. `Debug` never shows the secret (`SecretString`).
@@ -355,6 +373,10 @@ struct RawSettings {
     rate_limit: RawRateLimit,
     #[serde(default)]
     cache: RawCache,
+    #[serde(default)]
+    grants: RawGrants,
+    #[serde(default)]
+    webhooks: RawWebhooks,
 }
 
 #[derive(Deserialize, Default)]
@@ -438,6 +460,29 @@ struct RawAccount {
     s2s: Option<RawS2s>,
     meeting_sdk: Option<RawMeetingSdk>,
     video_sdk: Option<RawVideoSdk>,
+    user_oauth: Option<RawUserOAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUserOAuth {
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    client_secret_file: Option<PathBuf>,
+    redirect_uri: Option<String>,
+    done_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGrants {
+    encryption_key: Option<SecretString>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWebhooks {
+    secret_token: Option<SecretString>,
 }
 
 #[derive(Deserialize)]
@@ -668,6 +713,25 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         ) as u32,
     };
     let cache = validate_cache(p, raw.cache);
+    let grants_key = raw
+        .grants
+        .encryption_key
+        .filter(|k| !k.expose_secret().trim().is_empty());
+    match &grants_key {
+        Some(key) if decode_key(key).is_none() => p.add(
+            "grants.encryption_key",
+            "must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
+        ),
+        None if raw.accounts.values().any(|a| a.user_oauth.is_some()) => p.add(
+            "grants.encryption_key",
+            "required when any account has user_oauth (grants are encrypted at rest)",
+        ),
+        _ => {}
+    }
+    let webhook_secret = raw
+        .webhooks
+        .secret_token
+        .filter(|k| !k.expose_secret().trim().is_empty());
     let accounts = raw
         .accounts
         .into_iter()
@@ -693,6 +757,8 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         cors,
         rate_limit,
         cache,
+        grants_key,
+        webhook_secret,
     }
 }
 
@@ -932,14 +998,32 @@ fn validate_account(p: &mut Problems, name: &str, raw: RawAccount) -> Account {
             secret: p.secret(&format!("{key}.secret"), s.secret, s.secret_file),
         }
     });
-    if s2s.is_none() && meeting_sdk.is_none() && video_sdk.is_none() {
-        p.add(&base, "has no credentials (s2s, meeting_sdk or video_sdk)");
+    let user_oauth = raw.user_oauth.map(|s| {
+        let key = format!("{base}.user_oauth");
+        UserOAuthApp {
+            client_id: p.required(&format!("{key}.client_id"), s.client_id),
+            client_secret: p.secret(
+                &format!("{key}.client_secret"),
+                s.client_secret,
+                s.client_secret_file,
+            ),
+            redirect_uri: http_url(p, &format!("{key}.redirect_uri"), s.redirect_uri),
+            done_url: non_empty(s.done_url)
+                .map(|u| http_url(p, &format!("{key}.done_url"), Some(u))),
+        }
+    });
+    if s2s.is_none() && meeting_sdk.is_none() && video_sdk.is_none() && user_oauth.is_none() {
+        p.add(
+            &base,
+            "has no credentials (s2s, meeting_sdk, video_sdk or user_oauth)",
+        );
     }
     Account {
         name: name.to_string(),
         s2s,
         meeting_sdk,
         video_sdk,
+        user_oauth,
     }
 }
 

@@ -48,8 +48,86 @@ pub struct ClientRecord {
     pub rate_limit: Option<(u32, u32)>,
 }
 
+/// A pending authorisation (`state`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthState {
+    pub account: String,
+    pub caller: String,
+    pub user_hint: Option<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A user's grant as stored; tokens sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    pub account: String,
+    pub zoom_user_id: String,
+    pub email: String,
+    pub refresh_token: Vec<u8>,
+    pub access_token: Vec<u8>,
+    pub access_expires_at: i64,
+    pub scopes: String,
+    pub version: i64,
+    pub refreshing_until: Option<i64>,
+    pub needs_reauth: bool,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
+    async fn insert_oauth_state(
+        &self,
+        state_hash: &str,
+        state: &OAuthState,
+    ) -> Result<(), StoreError>;
+    /// Removes and returns a pending authorisation (single use), expired or not.
+    async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<OAuthState>, StoreError>;
+    /// Stores a new grant, replacing any earlier one of the same user.
+    async fn put_grant(&self, grant: &GrantRow, now: i64) -> Result<(), StoreError>;
+    /// A grant by Zoom user ID or email (case-insensitive).
+    async fn find_grant(&self, account: &str, user: &str) -> Result<Option<GrantRow>, StoreError>;
+    /// Takes the refresh lease if the grant is still at `version` and nobody holds a live
+    /// lease; the version is bumped. `false`: someone else got there first.
+    async fn claim_refresh(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        version: i64,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Writes refreshed tokens if the grant is still at `claimed_version`; releases the lease.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_refreshed(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        claimed_version: i64,
+        refresh_token: &[u8],
+        access_token: &[u8],
+        access_expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Ends a lease without new tokens (the refresh failed for a passing reason).
+    async fn release_refresh(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        claimed_version: i64,
+    ) -> Result<(), StoreError>;
+    /// Zoom refused the refresh token: the user must authorise again.
+    async fn mark_needs_reauth(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Deletes a grant by Zoom user ID or email; returns the deleted grant's user ID and email.
+    async fn delete_grant(
+        &self,
+        account: &str,
+        user: &str,
+    ) -> Result<Option<(String, String)>, StoreError>;
     /// Adds a client. A revoked client of the same name is replaced; a live one is a
     /// [`StoreError::Duplicate`].
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
@@ -133,8 +211,202 @@ fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreE
     })
 }
 
+fn grant_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<GrantRow, StoreError> {
+    Ok(GrantRow {
+        account: row.try_get("account")?,
+        zoom_user_id: row.try_get("zoom_user_id")?,
+        email: row.try_get("email")?,
+        refresh_token: row.try_get("refresh_token")?,
+        access_token: row.try_get("access_token")?,
+        access_expires_at: row.try_get("access_expires_at")?,
+        scopes: row.try_get("scopes")?,
+        version: row.try_get("version")?,
+        refreshing_until: row.try_get("refreshing_until")?,
+        needs_reauth: row.try_get::<i64, _>("needs_reauth")? != 0,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
+    async fn insert_oauth_state(
+        &self,
+        state_hash: &str,
+        state: &OAuthState,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, account, caller, user_hint, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(state_hash)
+        .bind(&state.account)
+        .bind(&state.caller)
+        .bind(&state.user_hint)
+        .bind(state.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<OAuthState>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM oauth_states WHERE state_hash = ? \
+             RETURNING account, caller, user_hint, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(OAuthState {
+                account: row.try_get("account")?,
+                caller: row.try_get("caller")?,
+                user_hint: row.try_get("user_hint")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_grant(&self, g: &GrantRow, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO user_grants (account, zoom_user_id, email, refresh_token, access_token, \
+             access_expires_at, scopes, version, refreshing_until, needs_reauth, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, 1, NULL, 0, ?, ?) \
+             ON CONFLICT (account, zoom_user_id) DO UPDATE SET email = excluded.email, \
+             refresh_token = excluded.refresh_token, access_token = excluded.access_token, \
+             access_expires_at = excluded.access_expires_at, scopes = excluded.scopes, \
+             version = user_grants.version + 1, refreshing_until = NULL, needs_reauth = 0, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&g.account)
+        .bind(&g.zoom_user_id)
+        .bind(g.email.to_lowercase())
+        .bind(&g.refresh_token)
+        .bind(&g.access_token)
+        .bind(g.access_expires_at)
+        .bind(&g.scopes)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_grant(&self, account: &str, user: &str) -> Result<Option<GrantRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM user_grants WHERE account = ? AND (zoom_user_id = ? OR email = ?) LIMIT 1",
+        )
+        .bind(account)
+        .bind(user)
+        .bind(user.to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+
+    async fn claim_refresh(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        version: i64,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE user_grants SET refreshing_until = ?, version = version + 1 \
+             WHERE account = ? AND zoom_user_id = ? AND version = ? \
+             AND (refreshing_until IS NULL OR refreshing_until < ?)",
+        )
+        .bind(lease_until)
+        .bind(account)
+        .bind(zoom_user_id)
+        .bind(version)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn store_refreshed(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        claimed_version: i64,
+        refresh_token: &[u8],
+        access_token: &[u8],
+        access_expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE user_grants SET refresh_token = ?, access_token = ?, access_expires_at = ?, \
+             version = version + 1, refreshing_until = NULL, updated_at = ? \
+             WHERE account = ? AND zoom_user_id = ? AND version = ?",
+        )
+        .bind(refresh_token)
+        .bind(access_token)
+        .bind(access_expires_at)
+        .bind(now)
+        .bind(account)
+        .bind(zoom_user_id)
+        .bind(claimed_version)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn release_refresh(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        claimed_version: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE user_grants SET refreshing_until = NULL \
+             WHERE account = ? AND zoom_user_id = ? AND version = ?",
+        )
+        .bind(account)
+        .bind(zoom_user_id)
+        .bind(claimed_version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_needs_reauth(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE user_grants SET needs_reauth = 1, refreshing_until = NULL, \
+             version = version + 1, updated_at = ? WHERE account = ? AND zoom_user_id = ?",
+        )
+        .bind(now)
+        .bind(account)
+        .bind(zoom_user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_grant(
+        &self,
+        account: &str,
+        user: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM user_grants WHERE account = ? AND (zoom_user_id = ? OR email = ?) \
+             RETURNING zoom_user_id, email",
+        )
+        .bind(account)
+        .bind(user)
+        .bind(user.to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((row.try_get("zoom_user_id")?, row.try_get("email")?)))
+            .transpose()
+    }
+
     async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let existing: Option<Option<i64>> =

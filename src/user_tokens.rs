@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::flight::SingleFlight;
+use crate::grants::UserGrants;
 use crate::token_cache::TokenCache;
-use crate::zoom::{UserToken, UserTokenKind, ZoomClient, ZoomError};
+use crate::zoom::{Acting, UserToken, UserTokenKind, ZoomClient, ZoomError};
 
 /// Entries kept before expired ones are swept.
 const SWEEP_ABOVE: usize = 10_000;
@@ -30,6 +31,8 @@ struct Entry {
 pub struct UserTokens {
     zoom: Arc<ZoomClient>,
     s2s: Arc<TokenCache>,
+    /// Users' own grants, when any account has `user_oauth`.
+    grants: Option<Arc<UserGrants>>,
     /// Longest reuse of one token; zero turns reuse off.
     reuse: Duration,
     cache: Mutex<HashMap<Key, Entry>>,
@@ -37,10 +40,16 @@ pub struct UserTokens {
 }
 
 impl UserTokens {
-    pub fn new(zoom: Arc<ZoomClient>, s2s: Arc<TokenCache>, reuse: Duration) -> Self {
+    pub fn new(
+        zoom: Arc<ZoomClient>,
+        s2s: Arc<TokenCache>,
+        grants: Option<Arc<UserGrants>>,
+        reuse: Duration,
+    ) -> Self {
         Self {
             zoom,
             s2s,
+            grants,
             reuse,
             cache: Mutex::new(HashMap::new()),
             flights: SingleFlight::default(),
@@ -64,12 +73,21 @@ impl UserTokens {
         }
         let zoom = Arc::clone(&self.zoom);
         let s2s = Arc::clone(&self.s2s);
+        let grants = self.grants.clone();
         let user = user.to_string();
         let token = self
             .flights
             .join_or_start(&key, || {
                 let key = key.clone();
-                async move { fetch(&zoom, &s2s, &key.account, &user, &key.kind).await }
+                async move {
+                    if let Some(grants) = grants
+                        && let Some(access) = grants.access_for(&key.account, &user).await?
+                    {
+                        return fetch_as_user(&zoom, &grants, &key.account, access, &key.kind)
+                            .await;
+                    }
+                    fetch(&zoom, &s2s, &key.account, &user, &key.kind).await
+                }
             })
             .await?;
         self.remember(key, &token);
@@ -116,6 +134,28 @@ impl UserTokens {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// With the user's own token; one refresh and retry when Zoom refuses it.
+async fn fetch_as_user(
+    zoom: &ZoomClient,
+    grants: &UserGrants,
+    account: &str,
+    access: crate::grants::UserAccess,
+    kind: &UserTokenKind,
+) -> Result<UserToken, ZoomError> {
+    let user = access.zoom_user_id.clone();
+    match zoom
+        .user_token_as(account, &access.access_token, &user, kind, Acting::User)
+        .await
+    {
+        Err(ZoomError::TokenRejected(_)) => {
+            let fresh = grants.replace_refused(account, &access).await?;
+            zoom.user_token_as(account, &fresh.access_token, &user, kind, Acting::User)
+                .await
+        }
+        other => other,
     }
 }
 

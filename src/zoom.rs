@@ -43,6 +43,14 @@ pub enum ZoomError {
     /// The API refused the access token (revoked, app deactivated, secret rotated).
     #[error("Zoom refused the access token ({0})")]
     TokenRejected(String),
+    /// Zoom refused a user's authorization code or refresh token (`invalid_grant`).
+    #[error("Zoom refused the user's grant ({0})")]
+    InvalidGrant(String),
+    /// The user's grant is gone at Zoom (refresh token refused); they must authorise again.
+    #[error(
+        "reauthorization_required: the user must authorise the app again (POST /v1/oauth/authorize)"
+    )]
+    ReauthorizationRequired,
     /// Any other refusal, with Zoom's status, code and message.
     #[error("Zoom answered {status} (code {code}): {message}")]
     Rejected {
@@ -97,6 +105,23 @@ pub struct S2sToken {
     pub lifetime: Duration,
 }
 
+/// A user's own tokens from the authorization-code or refresh-token grant.
+pub struct UserOAuthTokens {
+    pub access_token: SecretString,
+    pub refresh_token: SecretString,
+    pub expires_in: u64,
+    pub scope: String,
+}
+
+/// Whose token fetches a ZAK or OBF token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acting {
+    /// The account's S2S token, for the named user.
+    Account,
+    /// The user's own token (`/users/me/…`).
+    User,
+}
+
 /// Which per-user token to fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum UserTokenKind {
@@ -113,6 +138,24 @@ pub struct UserToken {
     pub token: SecretString,
     /// Unix seconds.
     pub expires_at: i64,
+    /// Whose token fetched it.
+    pub source: Acting,
+}
+
+impl Acting {
+    /// As responses say it: `"source": "user_grant" | "account"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acting::Account => "account",
+            Acting::User => "user_grant",
+        }
+    }
+}
+
+/// What is traded at the token endpoint for a user's tokens.
+pub enum UserGrantRequest<'a> {
+    Code(&'a str),
+    Refresh(&'a SecretString),
 }
 
 /// The two kinds of Zoom endpoint, each with its own breaker per account.
@@ -196,7 +239,107 @@ impl ZoomClient {
         })
     }
 
-    /// `GET {api_url}/users/{user}/token?type=zak|onbehalf` with the given access token.
+    /// Trades an authorization code, or a refresh token, for a user's own tokens. Parameters
+    /// go in a form body, so no token is ever part of a URL.
+    pub async fn user_oauth_grant(
+        &self,
+        account: &str,
+        app: &crate::settings::UserOAuthApp,
+        grant: UserGrantRequest<'_>,
+    ) -> Result<UserOAuthTokens, ZoomError> {
+        let url = join(&self.settings.oauth_url, "oauth/token");
+        let form: Vec<(&str, &str)> = match &grant {
+            UserGrantRequest::Code(code) => vec![
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", app.redirect_uri.as_str()),
+            ],
+            UserGrantRequest::Refresh(token) => vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.expose_secret()),
+            ],
+        };
+        let answer = self
+            .call(account, Endpoint::OAuth, || {
+                self.http
+                    .post(url.clone())
+                    .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
+                    .form(&form)
+            })
+            .await?;
+        if answer.status.is_success() {
+            #[derive(Deserialize)]
+            struct Answer {
+                access_token: String,
+                refresh_token: String,
+                expires_in: u64,
+                scope: Option<String>,
+            }
+            let parsed: Answer = serde_json::from_slice(&answer.body).map_err(|_| {
+                ZoomError::Malformed("the token endpoint's answer lacks the user's tokens".into())
+            })?;
+            return Ok(UserOAuthTokens {
+                access_token: SecretString::from(parsed.access_token),
+                refresh_token: SecretString::from(parsed.refresh_token),
+                expires_in: parsed.expires_in.clamp(1, 86_400),
+                scope: parsed.scope.unwrap_or_default(),
+            });
+        }
+        let (code, message) = oauth_error(&answer.body);
+        match code.as_str() {
+            "invalid_grant" => Err(ZoomError::InvalidGrant(format!("{code}: {message}"))),
+            "invalid_client" => Err(ZoomError::BadCredentials {
+                account: account.to_string(),
+                detail: format!("user OAuth app: {code}: {message}"),
+            }),
+            _ => Err(ZoomError::Rejected {
+                status: answer.status.as_u16(),
+                code,
+                message,
+            }),
+        }
+    }
+
+    /// `GET {api_url}/users/me` with a user's own token: their Zoom ID and email.
+    pub async fn users_me(
+        &self,
+        account: &str,
+        access_token: &SecretString,
+    ) -> Result<(String, String), ZoomError> {
+        let url = join(&self.settings.api_url, "users/me");
+        let answer = self
+            .call(account, Endpoint::Api, || {
+                self.http
+                    .get(url.clone())
+                    .bearer_auth(access_token.expose_secret())
+            })
+            .await?;
+        let (code, message) = api_error(&answer.body);
+        match answer.status {
+            s if s.is_success() => {
+                let value: Value = serde_json::from_slice(&answer.body)
+                    .map_err(|_| ZoomError::Malformed("/users/me did not answer JSON".into()))?;
+                let id = value.get("id").and_then(Value::as_str);
+                let email = value.get("email").and_then(Value::as_str);
+                match (id, email) {
+                    (Some(id), Some(email)) => Ok((id.to_string(), email.to_string())),
+                    _ => Err(ZoomError::Malformed("/users/me lacks id or email".into())),
+                }
+            }
+            StatusCode::UNAUTHORIZED => {
+                Err(ZoomError::TokenRejected(format!("code {code}: {message}")))
+            }
+            status => Err(ZoomError::Rejected {
+                status: status.as_u16(),
+                code,
+                message,
+            }),
+        }
+    }
+
+    /// A ZAK or OBF token: with the account's S2S token for `user`
+    /// (`/users/{user}/token?type=…`), or with the user's own token (`/users/me/zak`,
+    /// `/users/me/token?type=onbehalf`).
     pub async fn user_token(
         &self,
         account: &str,
@@ -204,12 +347,31 @@ impl ZoomClient {
         user: &str,
         kind: &UserTokenKind,
     ) -> Result<UserToken, ZoomError> {
+        self.user_token_as(account, access_token, user, kind, Acting::Account)
+            .await
+    }
+
+    pub async fn user_token_as(
+        &self,
+        account: &str,
+        access_token: &SecretString,
+        user: &str,
+        kind: &UserTokenKind,
+        acting: Acting,
+    ) -> Result<UserToken, ZoomError> {
         let mut url = join(&self.settings.api_url, "users");
-        url.path_segments_mut()
-            .map_err(|_| ZoomError::Internal("zoom.api_url cannot take a path".into()))?
-            .push(user)
-            .push("token");
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|_| ZoomError::Internal("zoom.api_url cannot take a path".into()))?;
+            match (acting, kind) {
+                (Acting::User, UserTokenKind::Zak) => path.push("me").push("zak"),
+                (Acting::User, _) => path.push("me").push("token"),
+                (Acting::Account, _) => path.push(user).push("token"),
+            };
+        }
         match kind {
+            UserTokenKind::Zak if acting == Acting::User => {}
             UserTokenKind::Zak => {
                 url.query_pairs_mut().append_pair("type", "zak");
             }
@@ -228,7 +390,7 @@ impl ZoomClient {
             .await?;
         let (code, message) = api_error(&answer.body);
         match answer.status {
-            s if s.is_success() => parse_user_token(&answer.body, kind),
+            s if s.is_success() => parse_user_token(&answer.body, kind, acting),
             StatusCode::UNAUTHORIZED => {
                 Err(ZoomError::TokenRejected(format!("code {code}: {message}")))
             }
@@ -502,7 +664,11 @@ fn parse_s2s_token(body: &[u8]) -> Result<S2sToken, ZoomError> {
 /// Assumed life of a ZAK or OBF token whose own `exp` cannot be read, in seconds.
 const ASSUMED_USER_TOKEN_LIFE: i64 = 300;
 
-fn parse_user_token(body: &[u8], kind: &UserTokenKind) -> Result<UserToken, ZoomError> {
+fn parse_user_token(
+    body: &[u8],
+    kind: &UserTokenKind,
+    source: Acting,
+) -> Result<UserToken, ZoomError> {
     #[derive(Deserialize)]
     struct TokenBody {
         token: String,
@@ -517,6 +683,7 @@ fn parse_user_token(body: &[u8], kind: &UserTokenKind) -> Result<UserToken, Zoom
     Ok(UserToken {
         token: SecretString::from(answer.token),
         expires_at,
+        source,
     })
 }
 

@@ -34,6 +34,9 @@ struct JoinResponse {
     obf_token: Option<String>,
     /// When the first part of the bundle expires.
     expires_at: String,
+    /// Whose token fetched the ZAK / OBF token: `user_grant` or `account`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'static str>,
 }
 
 async fn issue_join_bundle(
@@ -117,6 +120,7 @@ async fn issue_join_bundle(
     Ok(Json(JoinResponse {
         signature: signed.token,
         sdk_key: app.client_id.clone(),
+        source: zak.as_ref().or(obf.as_ref()).map(|t| t.source.as_str()),
         zak: zak.map(|t| t.token.expose_secret().to_string()),
         obf_token: obf.map(|t| t.token.expose_secret().to_string()),
         expires_at: clock::rfc3339(expires_at),

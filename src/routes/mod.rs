@@ -3,9 +3,11 @@
 mod health;
 mod join;
 mod meeting_sdk;
+mod oauth;
 mod s2s;
 mod users;
 mod video_sdk;
+mod webhooks;
 
 use axum::Router;
 
@@ -21,6 +23,8 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(join::router())
         .merge(s2s::router())
+        .merge(oauth::router())
+        .merge(webhooks::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

@@ -30,6 +30,8 @@ pub fn router() -> Router<AppState> {
 struct ZakResponse {
     zak: String,
     expires_at: String,
+    /// `user_grant` (the user's own token) or `account` (the account's S2S token).
+    source: &'static str,
 }
 
 #[derive(Serialize)]
@@ -37,12 +39,13 @@ struct ZakResponse {
 struct ObfResponse {
     obf_token: String,
     expires_at: String,
+    source: &'static str,
 }
 
 /// The path's `userId`, with a rejection in our shape.
 pub type UserPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
 
-fn user_of(path: UserPath) -> Result<String, ApiError> {
+pub fn user_of(path: UserPath) -> Result<String, ApiError> {
     let Path(user) = path.map_err(|_| ApiError::invalid("userId", "is not valid UTF-8"))?;
     input::user_id(&user)
 }
@@ -83,6 +86,7 @@ async fn issue_zak(
     Ok(Json(ZakResponse {
         zak: zak.token.expose_secret().to_string(),
         expires_at: clock::rfc3339(zak.expires_at),
+        source: zak.source.as_str(),
     }))
 }
 
@@ -111,6 +115,7 @@ async fn issue_obf_token(
     Ok(Json(ObfResponse {
         obf_token: obf.token.expose_secret().to_string(),
         expires_at: clock::rfc3339(obf.expires_at),
+        source: obf.source.as_str(),
     }))
 }
 

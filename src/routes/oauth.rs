@@ -1,0 +1,301 @@
+//! Users who authorise the app themselves: `POST /v1/oauth/authorize` starts Zoom's
+//! authorization-code flow, `GET /v1/oauth/callback` finishes it and stores the grant, and
+//! `DELETE /v1/oauth/grants/{userId}` removes a grant and every cached token of its user.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::caller::Caller;
+use crate::clock;
+use crate::error::{ApiError, ErrorCode};
+use crate::grants::UserGrants;
+use crate::input::{self, JsonObject};
+use crate::scope::Scope;
+use crate::settings::{Account, UserOAuthApp};
+use crate::store::OAuthState;
+use crate::zoom::{UserGrantRequest, ZoomError};
+
+use super::users::{UserPath, user_of};
+
+/// How long a `state` may wait for Zoom's redirect, in seconds.
+const STATE_LIFETIME: i64 = 600;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/oauth/authorize", post(start_authorization))
+        .route("/v1/oauth/callback", get(finish_authorization))
+        .route("/v1/oauth/grants/{user_id}", delete(delete_grant))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthorizeResponse {
+    authorize_url: String,
+}
+
+fn grants(state: &AppState) -> Result<&UserGrants, ApiError> {
+    state
+        .grants
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("no account has user OAuth configured"))
+}
+
+fn oauth_app<'s>(grants: &'s UserGrants, account: &Account) -> Result<&'s UserOAuthApp, ApiError> {
+    grants.app(&account.name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "account `{}` has no user OAuth app (accounts.{}.user_oauth)",
+            account.name, account.name
+        ))
+    })
+}
+
+fn state_hash(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
+}
+
+async fn start_authorization(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<JsonObject, ApiError>,
+) -> Result<Json<AuthorizeResponse>, ApiError> {
+    let JsonObject(mut fields) = body?;
+    let account = fields.string("account", 64)?;
+    let user_hint = fields.string("userHint", 128)?;
+    fields.finish()?;
+    // An end user authorises for themselves; an API key needs grants:admin and names whom.
+    let user_hint = match caller.end_user() {
+        Some(me) => {
+            if user_hint.is_some() {
+                return Err(ApiError::invalid("userHint", "only API keys name a user"));
+            }
+            me.to_string()
+        }
+        None => {
+            caller.require(Scope::GrantsAdmin)?;
+            let hint =
+                user_hint.ok_or_else(|| ApiError::invalid("userHint", "required for API keys"))?;
+            input::user_id(&hint)
+                .map_err(|_| ApiError::invalid("userHint", "must be a Zoom user ID or email"))?
+        }
+    };
+    let account = caller.account(&state.settings, account.as_deref())?;
+    let grants = grants(&state)?;
+    let app = oauth_app(grants, account)?;
+
+    let mut random = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    let oauth_state = URL_SAFE_NO_PAD.encode(random);
+    state
+        .store
+        .insert_oauth_state(
+            &state_hash(&oauth_state),
+            &OAuthState {
+                account: account.name.clone(),
+                caller: caller.name.to_string(),
+                user_hint: Some(user_hint),
+                expires_at: clock::now() + STATE_LIFETIME,
+            },
+        )
+        .await
+        .map_err(ApiError::internal)?;
+
+    let mut url = state.settings.zoom.oauth_url.clone();
+    let path = format!("{}/oauth/authorize", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &app.client_id)
+        .append_pair("redirect_uri", app.redirect_uri.as_str())
+        .append_pair("state", &oauth_state);
+    Ok(Json(AuthorizeResponse {
+        authorize_url: url.to_string(),
+    }))
+}
+
+/// How the callback ended, told to the browser.
+enum Outcome {
+    Authorized { email: String },
+    Failed(ApiError),
+}
+
+async fn finish_authorization(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut fields = match input::query_fields(query.as_deref()) {
+        Ok(fields) => fields,
+        Err(error) => return error.into_response(),
+    };
+    let code = fields.string("code", 2048).ok().flatten();
+    let given_state = fields.string("state", 256).ok().flatten();
+    let zoom_error = fields.string("error", 256).ok().flatten();
+    // Zoom may add parameters of its own; they are not ours to refuse here.
+    let Some(given_state) = given_state else {
+        return ApiError::invalid("state", "required").into_response();
+    };
+    let pending = match state
+        .store
+        .take_oauth_state(&state_hash(&given_state))
+        .await
+    {
+        Ok(pending) => pending,
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    let Some(pending) = pending.filter(|p| p.expires_at > clock::now()) else {
+        return ApiError::invalid("state", "unknown, already used or expired; start again")
+            .into_response();
+    };
+    let Some(account) = state.settings.accounts.get(&pending.account) else {
+        return ApiError::not_found("the account of this authorisation is gone").into_response();
+    };
+    let outcome = match (code, zoom_error) {
+        (_, Some(error)) => Outcome::Failed(ApiError::new(
+            ErrorCode::UpstreamError,
+            format!("Zoom did not authorise the app ({error})"),
+        )),
+        (None, None) => Outcome::Failed(ApiError::invalid("code", "required")),
+        (Some(code), None) => complete(&state, account, &pending, &code).await,
+    };
+    let done_url = grants(&state)
+        .ok()
+        .and_then(|g| g.app(&account.name))
+        .and_then(|app| app.done_url.clone());
+    match (outcome, done_url) {
+        (Outcome::Authorized { email }, Some(mut url)) => {
+            url.query_pairs_mut().append_pair("status", "ok").append_pair("user", &email);
+            Redirect::to(url.as_str()).into_response()
+        }
+        (Outcome::Failed(error), Some(mut url)) => {
+            url.query_pairs_mut()
+                .append_pair("status", "error")
+                .append_pair("error", error.code.as_str())
+                .append_pair("message", &error.message);
+            Redirect::to(url.as_str()).into_response()
+        }
+        (Outcome::Authorized { email }, None) => (
+            StatusCode::OK,
+            Html(format!(
+                "<!doctype html><title>Zoom connected</title><p>Zoom is connected for {}. You can close this window.</p>",
+                html_escape(&email)
+            )),
+        )
+            .into_response(),
+        (Outcome::Failed(error), None) => error.into_response(),
+    }
+}
+
+/// Trades the code, learns the user, checks they are who the authorisation was for, stores
+/// the grant. Nothing is stored unless every step succeeds.
+async fn complete(
+    state: &AppState,
+    account: &Account,
+    pending: &OAuthState,
+    code: &str,
+) -> Outcome {
+    let result: Result<String, ApiError> = async {
+        let grants = grants(state)?;
+        let app = oauth_app(grants, account)?;
+        let tokens = state
+            .zoom
+            .user_oauth_grant(&account.name, app, UserGrantRequest::Code(code))
+            .await
+            .map_err(|e| match e {
+                ZoomError::InvalidGrant(detail) => ApiError::new(
+                    ErrorCode::UpstreamError,
+                    format!("Zoom refused the authorization code ({detail})"),
+                ),
+                other => other.into(),
+            })?;
+        let (zoom_user_id, email) = state
+            .zoom
+            .users_me(&account.name, &tokens.access_token)
+            .await?;
+        if let Some(hint) = &pending.user_hint
+            && !(hint.eq_ignore_ascii_case(&email) || *hint == zoom_user_id)
+        {
+            return Err(ApiError::forbidden(
+                "signed in to Zoom as a different user than the one this authorisation was for",
+            ));
+        }
+        grants
+            .store_new(&account.name, &zoom_user_id, &email, &tokens)
+            .await
+            .map_err(ApiError::internal)?;
+        // Tokens cached before the grant existed were fetched with the account's token.
+        state.user_tokens.forget_user(&account.name, &email);
+        state.user_tokens.forget_user(&account.name, &zoom_user_id);
+        tracing::info!(account = %account.name, caller = %pending.caller, "stored a user's grant");
+        Ok(email)
+    }
+    .await;
+    match result {
+        Ok(email) => Outcome::Authorized { email },
+        Err(error) => Outcome::Failed(error),
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn delete_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: UserPath,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let user = user_of(path)?;
+    // The user themself, or an API key with grants:admin.
+    let user = match caller.end_user() {
+        Some(_) => caller.act_as(&user)?,
+        None => {
+            caller.require(Scope::GrantsAdmin)?;
+            user
+        }
+    };
+    let mut fields = input::query_fields(query.as_deref())?;
+    let account = fields.string("account", 64)?;
+    fields.finish()?;
+    let account = caller.account(&state.settings, account.as_deref())?;
+    grants(&state)?;
+    forget_grant(&state, &account.name, &user)
+        .await?
+        .then_some(StatusCode::NO_CONTENT)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no grant for that user in account `{}`",
+                account.name
+            ))
+        })
+}
+
+/// Deletes a user's grant and every cached token of theirs; `false` if there was none.
+pub async fn forget_grant(state: &AppState, account: &str, user: &str) -> Result<bool, ApiError> {
+    let deleted = state
+        .store
+        .delete_grant(account, user)
+        .await
+        .map_err(ApiError::internal)?;
+    state.user_tokens.forget_user(account, user);
+    match deleted {
+        Some((zoom_user_id, email)) => {
+            state.user_tokens.forget_user(account, &zoom_user_id);
+            state.user_tokens.forget_user(account, &email);
+            tracing::info!(account, "deleted a user's grant");
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
