@@ -10,11 +10,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::app::{self, Application};
 use crate::clients::{self, NewClient};
-use crate::emulator::{Emulator, EmulatorAccount};
+use crate::emulator::{Emulator, EmulatorAccount, EmulatorOAuthApp};
 use crate::scope::Scope;
 use crate::settings::{
     Account, DatabaseSettings, LogFormat, MeetingSdkCredentials, S2sCredentials, Settings,
-    VideoSdkCredentials,
+    UserOAuthApp, VideoSdkCredentials,
 };
 use crate::store;
 use crate::telemetry;
@@ -65,8 +65,31 @@ pub fn dev_settings(
             key: format!("devVideoKey{}", random_hex(6)),
             secret: SecretString::from(random_hex(24)),
         }),
-        user_oauth: None,
+        user_oauth: Some(UserOAuthApp {
+            client_id: format!("devOAuthClient{}", random_hex(4)),
+            client_secret: SecretString::from(random_hex(24)),
+            redirect_uri: url::Url::parse(&format!(
+                "http://{}/v1/oauth/callback",
+                settings.server.bind
+            ))
+            .expect("a socket address makes a URL"),
+            done_url: None,
+        }),
     };
+    if let Some(app) = &account.user_oauth {
+        zoom.add_oauth_app(EmulatorOAuthApp {
+            client_id: app.client_id.clone(),
+            client_secret: app.client_secret.expose_secret().to_string(),
+            redirect_uri: app.redirect_uri.to_string(),
+        });
+    }
+    zoom.set_consenting_user(DEV_USER_ID);
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    settings.grants_key = Some(SecretString::from(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        key,
+    )));
     settings.accounts = BTreeMap::from([(ACCOUNT.to_string(), account)]);
     settings
 }
@@ -76,10 +99,16 @@ pub async fn run(settings: Settings, bind: Option<SocketAddr>) -> anyhow::Result
     let data_dir = std::env::temp_dir().join(format!("ztv-dev-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&data_dir)?;
     let zoom = Emulator::start().await?;
-    let mut settings = dev_settings(settings, &data_dir, &zoom);
+    let mut settings = settings;
     if let Some(bind) = bind {
         settings.server.bind = bind;
     }
+    // The OAuth app's redirect URI names ztv's own port, so a port 0 is resolved first.
+    if settings.server.bind.port() == 0 {
+        let probe = std::net::TcpListener::bind(settings.server.bind)?;
+        settings.server.bind = probe.local_addr()?;
+    }
+    let settings = dev_settings(settings, &data_dir, &zoom);
 
     let store = store::connect(&settings.database.url).await?;
     let (_, key) = clients::create(
@@ -122,6 +151,12 @@ Try:
   curl -s "{base}/v1/users/{DEV_USER_ID}/obf-token?meetingNumber=123456789" {auth}
   curl -s -X POST {base}/v1/join {auth} {json} -d '{{"meetingNumber":"123456789","role":1,"userId":"{DEV_USER_EMAIL}","withObf":true}}'
   curl -s -X POST {base}/v1/s2s/token {auth}
+
+The user authorises the app themselves (the emulator consents at once as {DEV_USER_EMAIL}):
+  URL=$(curl -s -X POST {base}/v1/oauth/authorize {auth} {json} -d '{{"userHint":"{DEV_USER_EMAIL}"}}' | sed 's/.*"authorizeUrl":"\([^"]*\)".*/\1/')
+  BACK=$(curl -s -o /dev/null -w '%{{redirect_url}}' "$URL")
+  curl -s "$BACK"
+  curl -s {base}/v1/users/{DEV_USER_EMAIL}/zak {auth}
 
 Press Ctrl-C to stop; the store and credentials are deleted.
 "#

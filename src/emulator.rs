@@ -1466,7 +1466,9 @@ mod tests {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use serde_json::{Value, json};
 
-    use super::{Emulator, EmulatorAccount, Endpoint, Fault, unix_now};
+    use super::{
+        Emulator, EmulatorAccount, EmulatorOAuthApp, Endpoint, Fault, rfc3339_millis, unix_now,
+    };
 
     const ACCOUNT: &str = "acct-1";
     const CLIENT: &str = "client-1";
@@ -2210,6 +2212,753 @@ mod tests {
 
         emu.reset_calls();
         assert_eq!(stats(&emu, &http).await, (200, zero));
+    }
+
+    const APP: &str = "oauth-client";
+    const APP_SECRET: &str = "oauth-secret";
+    const REDIRECT: &str = "https://ztv.example.com/v1/oauth/callback";
+    const OTHER_APP: &str = "oauth-client-2";
+    const OTHER_APP_SECRET: &str = "oauth-secret-2";
+
+    /// [`emulator`] with two user-managed OAuth apps of the same redirect URI.
+    async fn oauth_emulator() -> Emulator {
+        let emu = emulator().await;
+        for (client_id, client_secret) in [(APP, APP_SECRET), (OTHER_APP, OTHER_APP_SECRET)] {
+            emu.add_oauth_app(EmulatorOAuthApp {
+                client_id: client_id.into(),
+                client_secret: client_secret.into(),
+                redirect_uri: REDIRECT.into(),
+            });
+        }
+        emu
+    }
+
+    /// A client that shows redirects instead of following them.
+    fn browser() -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a client builds")
+    }
+
+    /// `GET /oauth/authorize` with this query.
+    async fn authorize_raw(emu: &Emulator, query: &str) -> reqwest::Response {
+        browser()
+            .get(format!("{}/oauth/authorize?{query}", emu.base_url()))
+            .send()
+            .await
+            .expect("an answer")
+    }
+
+    /// The query pairs of a 302's `Location`, asserted to be under `REDIRECT`.
+    fn redirected(response: &reqwest::Response) -> Vec<(String, String)> {
+        assert_eq!(response.status().as_u16(), 302);
+        let location = response.headers()["location"]
+            .to_str()
+            .expect("an ASCII location");
+        let (base, query) = location.split_once('?').expect("a query");
+        assert_eq!(base, REDIRECT);
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    /// A fresh authorization code of `client_id` for the consenting user.
+    async fn code_for(emu: &Emulator, client_id: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("state", "st")
+            .finish();
+        let response = authorize_raw(emu, &query).await;
+        let pairs = redirected(&response);
+        assert_eq!(pairs[0].0, "code", "{pairs:?}");
+        assert_eq!(pairs[1], ("state".to_string(), "st".to_string()));
+        pairs[0].1.clone()
+    }
+
+    /// `POST /oauth/token` with a form body, authenticated as `client_id`.
+    async fn grant(
+        emu: &Emulator,
+        http: &reqwest::Client,
+        (client_id, secret): (&str, &str),
+        params: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        let response = http
+            .post(format!("{}/oauth/token", emu.base_url()))
+            .basic_auth(client_id, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("an answer");
+        read(response).await
+    }
+
+    async fn exchange(emu: &Emulator, http: &reqwest::Client, code: &str) -> (u16, Value) {
+        let params = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ];
+        grant(emu, http, (APP, APP_SECRET), &params).await
+    }
+
+    async fn refresh(emu: &Emulator, http: &reqwest::Client, token: &str) -> (u16, Value) {
+        let params = [("grant_type", "refresh_token"), ("refresh_token", token)];
+        grant(emu, http, (APP, APP_SECRET), &params).await
+    }
+
+    /// The access and refresh tokens of a successful grant.
+    fn tokens(answer: (u16, Value)) -> (String, String) {
+        let (status, body) = answer;
+        assert_eq!(status, 200, "{body}");
+        let field = |name: &str| body[name].as_str().expect("a token").to_string();
+        (field("access_token"), field("refresh_token"))
+    }
+
+    /// `GET {api_url}/{path}` with a Bearer token.
+    async fn api_get(
+        emu: &Emulator,
+        http: &reqwest::Client,
+        token: &str,
+        path: &str,
+    ) -> (u16, Value) {
+        let response = http
+            .get(format!("{}/{path}", emu.api_url()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("an answer");
+        read(response).await
+    }
+
+    fn invalid_code() -> Value {
+        json!({ "reason": "Invalid authorization code", "error": "invalid_grant" })
+    }
+
+    fn invalid_refresh_token() -> Value {
+        json!({ "reason": "Invalid Token!", "error": "invalid_grant" })
+    }
+
+    #[tokio::test]
+    async fn runs_the_authorization_code_flow() {
+        let emu = oauth_emulator().await;
+        let http = http();
+
+        // The state comes back exactly as given, however it has to be encoded.
+        let state = "a b&c=d/é";
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", APP)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("state", state)
+            .finish();
+        let response = authorize_raw(&emu, &query).await;
+        let pairs = redirected(&response);
+        assert_eq!(pairs.len(), 2, "{pairs:?}");
+        assert_eq!(pairs[0].0, "code");
+        assert_eq!(pairs[1], ("state".to_string(), state.to_string()));
+        let code = &pairs[0].1;
+        assert!(code.len() >= 32, "{code}");
+
+        let (status, body) = exchange(&emu, &http, code).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["token_type"], "bearer");
+        assert_eq!(body["expires_in"], 3599);
+        assert_eq!(body["scope"], "user:read:zak user:read:token");
+        let access = body["access_token"].as_str().expect("a token");
+        let refresh_token = body["refresh_token"].as_str().expect("a refresh token");
+        assert_ne!(access, refresh_token);
+        let payload = jwt_part(access, 1);
+        assert_eq!(payload["uid"], "u1");
+        assert_eq!(payload["aid"], ACCOUNT);
+        let exp = payload["exp"].as_i64().expect("integer exp");
+        assert!((exp - unix_now() - 3599).abs() <= 2);
+
+        // The token is bound to the consenting user: by default the first user ever added.
+        let me = json!({
+            "id": "u1",
+            "email": "first@example.com",
+            "account_id": ACCOUNT,
+            "first_name": "First",
+            "last_name": "",
+            "type": 1,
+        });
+        assert_eq!(
+            api_get(&emu, &http, access, "users/me").await,
+            (200, me.clone())
+        );
+        assert_eq!(api_get(&emu, &http, access, "users/u1").await, (200, me));
+        let (status, body) = api_get(&emu, &http, access, "users/me/zak").await;
+        assert_eq!(status, 200, "{body}");
+        let zak = jwt_part(body["token"].as_str().expect("a ZAK"), 1);
+        assert_eq!(zak["uid"], "u1");
+        assert_eq!(zak["type"], "zak");
+        let exp = zak["exp"].as_i64().expect("integer exp");
+        assert!((exp - unix_now() - 7200).abs() <= 2, "{exp}");
+        let query = "type=onbehalf&meeting_id=123456789";
+        let (status, body) = user_token(&emu, &http, access, "me", query).await;
+        assert_eq!(status, 200, "{body}");
+        let obf = jwt_part(body["token"].as_str().expect("an OBF token"), 1);
+        assert_eq!(
+            (&obf["uid"], &obf["type"]),
+            (&json!("u1"), &json!("onbehalf"))
+        );
+        for user in ["u1", "FIRST@example.com"] {
+            assert_eq!(
+                user_token(&emu, &http, access, user, "type=zak").await.0,
+                200
+            );
+        }
+        // A user token reaches only its own user, even within its account.
+        for user in ["u2", "second.user@example.com", "v1"] {
+            let expected =
+                json!({ "code": 1001, "message": format!("User does not exist: {user}.") });
+            assert_eq!(
+                user_token(&emu, &http, access, user, "type=zak").await,
+                (404, expected.clone())
+            );
+            assert_eq!(
+                api_get(&emu, &http, access, &format!("users/{user}")).await,
+                (404, expected)
+            );
+        }
+
+        // A user of another account, with a shorter token lifetime.
+        emu.set_consenting_user("other@example.org");
+        emu.set_user_token_lifetime(60);
+        let (status, body) = exchange(&emu, &http, &code_for(&emu, APP).await).await;
+        assert_eq!((status, &body["expires_in"]), (200, &json!(60)), "{body}");
+        let theirs = body["access_token"].as_str().expect("a token");
+        let (status, body) = api_get(&emu, &http, theirs, "users/me").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            (&body["id"], &body["account_id"]),
+            (&json!("v1"), &json!(OTHER_ACCOUNT))
+        );
+        assert_eq!(body["first_name"], "Other");
+        let (status, body) = api_get(&emu, &http, theirs, "users/me/zak").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            jwt_part(body["token"].as_str().expect("a ZAK"), 1)["uid"],
+            "v1"
+        );
+
+        // S2S tokens keep working, `me` being the account's first user; the profile route
+        // reaches every user of the account.
+        let s2s = access_token(&emu, &http).await;
+        let (status, body) = api_get(&emu, &http, &s2s, "users/me").await;
+        assert_eq!((status, &body["id"]), (200, &json!("u1")));
+        let (status, body) = api_get(&emu, &http, &s2s, "users/second.user@example.com").await;
+        assert_eq!((status, &body["id"]), (200, &json!("u2")));
+        assert_eq!(
+            (&body["first_name"], &body["last_name"]),
+            (&json!("Second"), &json!("User"))
+        );
+        assert_eq!(api_get(&emu, &http, &s2s, "users/v1").await.0, 404);
+        let (status, body) = api_get(&emu, &http, &s2s, "users/me/zak").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            jwt_part(body["token"].as_str().expect("a ZAK"), 1)["uid"],
+            "u1"
+        );
+        assert_eq!(user_token(&emu, &http, &s2s, "u2", "type=zak").await.0, 200);
+
+        assert_eq!(emu.calls(Endpoint::Code), 2);
+        assert_eq!(emu.calls(Endpoint::Refresh), 0);
+        assert_eq!(emu.calls(Endpoint::Token), 3);
+        assert_eq!(emu.calls(Endpoint::User), 9);
+        assert_eq!(emu.calls(Endpoint::Zak), 9);
+        assert_eq!(emu.calls(Endpoint::Obf), 1);
+    }
+
+    #[tokio::test]
+    async fn authorize_refuses_unknown_apps_and_foreign_redirect_uris() {
+        let emu = oauth_emulator().await;
+        let invalid_redirect =
+            json!({ "reason": "Invalid redirect uri", "error": "invalid_request" });
+        let with = |client_id: &str, redirect_uri: Option<&str>| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", client_id);
+            if let Some(uri) = redirect_uri {
+                query.append_pair("redirect_uri", uri);
+            }
+            query.append_pair("state", "s").finish()
+        };
+        for query in [
+            with(APP, Some("https://evil.example.com/cb")),
+            with(APP, Some(&format!("{REDIRECT}/"))),
+            with(APP, None),
+        ] {
+            let answer = read(authorize_raw(&emu, &query).await).await;
+            assert_eq!(answer, (400, invalid_redirect.clone()), "{query}");
+        }
+        let unknown = json!({ "reason": "Invalid client_id", "error": "invalid_client" });
+        for query in [with("nobody", Some(REDIRECT)), with(CLIENT, Some(REDIRECT))] {
+            assert_eq!(
+                read(authorize_raw(&emu, &query).await).await,
+                (400, unknown.clone())
+            );
+        }
+        let query = format!("response_type=code&redirect_uri={REDIRECT}");
+        assert_eq!(
+            read(authorize_raw(&emu, &query).await).await,
+            (400, unknown)
+        );
+
+        // Errors the app may hear go back to it, with the state.
+        let query = format!("response_type=token&client_id={APP}&redirect_uri={REDIRECT}&state=s");
+        let pairs = redirected(&authorize_raw(&emu, &query).await);
+        assert_eq!(
+            pairs,
+            [
+                ("error".into(), "unsupported_response_type".into()),
+                ("state".into(), "s".into())
+            ]
+        );
+        emu.set_consenting_user("nobody");
+        let query = format!("response_type=code&client_id={APP}&redirect_uri={REDIRECT}");
+        let pairs = redirected(&authorize_raw(&emu, &query).await);
+        assert_eq!(pairs, [("error".to_string(), "access_denied".to_string())]);
+
+        // Without a state, none comes back.
+        emu.set_consenting_user("u2");
+        let pairs = redirected(&authorize_raw(&emu, &query).await);
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].0, "code");
+        let http = http();
+        let (access, _) = tokens(exchange(&emu, &http, &pairs[0].1).await);
+        let (status, body) = api_get(&emu, &http, &access, "users/me").await;
+        assert_eq!((status, &body["id"]), (200, &json!("u2")));
+
+        // Only GET.
+        let response = browser()
+            .post(format!("{}/oauth/authorize?{query}", emu.base_url()))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(read(response).await.0, 405);
+    }
+
+    #[tokio::test]
+    async fn authorization_codes_are_single_use_and_bound_to_app_and_redirect_uri() {
+        let emu = oauth_emulator().await;
+        let http = http();
+        let code = code_for(&emu, APP).await;
+
+        // Refused exchanges leave the code as it was.
+        let wrong_redirect = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://evil.example.com/cb"),
+        ];
+        let answer = grant(&emu, &http, (APP, APP_SECRET), &wrong_redirect).await;
+        assert_eq!(answer, (400, invalid_code()));
+        let no_redirect = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ];
+        let answer = grant(&emu, &http, (APP, APP_SECRET), &no_redirect).await;
+        assert_eq!(answer, (400, invalid_code()));
+        let right = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ];
+        let answer = grant(&emu, &http, (OTHER_APP, OTHER_APP_SECRET), &right).await;
+        assert_eq!(answer, (400, invalid_code()), "another app's code");
+        let invalid_client = json!({
+            "reason": "Invalid client_id or client_secret",
+            "error": "invalid_client",
+        });
+        let answer = grant(&emu, &http, (APP, "wrong"), &right).await;
+        assert_eq!(answer, (400, invalid_client));
+        let unsupported =
+            json!({ "reason": "unsupported grant type", "error": "unsupported_grant_type" });
+        let answer = grant(&emu, &http, (CLIENT, SECRET), &right).await;
+        assert_eq!(
+            answer,
+            (400, unsupported.clone()),
+            "an S2S app has no codes"
+        );
+
+        // The parameters may also come in the query string.
+        let url = url::Url::parse_with_params(&format!("{}/oauth/token", emu.base_url()), right)
+            .expect("a URL");
+        let response = http
+            .post(url.as_str())
+            .basic_auth(APP, Some(APP_SECRET))
+            .send()
+            .await
+            .expect("an answer");
+        let (status, body) = read(response).await;
+        assert_eq!(status, 200, "{body}");
+
+        // Used once, never again.
+        assert_eq!(exchange(&emu, &http, &code).await, (400, invalid_code()));
+        assert_eq!(
+            exchange(&emu, &http, "made-up").await,
+            (400, invalid_code())
+        );
+        let missing = [
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", REDIRECT),
+        ];
+        let answer = grant(&emu, &http, (APP, APP_SECRET), &missing).await;
+        assert_eq!(answer, (400, invalid_code()));
+        // An OAuth app cannot use the S2S grant.
+        let s2s = [
+            ("grant_type", "account_credentials"),
+            ("account_id", ACCOUNT),
+        ];
+        let answer = grant(&emu, &http, (APP, APP_SECRET), &s2s).await;
+        assert_eq!(answer, (400, unsupported));
+
+        // Each code of an app works once, whichever app.
+        let theirs = code_for(&emu, OTHER_APP).await;
+        let params = [
+            ("grant_type", "authorization_code"),
+            ("code", theirs.as_str()),
+            ("redirect_uri", REDIRECT),
+        ];
+        assert_eq!(
+            grant(&emu, &http, (OTHER_APP, OTHER_APP_SECRET), &params)
+                .await
+                .0,
+            200
+        );
+        assert_eq!(exchange(&emu, &http, &theirs).await, (400, invalid_code()));
+
+        assert_eq!(emu.calls(Endpoint::Code), 11);
+        assert_eq!(emu.calls(Endpoint::Token), 12);
+        assert_eq!(emu.calls(Endpoint::Refresh), 0);
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_rotate_and_are_single_use() {
+        let emu = oauth_emulator().await;
+        let http = http();
+        let (first_access, first_refresh) =
+            tokens(exchange(&emu, &http, &code_for(&emu, APP).await).await);
+
+        let (status, body) = refresh(&emu, &http, &first_refresh).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["token_type"], "bearer");
+        assert_eq!(body["expires_in"], 3599);
+        assert_eq!(body["scope"], "user:read:zak user:read:token");
+        let (second_access, second_refresh) = tokens((status, body));
+        assert_ne!(second_access, first_access);
+        assert_ne!(second_refresh, first_refresh);
+        let (status, me) = api_get(&emu, &http, &second_access, "users/me").await;
+        assert_eq!((status, &me["id"]), (200, &json!("u1")));
+        // The access token issued before a refresh lives out its life.
+        assert_eq!(api_get(&emu, &http, &first_access, "users/me").await.0, 200);
+
+        // The used refresh token is gone; the new one works once.
+        assert_eq!(
+            refresh(&emu, &http, &first_refresh).await,
+            (400, invalid_refresh_token())
+        );
+        let other_app = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", second_refresh.as_str()),
+        ];
+        let answer = grant(&emu, &http, (OTHER_APP, OTHER_APP_SECRET), &other_app).await;
+        assert_eq!(
+            answer,
+            (400, invalid_refresh_token()),
+            "another app's refresh token"
+        );
+        let (_, third_refresh) = tokens(refresh(&emu, &http, &second_refresh).await);
+        assert_eq!(
+            refresh(&emu, &http, &second_refresh).await,
+            (400, invalid_refresh_token())
+        );
+        let missing = [("grant_type", "refresh_token")];
+        let answer = grant(&emu, &http, (APP, APP_SECRET), &missing).await;
+        assert_eq!(answer, (400, invalid_refresh_token()));
+
+        // In the query string too.
+        let url = format!(
+            "{}/oauth/token?grant_type=refresh_token&refresh_token={third_refresh}",
+            emu.base_url()
+        );
+        let answer = read(request_token(&http, &url, APP, APP_SECRET).await).await;
+        assert_eq!(answer.0, 200, "{}", answer.1);
+
+        assert_eq!(emu.calls(Endpoint::Refresh), 7);
+        assert_eq!(emu.calls(Endpoint::Code), 1);
+        assert_eq!(emu.calls(Endpoint::Token), 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_concurrent_refreshes_with_one_token_exactly_one_succeeds() {
+        let emu = oauth_emulator().await;
+        let http = http();
+        let (_, refresh_token) = tokens(exchange(&emu, &http, &code_for(&emu, APP).await).await);
+        emu.reset_calls();
+
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let http = http.clone();
+            let url = format!("{}/oauth/token", emu.base_url());
+            let body = format!("grant_type=refresh_token&refresh_token={refresh_token}");
+            tasks.push(tokio::spawn(async move {
+                let response = http
+                    .post(url)
+                    .basic_auth(APP, Some(APP_SECRET))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("an answer");
+                read(response).await
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (status, body) = task.await.expect("the task completes");
+            match status {
+                200 => winners.push(body),
+                _ => assert_eq!((status, body), (400, invalid_refresh_token())),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        assert_eq!(emu.calls(Endpoint::Refresh), 50);
+        assert_eq!(emu.calls(Endpoint::Token), 50);
+        assert_eq!(emu.calls(Endpoint::Code), 0);
+
+        // The winner's refresh token carries on.
+        let next = winners[0]["refresh_token"]
+            .as_str()
+            .expect("a refresh token");
+        assert_eq!(refresh(&emu, &http, next).await.0, 200);
+        emu.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn user_tokens_are_revoked_expire_and_end_with_deauthorization() {
+        let emu = oauth_emulator().await;
+        let http = http();
+        let invalid = json!({ "code": 124, "message": "Invalid access token." });
+        let (access, refresh_token) =
+            tokens(exchange(&emu, &http, &code_for(&emu, APP).await).await);
+        let s2s = access_token(&emu, &http).await;
+
+        // Revoking all access tokens spares the refresh tokens.
+        emu.revoke_all_tokens();
+        for path in ["users/me", "users/me/zak", "users/me/token?type=zak"] {
+            assert_eq!(
+                api_get(&emu, &http, &access, path).await,
+                (401, invalid.clone()),
+                "{path}"
+            );
+            assert_eq!(
+                api_get(&emu, &http, &s2s, path).await,
+                (401, invalid.clone()),
+                "{path}"
+            );
+        }
+        let (access, refresh_token) = tokens(refresh(&emu, &http, &refresh_token).await);
+        assert_eq!(api_get(&emu, &http, &access, "users/me/zak").await.0, 200);
+        // So does revoking an account's.
+        emu.revoke_tokens_of(ACCOUNT);
+        assert_eq!(
+            api_get(&emu, &http, &access, "users/me").await,
+            (401, invalid.clone())
+        );
+        let (_, refresh_token) = tokens(refresh(&emu, &http, &refresh_token).await);
+
+        emu.set_user_token_lifetime(1);
+        let (short, refresh_token) = tokens(refresh(&emu, &http, &refresh_token).await);
+        assert_eq!(api_get(&emu, &http, &short, "users/me").await.0, 200);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            api_get(&emu, &http, &short, "users/me").await,
+            (401, invalid.clone())
+        );
+        let response = http
+            .get(format!("{}/users/me", emu.api_url()))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(read(response).await, (401, invalid.clone()));
+
+        // Deauthorization ends the user's grant of that app, and only that one.
+        emu.set_user_token_lifetime(3599);
+        let (access, refresh_token) = tokens(refresh(&emu, &http, &refresh_token).await);
+        let unused = code_for(&emu, APP).await;
+        let others_code = code_for(&emu, OTHER_APP).await;
+        let params = [
+            ("grant_type", "authorization_code"),
+            ("code", others_code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ];
+        let other_app = (OTHER_APP, OTHER_APP_SECRET);
+        let (other_access, _) = tokens(grant(&emu, &http, other_app, &params).await);
+        emu.deauthorize("u1", APP);
+        assert_eq!(
+            api_get(&emu, &http, &access, "users/me").await,
+            (401, invalid)
+        );
+        assert_eq!(
+            refresh(&emu, &http, &refresh_token).await,
+            (400, invalid_refresh_token())
+        );
+        assert_eq!(exchange(&emu, &http, &unused).await, (400, invalid_code()));
+        assert_eq!(api_get(&emu, &http, &other_access, "users/me").await.0, 200);
+        // Authorising again works.
+        tokens(exchange(&emu, &http, &code_for(&emu, APP).await).await);
+    }
+
+    #[tokio::test]
+    async fn grant_faults_apply_to_their_grant_only() {
+        let emu = oauth_emulator().await;
+        let http = http();
+        let (access, refresh_token) =
+            tokens(exchange(&emu, &http, &code_for(&emu, APP).await).await);
+
+        emu.inject(Endpoint::Refresh, Fault::Status(503), Some(1));
+        let unavailable = json!({ "reason": "Service Unavailable", "error": "server_error" });
+        assert_eq!(
+            refresh(&emu, &http, &refresh_token).await,
+            (503, unavailable)
+        );
+        // Other grants are untouched, and the faulted refresh did not use the token up.
+        assert!(!access_token(&emu, &http).await.is_empty());
+        tokens(exchange(&emu, &http, &code_for(&emu, APP).await).await);
+        let (_, refresh_token) = tokens(refresh(&emu, &http, &refresh_token).await);
+
+        emu.inject(Endpoint::Code, Fault::Status(500), Some(1));
+        assert_eq!(
+            exchange(&emu, &http, &code_for(&emu, APP).await).await.0,
+            500
+        );
+        // A fault of the whole endpoint reaches every grant.
+        emu.inject(
+            Endpoint::Token,
+            Fault::RateLimited {
+                retry_after_seconds: 3,
+            },
+            Some(1),
+        );
+        assert_eq!(refresh(&emu, &http, &refresh_token).await.0, 429);
+        let (_, refresh_token) = tokens(refresh(&emu, &http, &refresh_token).await);
+        // The grant's fault first; the endpoint's waits for the next request.
+        emu.inject(Endpoint::Token, Fault::Status(502), Some(1));
+        emu.inject(Endpoint::Refresh, Fault::Status(504), Some(1));
+        assert_eq!(refresh(&emu, &http, &refresh_token).await.0, 504);
+        assert_eq!(refresh(&emu, &http, &refresh_token).await.0, 502);
+        tokens(refresh(&emu, &http, &refresh_token).await);
+
+        emu.inject(Endpoint::User, Fault::Status(500), Some(1));
+        emu.inject(Endpoint::Zak, Fault::Status(503), Some(1));
+        assert_eq!(api_get(&emu, &http, &access, "users/me").await.0, 500);
+        assert_eq!(api_get(&emu, &http, &access, "users/me").await.0, 200);
+        assert_eq!(api_get(&emu, &http, &access, "users/me/zak").await.0, 503);
+        assert_eq!(api_get(&emu, &http, &access, "users/me/zak").await.0, 200);
+
+        assert_eq!(emu.calls(Endpoint::Refresh), 7);
+        assert_eq!(emu.calls(Endpoint::Code), 3);
+        assert_eq!(emu.calls(Endpoint::Token), 11);
+        assert_eq!(emu.calls(Endpoint::User), 2);
+        assert_eq!(emu.calls(Endpoint::Zak), 2);
+        emu.reset_calls();
+        for endpoint in [Endpoint::Refresh, Endpoint::Code, Endpoint::User] {
+            assert_eq!(emu.calls(endpoint), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn builds_signed_deauthorization_webhooks() {
+        use hmac::{Hmac, Mac};
+        use sha2::Sha256;
+
+        let emu = oauth_emulator().await;
+        let timestamp = unix_now();
+        let (body, headers) = emu.deauthorization_webhook("whsec", "v1", APP, timestamp);
+
+        let event: Value = serde_json::from_str(&body).expect("a JSON body");
+        assert_eq!(event["event"], "app_deauthorized");
+        assert_eq!(event["event_ts"], timestamp * 1000);
+        let payload = &event["payload"];
+        assert_eq!(payload["account_id"], OTHER_ACCOUNT);
+        assert_eq!(payload["user_id"], "v1");
+        assert_eq!(payload["client_id"], APP);
+        assert_eq!(
+            payload["deauthorization_time"],
+            rfc3339_millis(timestamp * 1000)
+        );
+        assert_eq!(
+            payload["signature"].as_str().expect("a signature").len(),
+            64
+        );
+
+        let header = |name: &str| {
+            let values: Vec<&str> = headers
+                .iter()
+                .filter(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+                .collect();
+            assert_eq!(values.len(), 1, "{name}: {headers:?}");
+            values[0].to_string()
+        };
+        assert_eq!(header("x-zm-request-timestamp"), timestamp.to_string());
+        assert_eq!(header("content-type"), "application/json");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec").expect("any key length");
+        mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+        let signature = header("x-zm-signature");
+        let hex = signature.strip_prefix("v0=").expect("the v0= prefix");
+        mac.verify_slice(&hex::decode(hex).expect("hex"))
+            .expect("the signature verifies");
+        // Under another secret it does not.
+        let mut other = Hmac::<Sha256>::new_from_slice(b"other").expect("any key length");
+        other.update(format!("v0:{timestamp}:{body}").as_bytes());
+        assert!(other.verify_slice(&hex::decode(hex).expect("hex")).is_err());
+
+        // A stale one is signed for its own timestamp.
+        let stale = timestamp - 600;
+        let (body, headers) = emu.deauthorization_webhook("whsec", "u2", APP, stale);
+        let event: Value = serde_json::from_str(&body).expect("a JSON body");
+        assert_eq!(event["payload"]["account_id"], ACCOUNT);
+        assert!(headers.contains(&("x-zm-request-timestamp".to_string(), stale.to_string())));
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec").expect("any key length");
+        mac.update(format!("v0:{stale}:{body}").as_bytes());
+        let expected = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+        assert!(headers.contains(&("x-zm-signature".to_string(), expected)));
+    }
+
+    #[test]
+    fn formats_rfc3339_times() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(1_560_779_548_632),
+            "2019-06-17T13:52:28.632Z"
+        );
+        assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(4_102_444_799_999),
+            "2099-12-31T23:59:59.999Z"
+        );
+        assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn oauth_app_debug_hides_the_secret() {
+        let app = EmulatorOAuthApp {
+            client_id: "c".into(),
+            client_secret: "very-secret".into(),
+            redirect_uri: REDIRECT.into(),
+        };
+        assert!(!format!("{app:?}").contains("very-secret"));
     }
 
     #[test]

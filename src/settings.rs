@@ -156,6 +156,18 @@ pub struct DatabaseSettings {
     pub url: SecretString,
 }
 
+impl DatabaseSettings {
+    /// The file of a `sqlite:` URL (`None` for in-memory or other databases).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let url = self.url.expose_secret();
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+    }
+}
+
 impl fmt::Debug for DatabaseSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let url = self.url.expose_secret();

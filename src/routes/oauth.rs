@@ -184,7 +184,7 @@ async fn finish_authorization(
         (Outcome::Authorized { email }, None) => (
             StatusCode::OK,
             Html(format!(
-                "<!doctype html><title>Zoom connected</title><p>Zoom is connected for {}. You can close this window.</p>",
+                "<!doctype html><title>Zoom connected</title><p>Zoom is connected for {}. You can close this window.</p>\n",
                 html_escape(&email)
             )),
         )

@@ -411,18 +411,24 @@ fn ztv_dev_prints_curl_lines_that_work_as_printed() {
         .unwrap();
     let lines = line_reader(child.stdout.take().unwrap());
     let mut curls = Vec::new();
+    let mut flow = Vec::new();
+    let mut in_flow = false;
     loop {
         let line = lines
             .recv_timeout(Duration::from_secs(20))
             .expect("dev prints its banner");
-        if line.trim_start().starts_with("curl ") {
-            curls.push(line.trim().to_string());
-        }
-        if line.starts_with("Press Ctrl-C") {
+        if line.starts_with("The user authorises") {
+            in_flow = true;
+        } else if line.starts_with("Press Ctrl-C") {
             break;
+        } else if in_flow && !line.trim().is_empty() {
+            flow.push(line.trim().to_string());
+        } else if line.trim_start().starts_with("curl ") {
+            curls.push(line.trim().to_string());
         }
     }
     assert_eq!(curls.len(), 7, "{curls:#?}");
+    assert_eq!(flow.len(), 4, "{flow:#?}");
 
     for curl in &curls {
         let output = Command::new("sh").arg("-c").arg(curl).output().unwrap();
@@ -430,6 +436,17 @@ fn ztv_dev_prints_curl_lines_that_work_as_printed() {
             .unwrap_or_else(|_| panic!("{curl}: {}", String::from_utf8_lossy(&output.stdout)));
         assert!(body.get("error").is_none(), "{curl}: {body}");
     }
+
+    // The user-authorisation block runs as one script, as a developer would paste it.
+    let output = Command::new("sh")
+        .arg("-ec")
+        .arg(flow.join("\n"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|_| panic!("{stdout}"));
+    assert_eq!(last["source"], "user_grant", "{stdout}");
 
     let pid = child.id().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();

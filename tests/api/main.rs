@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod end_users;
 mod errors;
+mod grants;
 mod helpers;
 mod idp;
 mod limits;

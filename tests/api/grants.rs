@@ -1,0 +1,514 @@
+//! Users who authorise the app themselves: authorise → callback → ZAK/OBF with their own
+//! token, state checks, refresh exactly once (one process and two), invalid_grant,
+//! encryption at rest, deletion and Zoom's deauthorisation webhook.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use ztv::emulator::{EmulatorOAuthApp, Endpoint};
+use ztv::scope::Scope;
+
+use crate::helpers::*;
+
+const OAUTH_CLIENT: &str = "oauth-client-prod";
+const OAUTH_SECRET: &str = "oauth-secret-prod-77aa";
+/// Zoom redirects here; the tests send the same path and query to the service under test.
+const REDIRECT_URI: &str = "http://ztv.test/v1/oauth/callback";
+const GRANTS_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const WEBHOOK_SECRET: &str = "whsec-test-secret";
+
+fn grant_config() -> String {
+    format!(
+        "[accounts.prod.user_oauth]\nclient_id = \"{OAUTH_CLIENT}\"\nclient_secret = \"{OAUTH_SECRET}\"\n\
+         redirect_uri = \"{REDIRECT_URI}\"\n[grants]\nencryption_key = \"{GRANTS_KEY}\"\n\
+         [webhooks]\nsecret_token = \"{WEBHOOK_SECRET}\"\n"
+    )
+}
+
+async fn spawn_grant_app(zoom_keys: &str) -> ZoomApp {
+    let app = spawn_zoom_app_with(zoom_keys, &grant_config()).await;
+    app.zoom.add_oauth_app(EmulatorOAuthApp {
+        client_id: OAUTH_CLIENT.into(),
+        client_secret: OAUTH_SECRET.into(),
+        redirect_uri: REDIRECT_URI.into(),
+    });
+    app.zoom.set_consenting_user(ALICE_ID);
+    app
+}
+
+fn admin_scopes() -> Vec<Scope> {
+    vec![Scope::GrantsAdmin, Scope::ZakRead, Scope::ObfRead]
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `POST /v1/oauth/authorize`, then the browser's visit to Zoom: the callback's path and query.
+async fn authorize(app: &ZoomApp, key: &str, user_hint: &str) -> String {
+    let response = app
+        .post("/v1/oauth/authorize", key)
+        .json(&json!({"account": "prod", "userHint": user_hint}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let url = body["authorizeUrl"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!(
+            "{}/oauth/authorize?response_type=code&client_id={OAUTH_CLIENT}",
+            app.zoom.base_url()
+        )),
+        "{url}"
+    );
+    let consent = no_redirects().get(&url).send().await.unwrap();
+    assert_eq!(consent.status(), 302);
+    let location = consent.headers()["location"].to_str().unwrap().to_string();
+    location
+        .strip_prefix("http://ztv.test")
+        .unwrap()
+        .to_string()
+}
+
+async fn callback(app: &ZoomApp, path_and_query: &str) -> reqwest::Response {
+    no_redirects()
+        .get(app.url(path_and_query))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn authorize_alice(app: &ZoomApp, key: &str) {
+    let back = authorize(app, key, ALICE_EMAIL).await;
+    let response = callback(app, &back).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Zoom is connected for alice@example.com")
+    );
+}
+
+async fn zak_source(app: &ZoomApp, key: &str, user: &str) -> String {
+    let response = app.zak(key, user).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["source"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_authorised_user_gets_zak_and_obf_with_their_own_token() {
+    let app = spawn_grant_app("user_token_cache_seconds = 0").await;
+    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    assert_eq!(zak_source(&app, &key, ALICE_EMAIL).await, "account");
+
+    authorize_alice(&app, &key).await;
+
+    assert_eq!(zak_source(&app, &key, ALICE_EMAIL).await, "user_grant");
+    assert_eq!(zak_source(&app, &key, ALICE_ID).await, "user_grant");
+    assert_eq!(
+        zak_source(&app, &key, BOB_ID).await,
+        "account",
+        "others still use the account"
+    );
+    let obf: Value = app
+        .get_with(
+            &format!("/v1/users/{ALICE_ID}/obf-token?meetingNumber=123456789"),
+            &key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(obf["source"], "user_grant", "{obf}");
+}
+
+#[tokio::test]
+async fn a_replayed_unknown_expired_or_foreign_state_stores_nothing() {
+    let app = spawn_grant_app("").await;
+    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+
+    let back = authorize(&app, &key, ALICE_EMAIL).await;
+    assert_eq!(callback(&app, &back).await.status(), 200);
+    assert_error(
+        callback(&app, &back).await,
+        400,
+        "invalid_request",
+        "state: unknown, already used or expired",
+    )
+    .await;
+    assert_error(
+        callback(&app, "/v1/oauth/callback?code=x&state=made-up").await,
+        400,
+        "invalid_request",
+        "state:",
+    )
+    .await;
+    assert_error(
+        callback(&app, "/v1/oauth/callback?code=x").await,
+        400,
+        "invalid_request",
+        "state: required",
+    )
+    .await;
+
+    // Expired: a state past its ten minutes.
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"old-state"));
+    app.store
+        .insert_oauth_state(
+            &hash,
+            &ztv::store::OAuthState {
+                account: "prod".into(),
+                caller: "admin".into(),
+                user_hint: None,
+                expires_at: ztv::clock::now() - 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_error(
+        callback(&app, "/v1/oauth/callback?code=x&state=old-state").await,
+        400,
+        "invalid_request",
+        "expired",
+    )
+    .await;
+
+    // Foreign: the authorisation was for Bob, but Alice signed in at Zoom.
+    let back = authorize(&app, &key, "bob@example.com").await;
+    assert_error(
+        callback(&app, &back).await,
+        403,
+        "forbidden",
+        "different user",
+    )
+    .await;
+    assert!(
+        app.store
+            .find_grant("prod", "bob@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        app.store
+            .find_grant("prod", ALICE_ID)
+            .await
+            .unwrap()
+            .is_some(),
+        "only the first authorisation stored"
+    );
+}
+
+#[tokio::test]
+async fn a_code_zoom_refuses_stores_nothing() {
+    let app = spawn_grant_app("").await;
+    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    let back = authorize(&app, &key, ALICE_EMAIL).await;
+    let tampered = back.replace("code=", "code=tampered");
+
+    let response = callback(&app, &tampered).await;
+
+    assert_error(
+        response,
+        502,
+        "upstream_error",
+        "refused the authorization code",
+    )
+    .await;
+    assert!(
+        app.store
+            .find_grant("prod", ALICE_ID)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn authorize_needs_grants_admin_and_a_user_hint_for_api_keys() {
+    let app = spawn_grant_app("").await;
+    let plain = app.key("plain", &[Scope::ZakRead], Some("prod")).await;
+    let admin = app.key("admin", &admin_scopes(), Some("prod")).await;
+
+    let response = app
+        .post("/v1/oauth/authorize", &plain)
+        .json(&json!({"userHint": ALICE_EMAIL}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 403, "forbidden", "grants:admin").await;
+    let response = app
+        .post("/v1/oauth/authorize", &admin)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 400, "invalid_request", "userHint: required").await;
+}
+
+/// Lets the stored access token fall inside the refresh window (tokens of 61 s are refreshed
+/// once less than 60 s remain) while new ones live an hour.
+async fn expire_alices_access(app: &ZoomApp, key: &str) {
+    app.zoom.set_user_token_lifetime(61);
+    authorize_alice(app, key).await;
+    app.zoom.set_user_token_lifetime(3599);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+}
+
+async fn hundred_token_calls(apps: &[&TestApp], key: &str) {
+    let calls = (0..100).map(|i| {
+        let app = apps[i % apps.len()];
+        async move {
+            // Different meetings: a hundred separate OBF fetches, all needing the grant.
+            let path = format!(
+                "/v1/users/{ALICE_ID}/obf-token?meetingNumber={}",
+                100_000_000 + i
+            );
+            let response = app.get_with(&path, key).await;
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["source"], "user_grant");
+        }
+    });
+    futures_util::future::join_all(calls).await;
+}
+
+#[tokio::test]
+async fn a_hundred_callers_on_an_expired_grant_cause_exactly_one_refresh() {
+    let app = spawn_grant_app("").await;
+    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    expire_alices_access(&app, &key).await;
+
+    hundred_token_calls(&[&app.app], &key).await;
+
+    assert_eq!(app.zoom.calls(Endpoint::Refresh), 1);
+}
+
+#[tokio::test]
+async fn two_instances_sharing_the_database_refresh_an_expired_grant_exactly_once() {
+    let first = spawn_grant_app("").await;
+    let key = first.key("admin", &admin_scopes(), Some("prod")).await;
+    let replica = spawn_replica(&first, &format!(
+        "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\n[accounts.prod.s2s]\naccount_id = \"{S2S_ACCOUNT_ID}\"\nclient_id = \"{S2S_CLIENT_ID}\"\nclient_secret = \"{S2S_SECRET}\"\n{}",
+        first.zoom.base_url(), first.zoom.api_url(), grant_config()
+    )).await;
+    replica.wait_until_known(&key).await;
+    expire_alices_access(&first, &key).await;
+
+    hundred_token_calls(&[&first.app, &replica], &key).await;
+
+    assert_eq!(first.zoom.calls(Endpoint::Refresh), 1);
+}
+
+/// The tokens of Alice's grant, opened with the configured key (as only ztv could).
+async fn alices_tokens(app: &ZoomApp) -> (String, String) {
+    use base64::Engine;
+    let row = app
+        .store
+        .find_grant("prod", ALICE_ID)
+        .await
+        .unwrap()
+        .unwrap();
+    let key: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(GRANTS_KEY)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let sealer = ztv::sealing::Sealer::new(&key);
+    let open = |sealed: &[u8], what: &str| {
+        String::from_utf8(
+            sealer
+                .open(sealed, &format!("ztv-grant/prod/{ALICE_ID}/{what}"))
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    (
+        open(&row.refresh_token, "refresh"),
+        open(&row.access_token, "access"),
+    )
+}
+
+#[tokio::test]
+async fn grants_are_encrypted_at_rest_and_a_refused_refresh_token_needs_reauthorisation() {
+    let app = spawn_grant_app("user_token_cache_seconds = 0").await;
+    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    expire_alices_access(&app, &key).await;
+    let (refresh, access) = alices_tokens(&app).await;
+
+    let db = std::fs::read(app.settings.database.sqlite_path().unwrap()).unwrap();
+    for token in [&refresh, &access] {
+        assert!(
+            !db.windows(token.len()).any(|w| w == token.as_bytes()),
+            "a token is in the database file in clear"
+        );
+    }
+
+    // Someone spends the single-use refresh token behind ztv's back.
+    let spent = reqwest::Client::new()
+        .post(format!("{}/oauth/token", app.zoom.base_url()))
+        .basic_auth(OAUTH_CLIENT, Some(OAUTH_SECRET))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spent.status(), 200);
+
+    let response = app.zak(&key, ALICE_ID).await;
+    assert_error(response, 502, "upstream_error", "reauthorization_required").await;
+    assert_eq!(app.zoom.calls(Endpoint::Refresh), 2);
+    let again = app.zak(&key, ALICE_ID).await;
+    assert_error(again, 502, "upstream_error", "reauthorization_required").await;
+    assert_eq!(app.zoom.calls(Endpoint::Refresh), 2, "never a loop");
+}
+
+#[tokio::test]
+async fn deleting_a_grant_removes_it_and_every_cached_token() {
+    let app = spawn_grant_app("").await;
+    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    authorize_alice(&app, &key).await;
+    assert_eq!(zak_source(&app, &key, ALICE_EMAIL).await, "user_grant");
+
+    let delete = |user: &'static str| {
+        app.http
+            .delete(app.url(&format!("/v1/oauth/grants/{user}")))
+            .bearer_auth(&key)
+            .send()
+    };
+    assert_eq!(delete(ALICE_ID).await.unwrap().status(), 204);
+
+    assert_eq!(
+        zak_source(&app, &key, ALICE_EMAIL).await,
+        "account",
+        "the cached grant ZAK is gone"
+    );
+    assert!(
+        app.store
+            .find_grant("prod", ALICE_ID)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_error(
+        delete(ALICE_ID).await.unwrap(),
+        404,
+        "not_found",
+        "no grant",
+    )
+    .await;
+}
+
+async fn send_webhook(
+    app: &ZoomApp,
+    body: &str,
+    headers: &[(String, String)],
+) -> reqwest::Response {
+    let mut request = app
+        .http
+        .post(app.url("/v1/webhooks/zoom"))
+        .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn zooms_deauthorisation_webhook_deletes_the_grant_only_when_signed_and_fresh() {
+    let app = spawn_grant_app("").await;
+    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    authorize_alice(&app, &key).await;
+    let now = ztv::clock::now();
+
+    let (body, headers) =
+        app.zoom
+            .deauthorization_webhook("wrong-secret", ALICE_ID, OAUTH_CLIENT, now);
+    assert_error(
+        send_webhook(&app, &body, &headers).await,
+        401,
+        "unauthenticated",
+        "does not verify",
+    )
+    .await;
+    let (body, headers) =
+        app.zoom
+            .deauthorization_webhook(WEBHOOK_SECRET, ALICE_ID, OAUTH_CLIENT, now - 301);
+    assert_error(
+        send_webhook(&app, &body, &headers).await,
+        401,
+        "unauthenticated",
+        "older than 5 minutes",
+    )
+    .await;
+    let (body, headers) =
+        app.zoom
+            .deauthorization_webhook(WEBHOOK_SECRET, ALICE_ID, OAUTH_CLIENT, now);
+    let tampered = body.replace(ALICE_ID, BOB_ID);
+    assert_error(
+        send_webhook(&app, &tampered, &headers).await,
+        401,
+        "unauthenticated",
+        "does not verify",
+    )
+    .await;
+    assert!(
+        app.store
+            .find_grant("prod", ALICE_ID)
+            .await
+            .unwrap()
+            .is_some(),
+        "nothing changed"
+    );
+
+    let response = send_webhook(&app, &body, &headers).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        app.store
+            .find_grant("prod", ALICE_ID)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(zak_source(&app, &key, ALICE_EMAIL).await, "account");
+}
+
+#[tokio::test]
+async fn zooms_url_validation_is_answered_with_the_encrypted_token() {
+    use hmac::Mac;
+    let app = spawn_grant_app("").await;
+    let body = json!({"event": "endpoint.url_validation", "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}}).to_string();
+    let ts = ztv::clock::now().to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+
+    let response = send_webhook(
+        &app,
+        &body,
+        &[
+            ("x-zm-request-timestamp".into(), ts),
+            ("x-zm-signature".into(), signature),
+            ("content-type".into(), "application/json".into()),
+        ],
+    )
+    .await;
+
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(b"qgg8vlvZRS6UYooatFL8Aw");
+    assert_eq!(
+        answer,
+        json!({"plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": hex::encode(mac.finalize().into_bytes())})
+    );
+}
