@@ -99,8 +99,8 @@ enum ClientsCommand {
         #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
         expires_in: Option<Duration>,
         /// Own rate limit, `RPS/BURST` (default: [rate_limit] of the config).
-        #[arg(long, value_parser = clients::parse_rate_limit, value_name = "RPS/BURST")]
-        rate_limit: Option<Option<(u32, u32)>>,
+        #[arg(long, value_parser = parse_rate_limit, value_name = "RPS/BURST")]
+        rate_limit: Option<RateLimitArg>,
         #[arg(long)]
         json: bool,
     },
@@ -108,8 +108,8 @@ enum ClientsCommand {
     Update {
         name: String,
         /// Own rate limit, `RPS/BURST`, or `default` for the config's.
-        #[arg(long, value_parser = clients::parse_rate_limit, value_name = "RPS/BURST|default")]
-        rate_limit: Option<Option<(u32, u32)>>,
+        #[arg(long, value_parser = parse_rate_limit, value_name = "RPS/BURST|default")]
+        rate_limit: Option<RateLimitArg>,
     },
     /// List clients (never their keys).
     List {
@@ -124,6 +124,14 @@ enum ClientsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--rate-limit`: a limit, or `default` (none of the client's own).
+#[derive(Clone, Copy)]
+struct RateLimitArg(Option<(u32, u32)>);
+
+fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
+    clients::parse_rate_limit(text).map(RateLimitArg)
 }
 
 #[derive(Subcommand)]
@@ -312,7 +320,7 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
                 scopes,
                 account,
                 expires_in,
-                rate_limit: rate_limit.flatten(),
+                rate_limit: rate_limit.and_then(|r| r.0),
             };
             let (record, key) = clients::create(store.as_ref(), &settings, new).await?;
             print_key("Created", &record, &key, json, refresh);
@@ -322,7 +330,7 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
             print_key("Rotated", &record, &key, json, refresh);
         }
         ClientsCommand::Update { name, rate_limit } => {
-            let Some(limit) = rate_limit else {
+            let Some(RateLimitArg(limit)) = rate_limit else {
                 anyhow::bail!("nothing to update: give --rate-limit");
             };
             clients::set_rate_limit(store.as_ref(), &name, limit).await?;

@@ -115,6 +115,20 @@ fn clients_rotate_and_revoke_change_what_list_reports() {
     let rotated = stdout_json(&config.run(&["clients", "rotate", "svc", "--json"]));
     assert_ne!(rotated["key"], first["key"]);
 
+    let updated = config.run(&["clients", "update", "svc", "--rate-limit", "5/10"]);
+    assert!(
+        updated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&updated.stderr)
+    );
+    let listed = stdout_json(&config.run(&["clients", "list", "--json"]));
+    assert_eq!(
+        listed[0]["rateLimit"],
+        json!({"requestsPerSecond": 5, "burst": 10})
+    );
+    let bad = config.run(&["clients", "update", "svc", "--rate-limit", "0/x"]);
+    assert!(!bad.status.success());
+
     let revoke = config.run(&["clients", "revoke", "svc"]);
     assert!(revoke.status.success());
     let listed = stdout_json(&config.run(&["clients", "list", "--json"]));

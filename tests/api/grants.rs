@@ -512,3 +512,72 @@ async fn zooms_url_validation_is_answered_with_the_encrypted_token() {
         json!({"plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": hex::encode(mac.finalize().into_bytes())})
     );
 }
+
+#[tokio::test]
+async fn a_signed_in_end_user_authorises_and_deletes_only_their_own_grant() {
+    let idp_key = crate::idp::rsa_key(0);
+    let provider = crate::idp::Idp::start(&[&idp_key]).await;
+    let config = format!(
+        "{}{}",
+        grant_config(),
+        crate::idp::end_users_config(&provider, r#""zak:read""#)
+    );
+    let app = spawn_zoom_app_with("", &config).await;
+    app.zoom.add_oauth_app(EmulatorOAuthApp {
+        client_id: OAUTH_CLIENT.into(),
+        client_secret: OAUTH_SECRET.into(),
+        redirect_uri: REDIRECT_URI.into(),
+    });
+    app.zoom.set_consenting_user(ALICE_ID);
+    let alice = provider.token(&idp_key, ALICE_EMAIL);
+
+    let refused = app
+        .post("/v1/oauth/authorize", &alice)
+        .json(&json!({"userHint": BOB_ID}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(refused, 400, "invalid_request", "userHint: only API keys").await;
+    let response = app
+        .post("/v1/oauth/authorize", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let url: Value = response.json().await.unwrap();
+    let consent = no_redirects()
+        .get(url["authorizeUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let back = consent.headers()["location"]
+        .to_str()
+        .unwrap()
+        .replace("http://ztv.test", "");
+    assert_eq!(callback(&app, &back).await.status(), 200);
+    assert_eq!(zak_source(&app, &alice, "me").await, "user_grant");
+
+    let others = app
+        .http
+        .delete(app.url(&format!("/v1/oauth/grants/{BOB_ID}")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_error(others, 403, "forbidden", "themselves").await;
+    let own = app
+        .http
+        .delete(app.url("/v1/oauth/grants/me"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 204);
+    assert!(
+        app.store
+            .find_grant("prod", ALICE_ID)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
