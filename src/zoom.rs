@@ -307,6 +307,25 @@ impl ZoomClient {
         access_token: &SecretString,
     ) -> Result<(String, String), ZoomError> {
         let url = join(&self.settings.api_url, "users/me");
+        let body = self.api_get(account, url, access_token).await?;
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|_| ZoomError::Malformed("/users/me did not answer JSON".into()))?;
+        let id = value.get("id").and_then(Value::as_str);
+        let email = value.get("email").and_then(Value::as_str);
+        match (id, email) {
+            (Some(id), Some(email)) => Ok((id.to_string(), email.to_string())),
+            _ => Err(ZoomError::Malformed("/users/me lacks id or email".into())),
+        }
+    }
+
+    /// `GET` on the API with a bearer token: the body of a 2xx answer, or Zoom's refusal
+    /// (401 → the token was refused; 404 code 1001 → no such user).
+    async fn api_get(
+        &self,
+        account: &str,
+        url: url::Url,
+        access_token: &SecretString,
+    ) -> Result<Vec<u8>, ZoomError> {
         let answer = self
             .call(account, Endpoint::Api, || {
                 self.http
@@ -314,27 +333,19 @@ impl ZoomClient {
                     .bearer_auth(access_token.expose_secret())
             })
             .await?;
+        if answer.status.is_success() {
+            return Ok(answer.body);
+        }
         let (code, message) = api_error(&answer.body);
-        match answer.status {
-            s if s.is_success() => {
-                let value: Value = serde_json::from_slice(&answer.body)
-                    .map_err(|_| ZoomError::Malformed("/users/me did not answer JSON".into()))?;
-                let id = value.get("id").and_then(Value::as_str);
-                let email = value.get("email").and_then(Value::as_str);
-                match (id, email) {
-                    (Some(id), Some(email)) => Ok((id.to_string(), email.to_string())),
-                    _ => Err(ZoomError::Malformed("/users/me lacks id or email".into())),
-                }
-            }
-            StatusCode::UNAUTHORIZED => {
-                Err(ZoomError::TokenRejected(format!("code {code}: {message}")))
-            }
-            status => Err(ZoomError::Rejected {
+        Err(match answer.status {
+            StatusCode::UNAUTHORIZED => ZoomError::TokenRejected(format!("code {code}: {message}")),
+            StatusCode::NOT_FOUND if code == "1001" => ZoomError::UserNotFound(message),
+            status => ZoomError::Rejected {
                 status: status.as_u16(),
                 code,
                 message,
-            }),
-        }
+            },
+        })
     }
 
     /// A ZAK or OBF token: with the account's S2S token for `user`
@@ -381,26 +392,8 @@ impl ZoomClient {
                     .append_pair("meeting_id", meeting_number);
             }
         }
-        let answer = self
-            .call(account, Endpoint::Api, || {
-                self.http
-                    .get(url.clone())
-                    .bearer_auth(access_token.expose_secret())
-            })
-            .await?;
-        let (code, message) = api_error(&answer.body);
-        match answer.status {
-            s if s.is_success() => parse_user_token(&answer.body, kind, acting),
-            StatusCode::UNAUTHORIZED => {
-                Err(ZoomError::TokenRejected(format!("code {code}: {message}")))
-            }
-            StatusCode::NOT_FOUND if code == "1001" => Err(ZoomError::UserNotFound(message)),
-            status => Err(ZoomError::Rejected {
-                status: status.as_u16(),
-                code,
-                message,
-            }),
-        }
+        let body = self.api_get(account, url, access_token).await?;
+        parse_user_token(&body, kind, acting)
     }
 
     /// One logical call: the guard, then attempts with retries within the call deadline.

@@ -26,7 +26,12 @@ fn grant_config() -> String {
 }
 
 async fn spawn_grant_app(zoom_keys: &str) -> ZoomApp {
-    let app = spawn_zoom_app_with(zoom_keys, &grant_config()).await;
+    spawn_grant_app_with(zoom_keys, "").await
+}
+
+/// With `extra` config sections after the grant ones.
+async fn spawn_grant_app_with(zoom_keys: &str, extra: &str) -> ZoomApp {
+    let app = spawn_zoom_app_with(zoom_keys, &format!("{}{extra}", grant_config())).await;
     app.zoom.add_oauth_app(EmulatorOAuthApp {
         client_id: OAUTH_CLIENT.into(),
         client_secret: OAUTH_SECRET.into(),
@@ -517,18 +522,11 @@ async fn zooms_url_validation_is_answered_with_the_encrypted_token() {
 async fn a_signed_in_end_user_authorises_and_deletes_only_their_own_grant() {
     let idp_key = crate::idp::rsa_key(0);
     let provider = crate::idp::Idp::start(&[&idp_key]).await;
-    let config = format!(
-        "{}{}",
-        grant_config(),
-        crate::idp::end_users_config(&provider, r#""zak:read""#)
-    );
-    let app = spawn_zoom_app_with("", &config).await;
-    app.zoom.add_oauth_app(EmulatorOAuthApp {
-        client_id: OAUTH_CLIENT.into(),
-        client_secret: OAUTH_SECRET.into(),
-        redirect_uri: REDIRECT_URI.into(),
-    });
-    app.zoom.set_consenting_user(ALICE_ID);
+    let app = spawn_grant_app_with(
+        "",
+        &crate::idp::end_users_config(&provider, r#""zak:read""#),
+    )
+    .await;
     let alice = provider.token(&idp_key, ALICE_EMAIL);
 
     let refused = app
