@@ -627,9 +627,18 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         .url
         .filter(|u| !u.expose_secret().trim().is_empty());
     let url = match url {
-        Some(url) if url.expose_secret().starts_with("sqlite:") => url,
+        Some(url)
+            if ["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.expose_secret().starts_with(scheme)) =>
+        {
+            url
+        }
         Some(_) => {
-            p.add("database.url", "must start with sqlite:");
+            p.add(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
             SecretString::from(String::new())
         }
         None => {

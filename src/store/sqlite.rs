@@ -1,163 +1,18 @@
-//! Persistent state behind one trait: API clients (later grants and audit events).
-//! SQLite through sqlx, with the migrations in `migrations/sqlite` applied at start.
+//! The SQLite store: one file, WAL, for a single process. Migrations in `migrations/sqlite`.
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::scope::{self, Scope};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot create the database folder {path}: {source}")]
-    Folder {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("stored row is corrupt: {0}")]
-    Corrupt(String),
-    #[error("a client named `{0}` already exists")]
-    Duplicate(String),
-}
-
-/// An API client as stored (never the key itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientRecord {
-    pub name: String,
-    pub key_lookup: String,
-    /// Hex SHA-256 of the key.
-    pub key_hash: String,
-    pub scopes: Vec<Scope>,
-    /// `None`: any configured account.
-    pub account: Option<String>,
-    /// Unix seconds.
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-    /// Requests per second and burst; `None`: the configured default.
-    pub rate_limit: Option<(u32, u32)>,
-}
-
-/// A pending authorisation (`state`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthState {
-    pub account: String,
-    pub caller: String,
-    pub user_hint: Option<String>,
-    /// Unix seconds.
-    pub expires_at: i64,
-}
-
-/// A user's grant as stored; tokens sealed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantRow {
-    pub account: String,
-    pub zoom_user_id: String,
-    pub email: String,
-    pub refresh_token: Vec<u8>,
-    pub access_token: Vec<u8>,
-    pub access_expires_at: i64,
-    pub scopes: String,
-    pub version: i64,
-    pub refreshing_until: Option<i64>,
-    pub needs_reauth: bool,
-}
-
-#[async_trait]
-pub trait Store: Send + Sync {
-    async fn insert_oauth_state(
-        &self,
-        state_hash: &str,
-        state: &OAuthState,
-    ) -> Result<(), StoreError>;
-    /// Removes and returns a pending authorisation (single use), expired or not.
-    async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<OAuthState>, StoreError>;
-    /// Stores a new grant, replacing any earlier one of the same user.
-    async fn put_grant(&self, grant: &GrantRow, now: i64) -> Result<(), StoreError>;
-    /// A grant by Zoom user ID or email (case-insensitive).
-    async fn find_grant(&self, account: &str, user: &str) -> Result<Option<GrantRow>, StoreError>;
-    /// Takes the refresh lease if the grant is still at `version` and nobody holds a live
-    /// lease; the version is bumped. `false`: someone else got there first.
-    async fn claim_refresh(
-        &self,
-        account: &str,
-        zoom_user_id: &str,
-        version: i64,
-        lease_until: i64,
-        now: i64,
-    ) -> Result<bool, StoreError>;
-    /// Writes refreshed tokens if the grant is still at `claimed_version`; releases the lease.
-    #[allow(clippy::too_many_arguments)]
-    async fn store_refreshed(
-        &self,
-        account: &str,
-        zoom_user_id: &str,
-        claimed_version: i64,
-        refresh_token: &[u8],
-        access_token: &[u8],
-        access_expires_at: i64,
-        now: i64,
-    ) -> Result<bool, StoreError>;
-    /// Ends a lease without new tokens (the refresh failed for a passing reason).
-    async fn release_refresh(
-        &self,
-        account: &str,
-        zoom_user_id: &str,
-        claimed_version: i64,
-    ) -> Result<(), StoreError>;
-    /// Zoom refused the refresh token: the user must authorise again.
-    async fn mark_needs_reauth(
-        &self,
-        account: &str,
-        zoom_user_id: &str,
-        now: i64,
-    ) -> Result<(), StoreError>;
-    /// Deletes a grant by Zoom user ID or email; returns the deleted grant's user ID and email.
-    async fn delete_grant(
-        &self,
-        account: &str,
-        user: &str,
-    ) -> Result<Option<(String, String)>, StoreError>;
-    /// Adds a client. A revoked client of the same name is replaced; a live one is a
-    /// [`StoreError::Duplicate`].
-    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
-    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
-    /// Marks a client revoked; `false` when there is no live client of that name.
-    async fn revoke_client(&self, name: &str, now: i64) -> Result<bool, StoreError>;
-    /// Replaces a live client's key; `false` when there is no live client of that name.
-    async fn rotate_client(
-        &self,
-        name: &str,
-        key_lookup: &str,
-        key_hash: &str,
-        now: i64,
-    ) -> Result<bool, StoreError>;
-    /// Sets (or with `None` clears) a live client's own rate limit; `false` when there is no
-    /// live client of that name.
-    async fn set_client_rate_limit(
-        &self,
-        name: &str,
-        limit: Option<(u32, u32)>,
-        now: i64,
-    ) -> Result<bool, StoreError>;
-    /// Answers when the store can be reached.
-    async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// Opens the store named by `url`, creating it and applying migrations.
-pub async fn connect(url: &SecretString) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(SqliteStore::connect(url.expose_secret()).await?))
-}
+use super::{
+    ClientRecord, GrantRow, OAuthState, Store, StoreError, rate_limit_from_columns,
+    scopes_from_column,
+};
+use crate::scope;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -189,21 +44,15 @@ impl SqliteStore {
 
 fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreError> {
     let scopes: String = row.try_get("scopes")?;
-    let per_second: Option<i64> = row.try_get("rate_limit_per_second")?;
-    let burst: Option<i64> = row.try_get("rate_limit_burst")?;
-    let rate_limit = match (per_second, burst) {
-        (Some(r), Some(b)) => Some((
-            u32::try_from(r).map_err(|_| StoreError::Corrupt("rate limit".into()))?,
-            u32::try_from(b).map_err(|_| StoreError::Corrupt("rate limit".into()))?,
-        )),
-        _ => None,
-    };
     Ok(ClientRecord {
-        rate_limit,
+        rate_limit: rate_limit_from_columns(
+            row.try_get("rate_limit_per_second")?,
+            row.try_get("rate_limit_burst")?,
+        )?,
         name: row.try_get("name")?,
         key_lookup: row.try_get("key_prefix")?,
         key_hash: row.try_get("key_hash")?,
-        scopes: scope::parse_list(&scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        scopes: scopes_from_column(&scopes)?,
         account: row.try_get("account")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
@@ -513,60 +362,31 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    fn record(name: &str, lookup: &str) -> ClientRecord {
-        ClientRecord {
-            name: name.into(),
-            key_lookup: lookup.into(),
-            key_hash: "00".repeat(32),
-            scopes: vec![Scope::MeetingSdkSignature],
-            account: Some("prod".into()),
-            created_at: 100,
-            expires_at: None,
-            revoked_at: None,
-            rate_limit: None,
+    use secrecy::SecretString;
+
+    use super::super::{Store, connect};
+
+    /// A store in a file of its own, in a folder that does not exist yet (so its creation is
+    /// tested too); the folder goes when this does.
+    struct TestDb {
+        store: Arc<dyn Store>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl TestDb {
+        fn store(&self) -> &dyn Store {
+            self.store.as_ref()
         }
     }
 
-    #[tokio::test]
-    async fn clients_are_created_listed_rotated_and_revoked() {
+    async fn open(_test: &str) -> Option<TestDb> {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/nested/ztv.db", dir.path().display());
-        let store = SqliteStore::connect(&url).await.unwrap();
-
-        store
-            .insert_client(&record("web", "ztv_aaaaaaaa"))
-            .await
-            .unwrap();
-        let dup = store.insert_client(&record("web", "ztv_bbbbbbbb")).await;
-        assert!(matches!(dup, Err(StoreError::Duplicate(_))));
-
-        assert!(
-            store
-                .rotate_client("web", "ztv_cccccccc", "11", 200)
-                .await
-                .unwrap()
-        );
-        let listed = store.list_clients().await.unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].key_lookup, "ztv_cccccccc");
-
-        assert!(store.revoke_client("web", 300).await.unwrap());
-        assert!(!store.revoke_client("web", 301).await.unwrap());
-        assert!(
-            !store
-                .rotate_client("web", "ztv_dddddddd", "22", 302)
-                .await
-                .unwrap()
-        );
-
-        // A revoked name may be used again.
-        store
-            .insert_client(&record("web", "ztv_eeeeeeee"))
-            .await
-            .unwrap();
-        let listed = store.list_clients().await.unwrap();
-        assert_eq!(listed[0].revoked_at, None);
+        let store = connect(&SecretString::from(url)).await.unwrap();
+        Some(TestDb { store, _dir: dir })
     }
+
+    crate::store::store_suite!(open);
 }

@@ -1,0 +1,675 @@
+//! Persistent state behind one trait: API clients, users' OAuth grants and pending
+//! authorisations. SQLite for one process, PostgreSQL for several replicas, both through sqlx,
+//! each with its own migrations (`migrations/sqlite`, `migrations/postgres`) applied at start.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::scope::{self, Scope};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+    #[error("a client named `{0}` already exists")]
+    Duplicate(String),
+    #[error("database URL must start with sqlite:, postgres:// or postgresql://")]
+    UnsupportedUrl,
+}
+
+/// An API client as stored (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub name: String,
+    pub key_lookup: String,
+    /// Hex SHA-256 of the key.
+    pub key_hash: String,
+    pub scopes: Vec<Scope>,
+    /// `None`: any configured account.
+    pub account: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    /// Requests per second and burst; `None`: the configured default.
+    pub rate_limit: Option<(u32, u32)>,
+}
+
+/// A pending authorisation (`state`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthState {
+    pub account: String,
+    pub caller: String,
+    pub user_hint: Option<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A user's grant as stored; tokens sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    pub account: String,
+    pub zoom_user_id: String,
+    pub email: String,
+    pub refresh_token: Vec<u8>,
+    pub access_token: Vec<u8>,
+    pub access_expires_at: i64,
+    pub scopes: String,
+    pub version: i64,
+    pub refreshing_until: Option<i64>,
+    pub needs_reauth: bool,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn insert_oauth_state(
+        &self,
+        state_hash: &str,
+        state: &OAuthState,
+    ) -> Result<(), StoreError>;
+    /// Removes and returns a pending authorisation (single use), expired or not.
+    async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<OAuthState>, StoreError>;
+    /// Stores a new grant, replacing any earlier one of the same user.
+    async fn put_grant(&self, grant: &GrantRow, now: i64) -> Result<(), StoreError>;
+    /// A grant by Zoom user ID or email (case-insensitive).
+    async fn find_grant(&self, account: &str, user: &str) -> Result<Option<GrantRow>, StoreError>;
+    /// Takes the refresh lease if the grant is still at `version` and nobody holds a live
+    /// lease; the version is bumped. `false`: someone else got there first.
+    async fn claim_refresh(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        version: i64,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Writes refreshed tokens if the grant is still at `claimed_version`; releases the lease.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_refreshed(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        claimed_version: i64,
+        refresh_token: &[u8],
+        access_token: &[u8],
+        access_expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Ends a lease without new tokens (the refresh failed for a passing reason).
+    async fn release_refresh(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        claimed_version: i64,
+    ) -> Result<(), StoreError>;
+    /// Zoom refused the refresh token: the user must authorise again.
+    async fn mark_needs_reauth(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Deletes a grant by Zoom user ID or email; returns the deleted grant's user ID and email.
+    async fn delete_grant(
+        &self,
+        account: &str,
+        user: &str,
+    ) -> Result<Option<(String, String)>, StoreError>;
+    /// Adds a client. A revoked client of the same name is replaced; a live one is a
+    /// [`StoreError::Duplicate`].
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Marks a client revoked; `false` when there is no live client of that name.
+    async fn revoke_client(&self, name: &str, now: i64) -> Result<bool, StoreError>;
+    /// Replaces a live client's key; `false` when there is no live client of that name.
+    async fn rotate_client(
+        &self,
+        name: &str,
+        key_lookup: &str,
+        key_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Sets (or with `None` clears) a live client's own rate limit; `false` when there is no
+    /// live client of that name.
+    async fn set_client_rate_limit(
+        &self,
+        name: &str,
+        limit: Option<(u32, u32)>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Answers when the store can be reached.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by `url`, creating it and applying migrations.
+/// The scheme picks the backend: `sqlite:` or `postgres:` / `postgresql:`.
+pub async fn connect(url: &SecretString) -> Result<Arc<dyn Store>, StoreError> {
+    let url = url.expose_secret();
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}
+
+/// A client's own rate limit from its two columns; `None` unless both are set.
+fn rate_limit_from_columns(
+    per_second: Option<i64>,
+    burst: Option<i64>,
+) -> Result<Option<(u32, u32)>, StoreError> {
+    match (per_second, burst) {
+        (Some(r), Some(b)) => Ok(Some((
+            u32::try_from(r).map_err(|_| StoreError::Corrupt("rate limit".into()))?,
+            u32::try_from(b).map_err(|_| StoreError::Corrupt("rate limit".into()))?,
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// A client's scopes from their stored, space-separated form.
+fn scopes_from_column(scopes: &str) -> Result<Vec<Scope>, StoreError> {
+    scope::parse_list(scopes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// One `#[tokio::test]` per function of [`suite`], for one backend. `$open` is an async fn
+/// taking the test's name and giving `Option` of a value with `fn store(&self) -> &dyn Store`
+/// (`None`: the backend is not available here and the test said so). A function added to
+/// [`suite`] is listed here too, so that every backend runs it.
+#[cfg(test)]
+macro_rules! store_suite {
+    ($open:path) => {
+        $crate::store::store_suite!(
+            @each $open;
+            clients_are_created_listed_rotated_and_revoked,
+            clients_come_back_exactly_as_stored_in_byte_order_of_name,
+            client_rate_limits_are_set_and_cleared,
+            oauth_states_are_taken_once,
+            grants_are_found_by_user_id_or_email_in_any_case,
+            a_new_grant_replaces_the_old_one_and_clears_its_state,
+            of_many_claims_on_one_version_exactly_one_wins,
+            a_live_lease_blocks_a_claim_and_an_expired_one_does_not,
+            refreshed_tokens_are_stored_only_at_the_claimed_version,
+            a_released_lease_lets_the_next_claim_in_at_once,
+            a_grant_marked_for_reauthorisation_says_so,
+            a_deleted_grant_names_its_user_and_is_gone,
+            a_reachable_store_answers_ping,
+        );
+    };
+    (@each $open:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let Some(db) = $open(stringify!($name)).await else {
+                    return;
+                };
+                $crate::store::suite::$name(db.store()).await;
+            }
+        )*
+    };
+}
+#[cfg(test)]
+pub(crate) use store_suite;
+
+/// The store's behaviour, written once against [`Store`]; each backend's tests run all of it
+/// through [`store_suite!`].
+#[cfg(test)]
+pub(crate) mod suite {
+    use futures_util::future::join_all;
+
+    use super::*;
+
+    fn record(name: &str, lookup: &str) -> ClientRecord {
+        ClientRecord {
+            name: name.into(),
+            key_lookup: lookup.into(),
+            key_hash: "00".repeat(32),
+            scopes: vec![Scope::MeetingSdkSignature],
+            account: Some("prod".into()),
+            created_at: 100,
+            expires_at: None,
+            revoked_at: None,
+            rate_limit: None,
+        }
+    }
+
+    fn grant(user: &str, email: &str) -> GrantRow {
+        GrantRow {
+            account: "prod".into(),
+            zoom_user_id: user.into(),
+            email: email.into(),
+            // Every byte value survives the round trip, NUL included.
+            refresh_token: vec![0, 1, 0xfe, 0xff],
+            access_token: b"sealed access".to_vec(),
+            access_expires_at: 1_000,
+            scopes: "user:read:zak".into(),
+            version: 0,
+            refreshing_until: None,
+            needs_reauth: false,
+        }
+    }
+
+    async fn find(store: &dyn Store, user: &str) -> GrantRow {
+        store
+            .find_grant("prod", user)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no grant for {user}"))
+    }
+
+    pub(crate) async fn clients_are_created_listed_rotated_and_revoked(store: &dyn Store) {
+        store
+            .insert_client(&record("web", "ztv_aaaaaaaa"))
+            .await
+            .unwrap();
+        let dup = store.insert_client(&record("web", "ztv_bbbbbbbb")).await;
+        assert!(matches!(dup, Err(StoreError::Duplicate(_))));
+
+        assert!(
+            store
+                .rotate_client("web", "ztv_cccccccc", "11", 200)
+                .await
+                .unwrap()
+        );
+        let listed = store.list_clients().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key_lookup, "ztv_cccccccc");
+        assert_eq!(listed[0].key_hash, "11");
+
+        assert!(store.revoke_client("web", 300).await.unwrap());
+        assert!(!store.revoke_client("web", 301).await.unwrap());
+        assert!(!store.revoke_client("nobody", 301).await.unwrap());
+        assert!(
+            !store
+                .rotate_client("web", "ztv_dddddddd", "22", 302)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.list_clients().await.unwrap()[0].revoked_at, Some(300));
+
+        // A revoked name may be used again.
+        store
+            .insert_client(&record("web", "ztv_eeeeeeee"))
+            .await
+            .unwrap();
+        let listed = store.list_clients().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].revoked_at, None);
+        assert_eq!(listed[0].key_lookup, "ztv_eeeeeeee");
+    }
+
+    pub(crate) async fn clients_come_back_exactly_as_stored_in_byte_order_of_name(
+        store: &dyn Store,
+    ) {
+        let full = ClientRecord {
+            name: "web".into(),
+            key_lookup: "ztv_aaaaaaaa".into(),
+            key_hash: "ab".repeat(32),
+            scopes: vec![Scope::MeetingSdkSignature, Scope::ZakRead],
+            account: None,
+            created_at: 1_700_000_000,
+            expires_at: Some(1_800_000_000),
+            revoked_at: None,
+            rate_limit: Some((u32::MAX, 7)),
+        };
+        store.insert_client(&full).await.unwrap();
+        store
+            .insert_client(&record("Zeta", "ztv_bbbbbbbb"))
+            .await
+            .unwrap();
+        store
+            .insert_client(&record("alpha", "ztv_cccccccc"))
+            .await
+            .unwrap();
+
+        let listed = store.list_clients().await.unwrap();
+
+        let names: Vec<&str> = listed.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["Zeta", "alpha", "web"]);
+        assert_eq!(listed[2], full);
+        assert_eq!(listed[1], record("alpha", "ztv_cccccccc"));
+    }
+
+    pub(crate) async fn client_rate_limits_are_set_and_cleared(store: &dyn Store) {
+        store
+            .insert_client(&record("web", "ztv_aaaaaaaa"))
+            .await
+            .unwrap();
+
+        assert!(
+            store
+                .set_client_rate_limit("web", Some((5, 10)), 200)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.list_clients().await.unwrap()[0].rate_limit,
+            Some((5, 10))
+        );
+        assert!(store.set_client_rate_limit("web", None, 201).await.unwrap());
+        assert_eq!(store.list_clients().await.unwrap()[0].rate_limit, None);
+
+        assert!(
+            !store
+                .set_client_rate_limit("nobody", Some((1, 1)), 202)
+                .await
+                .unwrap()
+        );
+        assert!(store.revoke_client("web", 203).await.unwrap());
+        assert!(
+            !store
+                .set_client_rate_limit("web", Some((1, 1)), 204)
+                .await
+                .unwrap()
+        );
+    }
+
+    pub(crate) async fn oauth_states_are_taken_once(store: &dyn Store) {
+        let state = OAuthState {
+            account: "prod".into(),
+            caller: "web".into(),
+            user_hint: Some("ann@example.com".into()),
+            expires_at: 1_000,
+        };
+        let anonymous = OAuthState {
+            user_hint: None,
+            ..state.clone()
+        };
+        store.insert_oauth_state("h1", &state).await.unwrap();
+        store.insert_oauth_state("h2", &anonymous).await.unwrap();
+
+        assert_eq!(store.take_oauth_state("h1").await.unwrap(), Some(state));
+        assert_eq!(store.take_oauth_state("h1").await.unwrap(), None);
+        assert_eq!(store.take_oauth_state("h2").await.unwrap(), Some(anonymous));
+        assert_eq!(store.take_oauth_state("unknown").await.unwrap(), None);
+    }
+
+    pub(crate) async fn grants_are_found_by_user_id_or_email_in_any_case(store: &dyn Store) {
+        store
+            .put_grant(&grant("u1", "Ann@Example.COM"), 100)
+            .await
+            .unwrap();
+
+        let by_id = find(store, "u1").await;
+        let by_email = find(store, "aNN@example.com").await;
+
+        assert_eq!(by_id, by_email);
+        assert_eq!(
+            by_id,
+            GrantRow {
+                email: "ann@example.com".into(),
+                version: 1,
+                ..grant("u1", "")
+            }
+        );
+        assert_eq!(store.find_grant("prod", "U1").await.unwrap(), None);
+        assert_eq!(store.find_grant("other", "u1").await.unwrap(), None);
+        assert_eq!(
+            store.find_grant("prod", "bob@example.com").await.unwrap(),
+            None
+        );
+    }
+
+    pub(crate) async fn a_new_grant_replaces_the_old_one_and_clears_its_state(store: &dyn Store) {
+        store
+            .put_grant(&grant("u1", "ann@example.com"), 100)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_refresh("prod", "u1", 1, 500, 100)
+                .await
+                .unwrap()
+        );
+        store.mark_needs_reauth("prod", "u1", 101).await.unwrap();
+
+        let newer = GrantRow {
+            email: "ann@new.example.com".into(),
+            refresh_token: b"r2".to_vec(),
+            access_token: b"a2".to_vec(),
+            access_expires_at: 2_000,
+            scopes: "user:read:zak meeting:read".into(),
+            ..grant("u1", "")
+        };
+        store.put_grant(&newer, 102).await.unwrap();
+
+        let stored = find(store, "u1").await;
+        assert_eq!(stored.version, 4);
+        assert_eq!(stored.refreshing_until, None);
+        assert!(!stored.needs_reauth);
+        assert_eq!(
+            stored,
+            GrantRow {
+                version: 4,
+                ..newer
+            }
+        );
+        assert_eq!(
+            store.find_grant("prod", "ann@example.com").await.unwrap(),
+            None
+        );
+    }
+
+    pub(crate) async fn of_many_claims_on_one_version_exactly_one_wins(store: &dyn Store) {
+        store
+            .put_grant(&grant("u1", "ann@example.com"), 100)
+            .await
+            .unwrap();
+
+        // Concurrent, each on its own connection where the backend has several.
+        let claims = join_all((0..8).map(|_| store.claim_refresh("prod", "u1", 1, 500, 100))).await;
+
+        let won = claims.into_iter().filter(|c| *c.as_ref().unwrap()).count();
+        assert_eq!(won, 1);
+        let stored = find(store, "u1").await;
+        assert_eq!(stored.version, 2);
+        assert_eq!(stored.refreshing_until, Some(500));
+        // A stale version never wins, even with the lease gone.
+        assert!(
+            !store
+                .claim_refresh("prod", "u1", 1, 900, 600)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .claim_refresh("prod", "nobody", 1, 900, 600)
+                .await
+                .unwrap()
+        );
+    }
+
+    pub(crate) async fn a_live_lease_blocks_a_claim_and_an_expired_one_does_not(store: &dyn Store) {
+        store
+            .put_grant(&grant("u1", "ann@example.com"), 100)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_refresh("prod", "u1", 1, 130, 100)
+                .await
+                .unwrap()
+        );
+
+        // Even at the current version, a lease that runs until 130 holds at 120 and at 130...
+        assert!(
+            !store
+                .claim_refresh("prod", "u1", 2, 150, 120)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .claim_refresh("prod", "u1", 2, 160, 130)
+                .await
+                .unwrap()
+        );
+        // ...and not after (the refresher crashed).
+        assert!(
+            store
+                .claim_refresh("prod", "u1", 2, 170, 131)
+                .await
+                .unwrap()
+        );
+
+        let stored = find(store, "u1").await;
+        assert_eq!(stored.version, 3);
+        assert_eq!(stored.refreshing_until, Some(170));
+    }
+
+    pub(crate) async fn refreshed_tokens_are_stored_only_at_the_claimed_version(store: &dyn Store) {
+        store
+            .put_grant(&grant("u1", "ann@example.com"), 100)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_refresh("prod", "u1", 1, 130, 100)
+                .await
+                .unwrap()
+        );
+
+        assert!(
+            !store
+                .store_refreshed("prod", "u1", 1, b"r-stale", b"a-stale", 9_999, 101)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .store_refreshed("prod", "u1", 2, b"r2", b"a2", 4_600, 102)
+                .await
+                .unwrap()
+        );
+        // The claimed version is spent.
+        assert!(
+            !store
+                .store_refreshed("prod", "u1", 2, b"r3", b"a3", 5_000, 103)
+                .await
+                .unwrap()
+        );
+
+        let stored = find(store, "u1").await;
+        assert_eq!(stored.refresh_token, b"r2");
+        assert_eq!(stored.access_token, b"a2");
+        assert_eq!(stored.access_expires_at, 4_600);
+        assert_eq!(stored.version, 3);
+        assert_eq!(stored.refreshing_until, None);
+        // The next refresh needs no wait.
+        assert!(
+            store
+                .claim_refresh("prod", "u1", 3, 200, 104)
+                .await
+                .unwrap()
+        );
+    }
+
+    pub(crate) async fn a_released_lease_lets_the_next_claim_in_at_once(store: &dyn Store) {
+        store
+            .put_grant(&grant("u1", "ann@example.com"), 100)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_refresh("prod", "u1", 1, 500, 100)
+                .await
+                .unwrap()
+        );
+
+        // A stale release does nothing.
+        store.release_refresh("prod", "u1", 1).await.unwrap();
+        assert_eq!(find(store, "u1").await.refreshing_until, Some(500));
+
+        store.release_refresh("prod", "u1", 2).await.unwrap();
+
+        let stored = find(store, "u1").await;
+        assert_eq!(stored.refreshing_until, None);
+        assert_eq!(stored.version, 2);
+        assert_eq!(stored.refresh_token, grant("u1", "").refresh_token);
+        assert!(
+            store
+                .claim_refresh("prod", "u1", 2, 600, 101)
+                .await
+                .unwrap()
+        );
+    }
+
+    pub(crate) async fn a_grant_marked_for_reauthorisation_says_so(store: &dyn Store) {
+        store
+            .put_grant(&grant("u1", "ann@example.com"), 100)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_refresh("prod", "u1", 1, 500, 100)
+                .await
+                .unwrap()
+        );
+
+        store.mark_needs_reauth("prod", "u1", 101).await.unwrap();
+
+        let stored = find(store, "u1").await;
+        assert!(stored.needs_reauth);
+        assert_eq!(stored.refreshing_until, None);
+        assert_eq!(stored.version, 3);
+        // The refresher's claim is spent.
+        assert!(
+            !store
+                .store_refreshed("prod", "u1", 2, b"r2", b"a2", 4_600, 102)
+                .await
+                .unwrap()
+        );
+    }
+
+    pub(crate) async fn a_deleted_grant_names_its_user_and_is_gone(store: &dyn Store) {
+        store
+            .put_grant(&grant("u1", "Ann@Example.com"), 100)
+            .await
+            .unwrap();
+        store
+            .put_grant(&grant("u2", "bob@example.com"), 100)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            store.delete_grant("prod", "ANN@example.com").await.unwrap(),
+            Some(("u1".into(), "ann@example.com".into()))
+        );
+        assert_eq!(store.find_grant("prod", "u1").await.unwrap(), None);
+        assert_eq!(
+            store.delete_grant("prod", "ann@example.com").await.unwrap(),
+            None
+        );
+        assert_eq!(store.delete_grant("other", "u2").await.unwrap(), None);
+        assert_eq!(
+            store.delete_grant("prod", "u2").await.unwrap(),
+            Some(("u2".into(), "bob@example.com".into()))
+        );
+        assert_eq!(
+            store.find_grant("prod", "bob@example.com").await.unwrap(),
+            None
+        );
+    }
+
+    pub(crate) async fn a_reachable_store_answers_ping(store: &dyn Store) {
+        store.ping().await.unwrap();
+    }
+}
