@@ -312,6 +312,39 @@ async fn two_instances_sharing_the_database_refresh_an_expired_grant_exactly_onc
     assert_eq!(first.zoom.calls(Endpoint::Refresh), 1);
 }
 
+#[tokio::test]
+async fn two_replicas_on_postgres_refresh_an_expired_grant_exactly_once() {
+    let Some(server) = postgres_url_or_skip() else {
+        return;
+    };
+    let schema = PgSchema::create(&server).await;
+    let first = spawn_zoom_app_on(Some(&schema.url()), "", &grant_config()).await;
+    first.zoom.add_oauth_app(EmulatorOAuthApp {
+        client_id: OAUTH_CLIENT.into(),
+        client_secret: OAUTH_SECRET.into(),
+        redirect_uri: REDIRECT_URI.into(),
+    });
+    first.zoom.set_consenting_user(ALICE_ID);
+    let key = first.key("admin", &admin_scopes(), Some("prod")).await;
+    // Its own connection pool, key ring, caches and single flight: only the database is shared.
+    let second = spawn_app_on(
+        Some(&schema.url()),
+        &format!(
+            "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\n[accounts.prod.s2s]\naccount_id = \"{S2S_ACCOUNT_ID}\"\nclient_id = \"{S2S_CLIENT_ID}\"\nclient_secret = \"{S2S_SECRET}\"\n{}",
+            first.zoom.base_url(),
+            first.zoom.api_url(),
+            grant_config()
+        ),
+    )
+    .await;
+    second.wait_until_known(&key).await;
+    expire_alices_access(&first, &key).await;
+
+    hundred_token_calls(&[&first.app, &second], &key).await;
+
+    assert_eq!(first.zoom.calls(Endpoint::Refresh), 1);
+}
+
 /// The tokens of Alice's grant, opened with the configured key (as only ztv could).
 async fn alices_tokens(app: &ZoomApp) -> (String, String) {
     use base64::Engine;

@@ -65,8 +65,18 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra: &str) -> TestApp {
+    spawn_app_on(None, extra).await
+}
+
+/// As [`spawn_app_with`], on the database at `db_url` (a fresh SQLite file when `None`), with a
+/// connection pool of its own: two apps on one URL are two replicas.
+pub async fn spawn_app_on(db_url: Option<&str>, extra: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings::from_toml(&test_config(&dir.path().join("ztv.db"), extra)).unwrap();
+    let mut settings =
+        Settings::from_toml(&test_config(&dir.path().join("ztv.db"), extra)).unwrap();
+    if let Some(url) = db_url {
+        settings.database.url = secrecy::SecretString::from(url.to_string());
+    }
     let store = store::connect(&settings.database.url).await.unwrap();
     let app = Application::build_with_store(settings.clone(), Arc::clone(&store))
         .await
@@ -242,6 +252,11 @@ pub async fn spawn_zoom_app(zoom_keys: &str) -> ZoomApp {
 
 /// As [`spawn_zoom_app`], with `extra` appended to the config (other sections).
 pub async fn spawn_zoom_app_with(zoom_keys: &str, extra: &str) -> ZoomApp {
+    spawn_zoom_app_on(None, zoom_keys, extra).await
+}
+
+/// As [`spawn_zoom_app_with`], on the database at `db_url`.
+pub async fn spawn_zoom_app_on(db_url: Option<&str>, zoom_keys: &str, extra: &str) -> ZoomApp {
     use ztv::emulator::{Emulator, EmulatorAccount};
     let zoom = Emulator::start().await.unwrap();
     zoom.add_account(EmulatorAccount {
@@ -278,7 +293,7 @@ client_secret = "{S2S_SECRET}"
         oauth = zoom.base_url(),
         api = zoom.api_url(),
     );
-    let app = spawn_app_with(&config).await;
+    let app = spawn_app_on(db_url, &config).await;
     ZoomApp { app, zoom }
 }
 
@@ -308,18 +323,79 @@ impl TestApp {
 /// The Redis URL for tests that need the real server. Unset: a loud skip, or a failure when
 /// `ZTV_TEST_REQUIRE_SERVICES=1` (as in CI).
 pub fn redis_url_or_skip() -> Option<String> {
-    match std::env::var("ZTV_TEST_REDIS_URL") {
+    service_url_or_skip("ZTV_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// The PostgreSQL server URL for tests that need the real server (see [`redis_url_or_skip`]).
+pub fn postgres_url_or_skip() -> Option<String> {
+    service_url_or_skip(
+        "ZTV_TEST_DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+    )
+}
+
+fn service_url_or_skip(variable: &str, example: &str) -> Option<String> {
+    match std::env::var(variable) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
             assert!(
                 std::env::var("ZTV_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "ZTV_TEST_REDIS_URL is unset but ZTV_TEST_REQUIRE_SERVICES=1"
+                "{variable} is unset but ZTV_TEST_REQUIRE_SERVICES=1"
             );
-            eprintln!(
-                "SKIPPED: set ZTV_TEST_REDIS_URL=redis://127.0.0.1:6379 to run this test against Redis"
-            );
+            eprintln!("SKIPPED: set {variable}={example} to run this test against the real server");
             None
         }
+    }
+}
+
+/// A fresh PostgreSQL schema for one test, dropped (best effort) when the test ends.
+pub struct PgSchema {
+    server_url: String,
+    name: String,
+}
+
+impl PgSchema {
+    pub async fn create(server_url: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!("ztv_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(server_url).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        Self {
+            server_url: server_url.to_string(),
+            name,
+        }
+    }
+
+    /// The server URL with only this schema on the search path.
+    pub fn url(&self) -> String {
+        let mut url = url::Url::parse(&self.server_url).unwrap();
+        url.query_pairs_mut()
+            .append_pair("options", &format!("-c search_path={}", self.name));
+        url.into()
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (server_url, name) = (self.server_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&server_url).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
     }
 }
 

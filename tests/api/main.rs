@@ -12,6 +12,7 @@ mod helpers;
 mod idp;
 mod limits;
 mod meeting_sdk;
+mod replicas;
 mod shutdown;
 mod upstream;
 mod video_sdk;
