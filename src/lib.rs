@@ -16,6 +16,7 @@ pub mod grants;
 pub mod input;
 pub mod middleware;
 pub mod rate_limit;
+pub mod redis_link;
 pub mod request_id;
 pub mod routes;
 pub mod scope;

@@ -17,29 +17,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisError, Script};
+use redis::{RedisError, Script};
 
-/// Longest wait for a TCP connection to Redis.
-const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
-/// Longest wait for one Redis reply.
-const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
-/// Longest wait for one whole check in Redis (the script, and loading it again after a Redis
-/// restart: up to three round trips).
-const REDIS_CALL_TIMEOUT: Duration = Duration::from_millis(500);
-/// After Redis failed, how long requests stay in-process before Redis is tried again, in ms.
-const REDIS_RETRY_MS: u64 = 1_000;
+use crate::redis_link::{REDIS_CALL_TIMEOUT, RedisLink};
+
 /// How often the in-process limiter forgets idle callers, in ms.
 const SWEEP_INTERVAL_MS: u64 = 30_000;
 
 /// The key prefix production uses; tests use their own to stay apart.
 pub const DEFAULT_PREFIX: &str = "ztv:";
-
-/// `retry_at_ms` while Redis answers.
-const HEALTHY: u64 = 0;
 
 /// GCRA for one caller. KEYS[1]: the caller's key. ARGV[1]: emission interval, ARGV[2]:
 /// tolerance, both in µs. Returns `{1, 0}` when the request is allowed (and counted), or
@@ -158,18 +146,15 @@ impl RateLimiter {
     /// at most once a second, in the background, until it answers (one info line). This
     /// call waits at most about half a second for Redis.
     pub async fn redis(url: &str, prefix: &str) -> Result<Self, RateLimitError> {
-        let client = redis::Client::open(url).map_err(RateLimitError::InvalidUrl)?;
+        let script = Script::new(GCRA_SCRIPT);
+        let link = RedisLink::open(url, "rate limits", vec![script.clone()])
+            .await
+            .map_err(RateLimitError::InvalidUrl)?;
         let shared = Arc::new(SharedLimiter {
-            client,
-            connection: ArcSwapOption::empty(),
+            link,
             prefix: prefix.to_owned(),
-            script: Script::new(GCRA_SCRIPT),
-            retry_at_ms: AtomicU64::new(HEALTHY),
-            epoch: Instant::now(),
+            script,
         });
-        if let Err(error) = shared.connect().await {
-            shared.failed(&error);
-        }
         Ok(Self {
             local: LocalLimiter::new(),
             shared: Some(shared),
@@ -292,28 +277,16 @@ impl LocalLimiter {
 
 /// The Redis side of a shared limiter.
 struct SharedLimiter {
-    client: redis::Client,
-    /// The connection while Redis answers; dropped on any failure and made again by the
-    /// next probe.
-    connection: ArcSwapOption<MultiplexedConnection>,
+    link: Arc<RedisLink>,
     prefix: String,
     script: Script,
-    /// `HEALTHY`, or when Redis may next be probed, in ms since `epoch` (never 0 then).
-    retry_at_ms: AtomicU64,
-    epoch: Instant,
 }
 
 impl SharedLimiter {
     /// The decision from Redis, or `None` when Redis cannot give one now and the caller must
     /// limit in-process.
     async fn check(self: &Arc<Self>, caller: &str, limit: Limit) -> Option<Decision> {
-        let retry_at = self.retry_at_ms.load(Ordering::Acquire);
-        if retry_at != HEALTHY {
-            self.probe_if_due(retry_at);
-            return None;
-        }
-        // Cloning a multiplexed connection is cheap: it shares one socket.
-        let mut connection = MultiplexedConnection::clone(&*self.connection.load_full()?);
+        let mut connection = self.link.connection()?;
         let key = format!("{}rl:{caller}", self.prefix);
         let mut invocation = self.script.key(key);
         invocation
@@ -330,83 +303,12 @@ impl SharedLimiter {
             Ok(Err(error)) => error.to_string(),
             Err(_) => format!("no answer within {REDIS_CALL_TIMEOUT:?}"),
         };
-        self.failed(&error);
+        self.link.failed(&error);
         None
     }
 
     fn degraded(&self) -> bool {
-        self.retry_at_ms.load(Ordering::Acquire) != HEALTHY
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// Marks Redis down: requests go in-process until the next probe says otherwise. Only the
-    /// first failure of an outage is logged.
-    fn failed(&self, error: &str) {
-        self.connection.store(None);
-        let next = self.now_ms().saturating_add(REDIS_RETRY_MS);
-        if self.retry_at_ms.swap(next, Ordering::AcqRel) == HEALTHY {
-            tracing::warn!(
-                error,
-                "Redis for rate limits does not answer; limiting per replica until it does"
-            );
-        }
-    }
-
-    /// Starts one background probe of Redis when one is due. The request that notices goes
-    /// in-process like the others: no request waits for a Redis known to be down.
-    fn probe_if_due(self: &Arc<Self>, retry_at: u64) {
-        let now = self.now_ms();
-        if now < retry_at {
-            return;
-        }
-        // Whoever moves `retry_at_ms` on owns this probe; everyone else stays in-process.
-        let claimed = self
-            .retry_at_ms
-            .compare_exchange(
-                retry_at,
-                now.saturating_add(REDIS_RETRY_MS),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok();
-        if !claimed {
-            return;
-        }
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            if this.connect().await.is_ok()
-                && this.retry_at_ms.swap(HEALTHY, Ordering::AcqRel) != HEALTHY
-            {
-                tracing::info!("Redis for rate limits answers again; limits are shared again");
-            }
-        });
-    }
-
-    /// Connects and loads the script (so that the first checks need one round trip each),
-    /// within `REDIS_CALL_TIMEOUT`.
-    async fn connect(&self) -> Result<(), String> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
-            .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
-        let attempt = async {
-            let mut connection = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            self.script.load_async(&mut connection).await?;
-            Ok::<_, RedisError>(connection)
-        };
-        match tokio::time::timeout(REDIS_CALL_TIMEOUT, attempt).await {
-            Ok(Ok(connection)) => {
-                self.connection.store(Some(Arc::new(connection)));
-                Ok(())
-            }
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err(format!("no answer within {REDIS_CALL_TIMEOUT:?}")),
-        }
+        self.link.degraded()
     }
 }
 
