@@ -14,6 +14,7 @@ use crate::end_users::{SignInError, Verifier};
 use crate::grants::UserGrants;
 use crate::rate_limit::RateLimiter;
 use crate::settings::Settings;
+use crate::shared_tokens::SharedTokens;
 use crate::store::{self, Store, StoreError};
 use crate::token_cache::TokenCache;
 use crate::user_tokens::UserTokens;
@@ -55,7 +56,7 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("end-user sign-in: {0}")]
     SignIn(#[from] SignInError),
-    #[error("rate limiter: {0}")]
+    #[error("redis: {0}")]
     RateLimit(String),
     #[error("zoom client: {0}")]
     Zoom(#[from] ZoomError),
@@ -91,7 +92,20 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let zoom = Arc::new(ZoomClient::new(&settings.zoom)?);
-        let s2s = Arc::new(TokenCache::new(Arc::clone(&zoom), &settings));
+        let shared_tokens = match (&settings.cache.redis_url, &settings.cache.encryption_key) {
+            (Some(url), Some(key)) => {
+                let key = crate::settings::decode_key(key).ok_or_else(|| {
+                    StartError::RateLimit("cache.encryption_key is not 32 bytes".into())
+                })?;
+                Some(Arc::new(
+                    SharedTokens::open(url.expose_secret(), &key, &settings.cache.key_prefix)
+                        .await
+                        .map_err(|e| StartError::RateLimit(format!("cache.redis_url: {e}")))?,
+                ))
+            }
+            _ => None,
+        };
+        let s2s = Arc::new(TokenCache::new(Arc::clone(&zoom), &settings, shared_tokens));
         let grants =
             UserGrants::new(&settings, Arc::clone(&store), Arc::clone(&zoom)).map(Arc::new);
         let user_tokens = Arc::new(UserTokens::new(
@@ -105,7 +119,7 @@ impl Application {
             None => None,
         };
         let rate_limiter = Arc::new(match &settings.cache.redis_url {
-            Some(url) => RateLimiter::redis(url.expose_secret(), crate::rate_limit::DEFAULT_PREFIX)
+            Some(url) => RateLimiter::redis(url.expose_secret(), &settings.cache.key_prefix)
                 .await
                 .map_err(|e| StartError::RateLimit(e.to_string()))?,
             None => RateLimiter::in_process(),

@@ -22,6 +22,7 @@ pub mod routes;
 pub mod scope;
 pub mod sealing;
 pub mod settings;
+pub mod shared_tokens;
 pub mod signing;
 pub mod store;
 pub mod telemetry;

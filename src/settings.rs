@@ -139,6 +139,8 @@ pub struct CacheSettings {
     pub redis_url: Option<SecretString>,
     /// Base64 of 32 bytes; encrypts tokens held in Redis.
     pub encryption_key: Option<SecretString>,
+    /// Prefix of every Redis key ztv writes (several deployments may share one Redis).
+    pub key_prefix: String,
 }
 
 #[derive(Clone, Debug)]
@@ -423,6 +425,7 @@ struct RawRateLimit {
 struct RawCache {
     redis_url: Option<SecretString>,
     encryption_key: Option<SecretString>,
+    key_prefix: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -907,9 +910,21 @@ fn validate_cache(p: &mut Problems, raw: RawCache) -> CacheSettings {
         ),
         _ => {}
     }
+    let key_prefix = raw.key_prefix.unwrap_or_else(|| "ztv:".into());
+    if key_prefix.len() > 64
+        || key_prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        p.add(
+            "cache.key_prefix",
+            "must be at most 64 characters without spaces",
+        );
+    }
     CacheSettings {
         redis_url,
         encryption_key,
+        key_prefix,
     }
 }
 

@@ -1,6 +1,12 @@
 //! The S2S token cache, the heart of ztv: one access token per account, fetched at most once
 //! however many callers ask at once, refreshed in the background when less than the refresh
 //! margin remains, so no caller waits while a valid token exists.
+//!
+//! With Redis (`cache.redis_url`) the token is shared by every replica: a replica keeps a
+//! local copy (a warm read never goes to Redis), and when it needs a new token it first looks
+//! in Redis, and otherwise fetches under the shared lock, so a cold cache across all replicas
+//! costs one token request. If Redis does not answer, each replica fetches on its own (still
+//! single-flight within the replica) until it does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::flight::SingleFlight;
 use crate::settings::{S2sCredentials, Settings};
+use crate::shared_tokens::SharedTokens;
 use crate::zoom::{S2sToken, ZoomClient, ZoomError};
 
 /// After a background refresh fails, the next one waits this long (the token in hand is
@@ -40,10 +47,20 @@ pub struct TokenCache {
     margin: Duration,
     slots: Arc<Mutex<HashMap<String, Slot>>>,
     flights: SingleFlight<String, Arc<S2sToken>, ZoomError>,
+    shared: Option<Arc<SharedTokens>>,
+    /// How long the shared fetch lock is held at most: longer than one call to Zoom.
+    lock_ttl: Duration,
 }
 
+/// How often a replica waiting on another's fetch looks in Redis.
+const SHARED_POLL: Duration = Duration::from_millis(50);
+
 impl TokenCache {
-    pub fn new(zoom: Arc<ZoomClient>, settings: &Settings) -> Self {
+    pub fn new(
+        zoom: Arc<ZoomClient>,
+        settings: &Settings,
+        shared: Option<Arc<SharedTokens>>,
+    ) -> Self {
         let credentials = settings
             .accounts
             .iter()
@@ -55,7 +72,14 @@ impl TokenCache {
             margin: settings.zoom.refresh_margin,
             slots: Arc::default(),
             flights: SingleFlight::default(),
+            shared,
+            lock_ttl: settings.zoom.call_deadline + Duration::from_secs(2),
         }
+    }
+
+    /// Whether tokens are shared through Redis, and whether Redis is answering.
+    pub fn shared_state(&self) -> Option<bool> {
+        self.shared.as_ref().map(|s| !s.degraded())
     }
 
     /// A valid access token for `account`: the cached one, or one fetched now (once for all
@@ -89,13 +113,18 @@ impl TokenCache {
 
     /// Drops `token` if it is still the cached one (Zoom refused it); a newer token that
     /// another caller already fetched is kept.
-    pub fn invalidate(&self, account: &str, token: &Arc<S2sToken>) {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = slots.get_mut(account)
-            && slot.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, token))
+    pub async fn invalidate(&self, account: &str, token: &Arc<S2sToken>) {
         {
-            tracing::warn!(account, "Zoom refused the cached access token; dropping it");
-            slot.token = None;
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = slots.get_mut(account)
+                && slot.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, token))
+            {
+                tracing::warn!(account, "Zoom refused the cached access token; dropping it");
+                slot.token = None;
+            }
+        }
+        if let Some(shared) = &self.shared {
+            shared.drop_if(account, token).await;
         }
     }
 
@@ -137,10 +166,18 @@ impl TokenCache {
             let credentials = self.credentials.get(account).cloned();
             let slots = Arc::clone(&self.slots);
             let account = account.to_string();
+            let shared = self.shared.clone();
+            let (margin, lock_ttl) = (self.margin, self.lock_ttl);
             async move {
                 let credentials =
                     credentials.ok_or_else(|| ZoomError::NoS2sCredentials(account.clone()))?;
-                let result = zoom.fetch_s2s_token(&account, &credentials).await;
+                let result = match shared {
+                    Some(shared) => {
+                        fetch_shared(&shared, &zoom, &account, &credentials, margin, lock_ttl)
+                            .await
+                    }
+                    None => zoom.fetch_s2s_token(&account, &credentials).await,
+                };
                 let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
                 let slot = slots.entry(account.clone()).or_default();
                 match result {
@@ -159,6 +196,60 @@ impl TokenCache {
                 }
             }
         })
+    }
+}
+
+/// Whether a token has more than the refresh margin left (capped at half its life).
+fn fresh(token: &S2sToken, margin: Duration) -> bool {
+    Instant::now() + margin.min(token.lifetime / 2) < token.expires
+}
+
+/// A token through Redis: one another replica published, or one fetched under the shared lock
+/// and published. Without Redis, straight from Zoom.
+async fn fetch_shared(
+    shared: &SharedTokens,
+    zoom: &ZoomClient,
+    account: &str,
+    credentials: &S2sCredentials,
+    margin: Duration,
+    lock_ttl: Duration,
+) -> Result<S2sToken, ZoomError> {
+    let owner = uuid::Uuid::new_v4().to_string();
+    // A holder that died leaves its lock for at most `lock_ttl`; waiting a little longer lets
+    // this replica take over.
+    let give_up = Instant::now() + lock_ttl + Duration::from_secs(2);
+    loop {
+        let Ok(published) = shared.read(account).await else {
+            return zoom.fetch_s2s_token(account, credentials).await;
+        };
+        if let Some(token) = published.filter(|t| fresh(t, margin)) {
+            return Ok(token);
+        }
+        let Ok(locked) = shared.try_lock(account, &owner, lock_ttl).await else {
+            return zoom.fetch_s2s_token(account, credentials).await;
+        };
+        if locked {
+            // Another replica may have published between the read and the lock.
+            if let Ok(Some(token)) = shared.read(account).await
+                && fresh(&token, margin)
+            {
+                shared.unlock(account, &owner).await;
+                return Ok(token);
+            }
+            let result = zoom.fetch_s2s_token(account, credentials).await;
+            if let Ok(token) = &result {
+                let _ = shared.publish(account, token).await;
+            }
+            shared.unlock(account, &owner).await;
+            return result;
+        }
+        if Instant::now() > give_up {
+            return Err(ZoomError::Unavailable {
+                reason: "another replica has been fetching the token for too long".into(),
+                retry_after: Some(1),
+            });
+        }
+        tokio::time::sleep(SHARED_POLL).await;
     }
 }
 

@@ -173,7 +173,7 @@ async fn fetch(
         .await
     {
         Err(ZoomError::TokenRejected(_)) => {
-            s2s.invalidate(account, &access);
+            s2s.invalidate(account, &access).await;
             let fresh = s2s.get(account).await?;
             zoom.user_token(account, &fresh.access_token, user, kind)
                 .await

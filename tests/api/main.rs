@@ -13,6 +13,7 @@ mod idp;
 mod limits;
 mod meeting_sdk;
 mod replicas;
+mod shared_cache;
 mod shutdown;
 mod upstream;
 mod video_sdk;

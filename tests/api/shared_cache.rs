@@ -1,0 +1,142 @@
+//! The S2S token shared by replicas through Redis: one token request for a cold cache across
+//! two replicas, takeover from a dead lock holder, sealed values, recovery from a revoked
+//! token, and an unreachable Redis.
+
+use serde_json::Value;
+use ztv::scope::Scope;
+
+use crate::helpers::*;
+
+const CACHE_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+fn cache_config(redis_url: &str, prefix: &str) -> String {
+    format!(
+        "[cache]\nredis_url = \"{redis_url}\"\nencryption_key = \"{CACHE_KEY}\"\nkey_prefix = \"{prefix}\"\n"
+    )
+}
+
+/// Two replicas on one database, one emulator and one Redis prefix.
+async fn two_replicas(redis_url: &str, prefix: &str, zoom_keys: &str) -> (ZoomApp, TestApp) {
+    let first = spawn_zoom_app_with(zoom_keys, &cache_config(redis_url, prefix)).await;
+    let second = spawn_replica(
+        &first,
+        &format!(
+            "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\n{zoom_keys}\n[accounts.prod.s2s]\naccount_id = \"{S2S_ACCOUNT_ID}\"\nclient_id = \"{S2S_CLIENT_ID}\"\nclient_secret = \"{S2S_SECRET}\"\n{}",
+            first.zoom.base_url(),
+            first.zoom.api_url(),
+            cache_config(redis_url, prefix)
+        ),
+    )
+    .await;
+    (first, second)
+}
+
+fn prefix() -> String {
+    format!("ztv-test-{}:", uuid::Uuid::new_v4().simple())
+}
+
+async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_cold_cache_across_two_replicas_costs_one_token_request() {
+    let Some(url) = redis_url_or_skip() else {
+        return;
+    };
+    let prefix = prefix();
+    let (first, second) = two_replicas(&url, &prefix, "").await;
+    let key = first.key("svc", &[Scope::S2sToken], Some("prod")).await;
+    second.wait_until_known(&key).await;
+
+    let calls = (0..100).map(|i| {
+        let replica: &TestApp = if i % 2 == 0 { &first } else { &second };
+        let key = key.clone();
+        async move { replica.s2s_token(&key).await }
+    });
+    let responses = futures_util::future::join_all(calls).await;
+
+    let mut tokens = std::collections::HashSet::new();
+    for response in responses {
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        tokens.insert(body["accessToken"].as_str().unwrap().to_string());
+    }
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(first.zoom.token_requests_for(S2S_ACCOUNT_ID), 1);
+
+    // What Redis holds is sealed: the token is not in it.
+    let mut redis = redis(&url).await;
+    let stored: Vec<u8> = redis::AsyncCommands::get(&mut redis, format!("{prefix}s2s:prod"))
+        .await
+        .unwrap();
+    let token = tokens.into_iter().next().unwrap();
+    assert!(!stored.is_empty());
+    assert!(!stored.windows(token.len()).any(|w| w == token.as_bytes()));
+}
+
+#[tokio::test]
+async fn when_the_lock_holder_dies_another_replica_takes_over_once_the_lock_expires() {
+    let Some(url) = redis_url_or_skip() else {
+        return;
+    };
+    let prefix = prefix();
+    let (first, second) = two_replicas(&url, &prefix, "").await;
+    let key = first.key("svc", &[Scope::S2sToken], Some("prod")).await;
+    second.wait_until_known(&key).await;
+    // A replica took the lock and died: nobody will ever publish or unlock.
+    let mut redis = redis(&url).await;
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}s2s-lock:prod"))
+        .arg("dead-replica")
+        .arg("PX")
+        .arg(1500)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let (a, b) = tokio::join!(first.s2s_token(&key), second.s2s_token(&key));
+
+    assert_eq!(a.status(), 200);
+    assert_eq!(b.status(), 200);
+    assert_eq!(first.zoom.token_requests_for(S2S_ACCOUNT_ID), 1);
+}
+
+#[tokio::test]
+async fn a_revoked_shared_token_is_replaced_once_for_both_replicas() {
+    let Some(url) = redis_url_or_skip() else {
+        return;
+    };
+    let (first, second) = two_replicas(&url, &prefix(), "user_token_cache_seconds = 0").await;
+    let key = first.key("svc", &[Scope::ZakRead], Some("prod")).await;
+    second.wait_until_known(&key).await;
+    assert_eq!(first.zak(&key, ALICE_ID).await.status(), 200);
+    assert_eq!(second.zak(&key, ALICE_ID).await.status(), 200);
+    assert_eq!(first.zoom.token_requests_for(S2S_ACCOUNT_ID), 1);
+
+    first.zoom.revoke_all_tokens();
+    assert_eq!(first.zak(&key, ALICE_ID).await.status(), 200);
+    assert_eq!(second.zak(&key, ALICE_ID).await.status(), 200);
+
+    assert_eq!(
+        first.zoom.token_requests_for(S2S_ACCOUNT_ID),
+        2,
+        "one new token for both"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_leaves_each_replica_working_on_its_own() {
+    // Nothing listens on port 1: the service starts, warns once, and fetches by itself.
+    let app = spawn_zoom_app_with("", &cache_config("redis://127.0.0.1:1", &prefix())).await;
+    let key = app.key("svc", &[Scope::S2sToken], Some("prod")).await;
+
+    for _ in 0..5 {
+        assert_eq!(app.s2s_token(&key).await.status(), 200);
+    }
+    assert_eq!(app.zoom.token_requests_for(S2S_ACCOUNT_ID), 1);
+}
