@@ -57,6 +57,13 @@ impl SharedTokens {
         self.link.degraded()
     }
 
+    /// Whether Redis answers now (a `PING`; while it is known to be down, no wait).
+    pub async fn ping(&self) -> bool {
+        self.run(async |c| redis::cmd("PING").query_async::<String>(c).await)
+            .await
+            .is_ok()
+    }
+
     fn token_key(&self, account: &str) -> String {
         format!("{}s2s:{account}", self.prefix)
     }

@@ -77,9 +77,12 @@ impl TokenCache {
         }
     }
 
-    /// Whether tokens are shared through Redis, and whether Redis is answering.
-    pub fn shared_state(&self) -> Option<bool> {
-        self.shared.as_ref().map(|s| !s.degraded())
+    /// `None` without Redis; otherwise whether Redis answers now.
+    pub async fn redis_answers(&self) -> Option<bool> {
+        match &self.shared {
+            Some(shared) => Some(shared.ping().await),
+            None => None,
+        }
     }
 
     /// A valid access token for `account`: the cached one, or one fetched now (once for all

@@ -147,3 +147,19 @@ async fn healthz_answers_without_credentials() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, json!({"status": "ok"}));
 }
+
+#[tokio::test]
+async fn readyz_reports_the_store_and_each_accounts_token_without_credentials() {
+    let app = spawn_zoom_app("").await;
+
+    let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["store"], "ok");
+    assert_eq!(body["redis"], "not configured");
+    assert_eq!(body["rateLimits"]["backend"], "in-process");
+    assert_eq!(body["accounts"]["prod"]["s2sToken"], "none");
+    assert_eq!(body["accounts"]["prod"]["zoomBreaker"], "closed");
+}

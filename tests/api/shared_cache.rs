@@ -140,3 +140,61 @@ async fn an_unreachable_redis_leaves_each_replica_working_on_its_own() {
     }
     assert_eq!(app.zoom.token_requests_for(S2S_ACCOUNT_ID), 1);
 }
+
+async fn readyz(app: &TestApp) -> (u16, Value) {
+    let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn redis_cut_mid_run_fails_no_caller_while_the_token_is_valid_and_comes_back_by_itself() {
+    let Some(url) = redis_url_or_skip() else {
+        return;
+    };
+    let target = url::Url::parse(&url).unwrap();
+    let target: std::net::SocketAddr = format!(
+        "{}:{}",
+        target.host_str().unwrap(),
+        target.port().unwrap_or(6379)
+    )
+    .parse()
+    .unwrap();
+    let proxy = crate::proxy::Proxy::start(target).await;
+    let app = spawn_zoom_app_with(
+        "user_token_cache_seconds = 0",
+        &cache_config(&format!("redis://{}", proxy.addr), &prefix()),
+    )
+    .await;
+    let key = app
+        .key("svc", &[Scope::S2sToken, Scope::ZakRead], Some("prod"))
+        .await;
+    assert_eq!(app.s2s_token(&key).await.status(), 200);
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["redis"], "ok");
+    assert_eq!(body["accounts"]["prod"]["s2sToken"], "valid");
+
+    proxy.cut();
+    for _ in 0..20 {
+        assert_eq!(app.s2s_token(&key).await.status(), 200);
+        assert_eq!(app.zak(&key, ALICE_ID).await.status(), 200);
+    }
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["redis"], "unreachable");
+    assert_eq!(body["store"], "ok");
+
+    proxy.restore();
+    let mut back = false;
+    for _ in 0..50 {
+        // Traffic lets the replica notice; the probe runs at most once a second.
+        let _ = app.s2s_token(&key).await;
+        if readyz(&app).await.0 == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back, "the replica returned to Redis by itself");
+    assert_eq!(app.zoom.token_requests_for(S2S_ACCOUNT_ID), 1);
+}
