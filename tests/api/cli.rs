@@ -236,6 +236,29 @@ fn config_errors_exit_2_with_one_line_naming_the_key() {
     assert!(!summary.contains(SDK_SECRET));
 }
 
+/// A child process that is killed if the test fails before it stops it.
+struct KillOnDrop(std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Reads a child's stdout line by line on a thread, so the test can wait for a line.
 fn line_reader(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
@@ -290,6 +313,7 @@ async fn a_full_run_with_known_secrets_never_prints_them() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .map(KillOnDrop)
         .unwrap();
     let lines = line_reader(child.stdout.take().unwrap());
     let errors = line_reader(child.stderr.take().unwrap());
@@ -422,6 +446,7 @@ fn ztv_dev_prints_curl_lines_that_work_as_printed() {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .unwrap();
     let lines = line_reader(child.stdout.take().unwrap());
     let mut curls = Vec::new();

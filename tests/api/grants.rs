@@ -300,10 +300,11 @@ async fn a_hundred_callers_on_an_expired_grant_cause_exactly_one_refresh() {
 async fn two_instances_sharing_the_database_refresh_an_expired_grant_exactly_once() {
     let first = spawn_grant_app("").await;
     let key = first.key("admin", &admin_scopes(), Some("prod")).await;
-    let replica = spawn_replica(&first, &format!(
-        "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\n[accounts.prod.s2s]\naccount_id = \"{S2S_ACCOUNT_ID}\"\nclient_id = \"{S2S_CLIENT_ID}\"\nclient_secret = \"{S2S_SECRET}\"\n{}",
-        first.zoom.base_url(), first.zoom.api_url(), grant_config()
-    )).await;
+    let replica = spawn_replica(
+        &first,
+        &format!("{}{}", zoom_config(&first.zoom, ""), grant_config()),
+    )
+    .await;
     replica.wait_until_known(&key).await;
     expire_alices_access(&first, &key).await;
 
@@ -329,12 +330,7 @@ async fn two_replicas_on_postgres_refresh_an_expired_grant_exactly_once() {
     // Its own connection pool, key ring, caches and single flight: only the database is shared.
     let second = spawn_app_on(
         Some(&schema.url()),
-        &format!(
-            "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\n[accounts.prod.s2s]\naccount_id = \"{S2S_ACCOUNT_ID}\"\nclient_id = \"{S2S_CLIENT_ID}\"\nclient_secret = \"{S2S_SECRET}\"\n{}",
-            first.zoom.base_url(),
-            first.zoom.api_url(),
-            grant_config()
-        ),
+        &format!("{}{}", zoom_config(&first.zoom, ""), grant_config()),
     )
     .await;
     second.wait_until_known(&key).await;

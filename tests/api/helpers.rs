@@ -78,6 +78,11 @@ pub async fn spawn_app_on(db_url: Option<&str>, extra: &str) -> TestApp {
         settings.database.url = secrecy::SecretString::from(url.to_string());
     }
     let store = store::connect(&settings.database.url).await.unwrap();
+    serve(settings, store, dir).await
+}
+
+/// Builds the application on `store` and serves it until the returned app is dropped.
+async fn serve(settings: Settings, store: Arc<dyn Store>, dir: tempfile::TempDir) -> TestApp {
     let app = Application::build_with_store(settings.clone(), Arc::clone(&store))
         .await
         .unwrap();
@@ -272,7 +277,15 @@ pub async fn spawn_zoom_app_on(db_url: Option<&str>, zoom_keys: &str, extra: &st
         client_secret: "s2s-secret-other".into(),
     });
     zoom.add_user("acc-other", "uCarol03", "carol@example.org");
-    let config = format!(
+    let config = format!("{}{extra}", zoom_config(&zoom, zoom_keys));
+    let app = spawn_app_on(db_url, &config).await;
+    ZoomApp { app, zoom }
+}
+
+/// `[zoom]` pointing at `zoom` (short timeouts so fault tests finish quickly; `zoom_keys` are
+/// added to the section) and `prod`'s S2S credentials: what every replica of a test shares.
+pub fn zoom_config(zoom: &ztv::emulator::Emulator, zoom_keys: &str) -> String {
+    format!(
         r#"
 [zoom]
 oauth_url = "{oauth}"
@@ -288,13 +301,10 @@ breaker_cooldown_seconds = 2
 account_id = "{S2S_ACCOUNT_ID}"
 client_id = "{S2S_CLIENT_ID}"
 client_secret = "{S2S_SECRET}"
-{extra}
 "#,
         oauth = zoom.base_url(),
         api = zoom.api_url(),
-    );
-    let app = spawn_app_on(db_url, &config).await;
-    ZoomApp { app, zoom }
+    )
 }
 
 impl TestApp {
@@ -402,24 +412,8 @@ impl Drop for PgSchema {
 /// A second service on the same store as `first` (its own port, key ring and caches).
 pub async fn spawn_replica(first: &TestApp, extra: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let db = first.settings.database.url.clone();
     let mut settings =
         Settings::from_toml(&test_config(&dir.path().join("unused.db"), extra)).unwrap();
-    settings.database.url = db;
-    let app = Application::build_with_store(settings.clone(), Arc::clone(&first.store))
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run(async move {
-        let _ = stopped.await;
-    }));
-    TestApp {
-        base,
-        http: reqwest::Client::new(),
-        store: Arc::clone(&first.store),
-        settings,
-        _dir: dir,
-        _stop: stop,
-    }
+    settings.database.url = first.settings.database.url.clone();
+    serve(settings, Arc::clone(&first.store), dir).await
 }

@@ -21,9 +21,8 @@ async fn two_replicas(redis_url: &str, prefix: &str, zoom_keys: &str) -> (ZoomAp
     let second = spawn_replica(
         &first,
         &format!(
-            "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\n{zoom_keys}\n[accounts.prod.s2s]\naccount_id = \"{S2S_ACCOUNT_ID}\"\nclient_id = \"{S2S_CLIENT_ID}\"\nclient_secret = \"{S2S_SECRET}\"\n{}",
-            first.zoom.base_url(),
-            first.zoom.api_url(),
+            "{}{}",
+            zoom_config(&first.zoom, zoom_keys),
             cache_config(redis_url, prefix)
         ),
     )
