@@ -2,28 +2,40 @@
 # Load benchmark of ztv: `bash bench/run.sh` from anywhere in the repository.
 #
 # Builds the release binary, starts the built-in Zoom emulator (`ztv emulator`) and the
-# service on free ports, the service against a throw-away SQLite database (JSON logs on, as in
-# production) and the emulator, then loads three routes with wrk:
+# service on free ports, the service against a throw-away SQLite database with the in-process
+# cache and rate limits (JSON logs on, as in production) and the emulator, then loads three
+# routes with wrk:
 #   a) GET  /healthz                      – the baseline: routing, middleware, logging, no work
 #   b) POST /v1/meeting-sdk/signature     – API-key check, body validation, HS256 signing
 #   c) GET  /v1/users/{userId}/zak        – API-key check, a warm ZAK: the warm-up fills the
 #                                           S2S token cache and the ZAK reuse cache
 #                                           (zoom.user_token_cache_seconds), so the measured
 #                                           run should barely reach the emulator
-# and prints requests/s, p50/p99 latency and the server's peak RSS next to the targets, then
-# the upstream calls the emulator counted (its GET /_emulator/stats): for the whole
-# benchmark, and for the ZAK route the requests served against the upstream ZAK calls.
-# A missed target is reported, not asserted: the script fails only when the run itself is
-# broken (build, start-up, a route that does not answer 200, non-2xx answers under load).
+# Then it stops that server and runs b) and c) again against a second server on PostgreSQL
+# (a schema of its own, dropped at the end) and Redis (a key prefix of its own, deleted at the
+# end): the same accounts and the same emulator, but the API key lives in PostgreSQL and every
+# authenticated request's rate limit and the shared S2S token go through Redis. When psql is
+# missing or PostgreSQL or Redis does not answer, that part is skipped with a "skipped: …" line.
+#
+# It prints requests/s, p50/p99 latency and each server's peak RSS side by side, next to the
+# targets, then the upstream calls the emulator counted (its GET /_emulator/stats, before and
+# after each backend's run), and for the ZAK route the requests served against the upstream
+# ZAK calls. A missed target is reported, not asserted: the script fails only when the run
+# itself is broken (build, start-up, a route that does not answer 200, non-2xx answers under
+# load, Redis not in use by the second server).
 #
 # Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
-# BENCH_VERBOSE=1 to also print wrk's raw output.
+# BENCH_VERBOSE=1 to also print wrk's raw output, BENCH_DATABASE_URL (default
+# postgres://postgres@127.0.0.1:5432/test) and BENCH_REDIS_URL (default redis://127.0.0.1:6379)
+# for the second server.
 set -euo pipefail
 
 readonly DURATION="${BENCH_DURATION:-10s}"
 readonly CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 readonly THREADS="${BENCH_THREADS:-2}"
 readonly VERBOSE="${BENCH_VERBOSE:-0}"
+readonly PG_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+readonly REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 # Short warm-up so that connection set-up, the allocator and the CPU frequency settle
 # before anything is measured.
 readonly WARMUP="2s"
@@ -40,6 +52,11 @@ readonly EMU_CLIENT_ID="emuClient"
 readonly EMU_CLIENT_SECRET="emu-client-secret"
 readonly ZAK_USER="user@example.com"
 
+# The two backends: a directory of results under $WORK_DIR each, and a label for the report.
+readonly SQLITE="sqlite"
+readonly PGREDIS="pgredis"
+declare -rA BACKEND_LABEL=([sqlite]="sqlite+in-process" [pgredis]="postgres+redis")
+
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
 readonly LUA_SCRIPT="$REPO_ROOT/bench/request.lua"
@@ -52,6 +69,13 @@ SERVER_LOG=""
 EMULATOR_PID=""
 EMULATOR_LOG=""
 EMULATOR_URL=""
+PG_SCHEMA=""
+REDIS_PREFIX=""
+# The backend being measured, and where its results go ($WORK_DIR/sqlite, $WORK_DIR/pgredis).
+BACKEND=""
+RUN_DIR=""
+# Why the PostgreSQL + Redis run did not happen; empty when it did.
+PGREDIS_SKIPPED=""
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -77,13 +101,39 @@ stop_process() {
   fi
 }
 
-# Stops the server and the emulator and removes the temp dir whatever way the script ends.
+# Stops the server and the emulator, drops this run's PostgreSQL schema and Redis keys and
+# removes the temp dir whatever way the script ends.
 cleanup() {
   stop_process "$SERVER_PID"
   stop_process "$EMULATOR_PID"
+  if [[ -n $PG_SCHEMA ]]; then
+    PGCONNECT_TIMEOUT=5 psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 \
+      -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1 ||
+      printf 'bench: warning: could not drop schema %s on %s\n' "$PG_SCHEMA" "$(redact "$PG_URL")" >&2
+  fi
+  if [[ -n $REDIS_PREFIX ]]; then
+    redis_cli --scan --pattern "$REDIS_PREFIX*" 2>/dev/null |
+      xargs -r redis-cli --no-auth-warning -u "$REDIS_URL" DEL >/dev/null 2>&1 ||
+      printf 'bench: warning: could not delete the Redis keys %s* on %s\n' "$REDIS_PREFIX" \
+        "$(redact "$REDIS_URL")" >&2
+  fi
   if [[ -n $WORK_DIR ]]; then
     rm -rf "$WORK_DIR"
   fi
+}
+
+# A URL without its password, for messages.
+redact() {
+  printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#'
+}
+
+redis_cli() {
+  redis-cli --no-auth-warning -u "$REDIS_URL" "$@"
+}
+
+# A short random hex string: names this run's schema and Redis prefix.
+random_hex() {
+  python3 -c 'import secrets; print(secrets.token_hex(4))'
 }
 
 # ZTV_* variables override the config file; a developer's shell may have some set (say a
@@ -128,8 +178,17 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# write_config CONFIG PORT DATABASE_URL [REDIS_URL ENCRYPTION_KEY KEY_PREFIX]
 write_config() {
-  local config="$1" port="$2"
+  local config="$1" port="$2" database_url="$3" cache=""
+  if [[ $# -gt 3 ]]; then
+    cache="
+[cache]
+redis_url = \"$4\"
+encryption_key = \"$5\"
+key_prefix = \"$6\"
+"
+  fi
   cat >"$config" <<EOF
 log_format = "json"
 
@@ -137,7 +196,8 @@ log_format = "json"
 bind = "127.0.0.1:$port"
 
 [database]
-url = "sqlite://$WORK_DIR/ztv.db"
+url = "$database_url"
+$cache
 
 [zoom]
 oauth_url = "$EMULATOR_URL"
@@ -171,7 +231,7 @@ create_api_key() {
 
 start_server() {
   local config="$1"
-  SERVER_LOG="$WORK_DIR/server.log"
+  SERVER_LOG="$RUN_DIR/server.log"
   "$ZTV" --config "$config" serve >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
 }
@@ -232,7 +292,7 @@ wait_until_healthy() {
 # One real request before the load, so that a wrong key or a broken route fails loudly
 # here instead of being measured as a very fast stream of errors.
 check_signature_route() {
-  local base="$1" key="$2" status body="$WORK_DIR/signature.json"
+  local base="$1" key="$2" status body="$RUN_DIR/signature.json"
   status="$(curl -sS -o "$body" -w '%{http_code}' --max-time 5 -X POST \
     -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
     --data "$SIGNATURE_BODY" "$base/v1/meeting-sdk/signature")" ||
@@ -244,7 +304,7 @@ check_signature_route() {
 
 # The same for the ZAK route; this first request goes through to the emulator.
 check_zak_route() {
-  local base="$1" key="$2" status body="$WORK_DIR/zak.json"
+  local base="$1" key="$2" status body="$RUN_DIR/zak.json"
   status="$(curl -sS -o "$body" -w '%{http_code}' --max-time 10 \
     -H "Authorization: Bearer $key" "$base/v1/users/$ZAK_USER/zak")" ||
     die "GET /v1/users/$ZAK_USER/zak: curl failed"
@@ -255,24 +315,24 @@ check_zak_route() {
     die "GET /v1/users/$ZAK_USER/zak answered 200 without a zak: $(cat "$body")"
 }
 
-# run_wrk NAME URL [LUA_SCRIPT]: a warm-up into $WORK_DIR/NAME.warmup.txt, then the measured
-# run into $WORK_DIR/NAME.txt, with the emulator's counts just before and after the measured
+# run_wrk NAME URL [LUA_SCRIPT]: a warm-up into $RUN_DIR/NAME.warmup.txt, then the measured
+# run into $RUN_DIR/NAME.txt, with the emulator's counts just before and after the measured
 # run in NAME.before.json and NAME.after.json.
 run_wrk() {
-  local name="$1" url="$2" script="${3:-}" out="$WORK_DIR/$1.txt"
+  local name="$1" url="$2" script="${3:-}" out="$RUN_DIR/$1.txt"
   local args=(-t "$THREADS" -c "$CONNECTIONS" --latency)
   if [[ -n $script ]]; then
     args+=(-s "$script")
   fi
-  log "$name: warm-up $WARMUP, then $DURATION"
-  wrk "${args[@]}" -d "$WARMUP" "$url" >"$WORK_DIR/$name.warmup.txt" 2>&1 ||
-    die "$name: wrk warm-up failed: $(cat "$WORK_DIR/$name.warmup.txt")"
-  emulator_stats "$WORK_DIR/$name.before.json"
+  log "${BACKEND_LABEL[$BACKEND]} $name: warm-up $WARMUP, then $DURATION"
+  wrk "${args[@]}" -d "$WARMUP" "$url" >"$RUN_DIR/$name.warmup.txt" 2>&1 ||
+    die "$name: wrk warm-up failed: $(cat "$RUN_DIR/$name.warmup.txt")"
+  emulator_stats "$RUN_DIR/$name.before.json"
   if ! wrk "${args[@]}" -d "$DURATION" "$url" >"$out" 2>&1; then
     cat "$out" >&2
     die "$name: wrk failed"
   fi
-  emulator_stats "$WORK_DIR/$name.after.json"
+  emulator_stats "$RUN_DIR/$name.after.json"
   kill -0 "$SERVER_PID" 2>/dev/null || die "the server died during the $name run"
   if [[ $VERBOSE == 1 ]]; then
     cat "$out" >&2
@@ -348,11 +408,12 @@ verdict() {
   }'
 }
 
+# route_row LABEL BACKEND NAME: one line of the table, from $WORK_DIR/BACKEND/NAME.txt.
 route_row() {
-  local label="$1" file="$2"
-  printf '%-34s %10.1f %8s %8s %8s %8s\n' "$label" "$(requests_per_second "$file")" \
-    "$(percentile_ms "$file" 50)" "$(percentile_ms "$file" 99)" \
-    "$(non_2xx_count "$file")" "$(socket_error_count "$file")"
+  local file="$WORK_DIR/$2/$3.txt"
+  printf '%-34s %-17s %10.1f %8s %8s %8s %8s\n' "$1" "${BACKEND_LABEL[$2]}" \
+    "$(requests_per_second "$file")" "$(percentile_ms "$file" 50)" \
+    "$(percentile_ms "$file" 99)" "$(non_2xx_count "$file")" "$(socket_error_count "$file")"
 }
 
 # ratio A B → A / B with two decimals.
@@ -365,80 +426,304 @@ served_2xx() {
   echo $(($(request_count "$1") - $(non_2xx_count "$1")))
 }
 
+# stat_delta BEFORE AFTER KEY → how much one count of the emulator grew between two files.
+stat_delta() {
+  echo $(($(stat_count "$2" "$3") - $(stat_count "$1" "$3")))
+}
+
+# "emuAccount: 1, other: 2" (or "none"): the S2S token requests per account between two files.
+stat_accounts_delta() {
+  python3 -c 'import json, sys
+before = json.load(open(sys.argv[1]))["tokenRequestsByAccount"]
+after = json.load(open(sys.argv[2]))["tokenRequestsByAccount"]
+grown = {a: n - before.get(a, 0) for a, n in after.items() if n != before.get(a, 0)}
+print(", ".join(f"{a}: {n}" for a, n in sorted(grown.items())) or "none")' "$1" "$2"
+}
+
+# print_upstream_report BACKEND…: the emulator's counts over each backend's whole run (from
+# just before its API key was created to just after its last measured run), then the ZAK route.
 print_upstream_report() {
-  local total="$WORK_DIR/final.json" before="$WORK_DIR/zak.before.json"
-  local after="$WORK_DIR/zak.after.json"
-  local warm_served measured_served all_served zak_calls measured_zak measured_token
-  warm_served="$(served_2xx "$WORK_DIR/zak.warmup.txt")"
-  measured_served="$(served_2xx "$WORK_DIR/zak.txt")"
-  # + 1: the check before the load.
-  all_served=$((1 + warm_served + measured_served))
-  zak_calls="$(stat_count "$total" zak)"
-  measured_zak=$(($(stat_count "$after" zak) - $(stat_count "$before" zak)))
-  measured_token=$(($(stat_count "$after" token) - $(stat_count "$before" token)))
+  local backend dir key label
+  echo
+  echo "upstream calls counted by the emulator (GET /_emulator/stats before and after each backend's"
+  echo "run: the route checks, warm-ups and measured runs):"
+  printf '  %-20s' ""
+  for backend in "$@"; do
+    printf ' %18s' "${BACKEND_LABEL[$backend]}"
+  done
+  echo
+  for key in token zak obf; do
+    case $key in
+      token) label="S2S token requests" ;;
+      zak) label="ZAK calls" ;;
+      obf) label="OBF calls" ;;
+    esac
+    printf '  %-20s' "$label"
+    for backend in "$@"; do
+      dir="$WORK_DIR/$backend"
+      printf ' %18s' "$(stat_delta "$dir/start.json" "$dir/end.json" "$key")"
+    done
+    echo
+  done
+  for backend in "$@"; do
+    dir="$WORK_DIR/$backend"
+    printf '  S2S token requests by account, %s: %s\n' "${BACKEND_LABEL[$backend]}" \
+      "$(stat_accounts_delta "$dir/start.json" "$dir/end.json")"
+  done
 
   echo
-  echo "upstream calls counted by the emulator over the whole benchmark (checks, warm-ups, runs):"
-  printf '  %-20s %8s   (by account: %s)\n' "S2S token requests" "$(stat_count "$total" token)" \
-    "$(stat_accounts "$total")"
-  printf '  %-20s %8s\n' "ZAK calls" "$zak_calls"
-  printf '  %-20s %8s\n' "OBF calls" "$(stat_count "$total" obf)"
-  echo
   echo "ZAK route, GET /v1/users/$ZAK_USER/zak: requests served (2xx) vs upstream calls"
-  printf '  %-20s %10s served %6s ZAK calls   (1 check + %s warm-up + %s measured)\n' \
-    "whole benchmark" "$all_served" "$zak_calls" "$warm_served" "$measured_served"
-  printf '  %-20s %10s served %6s ZAK calls %6s S2S token requests\n' \
-    "measured run alone" "$measured_served" "$measured_zak" "$measured_token"
+  local warm_served measured_served all_served zak_calls measured_zak measured_token
+  for backend in "$@"; do
+    dir="$WORK_DIR/$backend"
+    warm_served="$(served_2xx "$dir/zak.warmup.txt")"
+    measured_served="$(served_2xx "$dir/zak.txt")"
+    # + 1: the check before the load.
+    all_served=$((1 + warm_served + measured_served))
+    zak_calls="$(stat_delta "$dir/start.json" "$dir/end.json" zak)"
+    measured_zak="$(stat_delta "$dir/zak.before.json" "$dir/zak.after.json" zak)"
+    measured_token="$(stat_delta "$dir/zak.before.json" "$dir/zak.after.json" token)"
+    printf '  %-17s %-12s %10s served %6s ZAK calls   (1 check + %s warm-up + %s measured)\n' \
+      "${BACKEND_LABEL[$backend]}" "whole run" "$all_served" "$zak_calls" "$warm_served" \
+      "$measured_served"
+    printf '  %-17s %-12s %10s served %6s ZAK calls %6s S2S token requests\n' \
+      "" "measured run" "$measured_served" "$measured_zak" "$measured_token"
+  done
+}
+
+# target_row LABEL MEASURED TARGET RESULT
+target_row() {
+  printf '%-34s %12s %12s   %s\n' "$@"
 }
 
 print_report() {
-  local health="$WORK_DIR/healthz.txt" sign="$WORK_DIR/signature.txt" zak="$WORK_DIR/zak.txt"
-  local health_rps sign_rps sign_ratio zak_ratio sign_p99 rss log_lines
-  health_rps="$(requests_per_second "$health")"
-  sign_rps="$(requests_per_second "$sign")"
+  local sqlite_dir="$WORK_DIR/$SQLITE" pg_dir="$WORK_DIR/$PGREDIS" backends=("$SQLITE")
+  local health_rps sign_rps sign_ratio zak_ratio sign_p99 rss
+  health_rps="$(requests_per_second "$sqlite_dir/healthz.txt")"
+  sign_rps="$(requests_per_second "$sqlite_dir/signature.txt")"
   sign_ratio="$(ratio "$sign_rps" "$health_rps")"
-  zak_ratio="$(ratio "$(requests_per_second "$zak")" "$health_rps")"
-  sign_p99="$(percentile_ms "$sign" 99)"
-  rss="$(peak_rss_mib)"
-  log_lines="$(wc -l <"$SERVER_LOG")"
+  zak_ratio="$(ratio "$(requests_per_second "$sqlite_dir/zak.txt")" "$health_rps")"
+  sign_p99="$(percentile_ms "$sqlite_dir/signature.txt" 99)"
+  rss="$(cat "$sqlite_dir/rss")"
+  if [[ -z $PGREDIS_SKIPPED ]]; then
+    backends+=("$PGREDIS")
+  fi
 
   echo
   echo "ztv benchmark: wrk, $THREADS threads, $CONNECTIONS connections, $DURATION per route (after a $WARMUP warm-up)"
   echo "machine: $(nproc) CPUs, $(cpu_model)"
   echo "commit:  $(git_commit)"
-  echo "server:  $("$ZTV" --version), release build, JSON logs at info ($log_lines lines written)"
+  echo "server:  $("$ZTV" --version), release build, JSON logs at info, one server at a time"
+  printf '  %-17s SQLite file, in-process cache and rate limits (%s log lines written)\n' \
+    "${BACKEND_LABEL[$SQLITE]}" "$(cat "$sqlite_dir/log_lines")"
+  if [[ -z $PGREDIS_SKIPPED ]]; then
+    printf '  %-17s PostgreSQL %s (schema %s), Redis %s (key prefix %s)\n' \
+      "${BACKEND_LABEL[$PGREDIS]}" "$(cat "$pg_dir/pg_version")" "$PG_SCHEMA" \
+      "$(cat "$pg_dir/redis_version")" "$REDIS_PREFIX"
+    printf '  %-17s (%s log lines written; Redis keys after the run: %s)\n' "" \
+      "$(cat "$pg_dir/log_lines")" "$(cat "$pg_dir/redis_keys")"
+  else
+    echo "skipped: ${BACKEND_LABEL[$PGREDIS]} run: $PGREDIS_SKIPPED"
+  fi
   echo
-  printf '%-34s %10s %8s %8s %8s %8s\n' "route" "req/s" "p50 ms" "p99 ms" "non-2xx" "sock err"
-  route_row "GET  /healthz" "$health"
-  route_row "POST /v1/meeting-sdk/signature" "$sign"
-  route_row "GET  /v1/users/{userId}/zak (warm)" "$zak"
+  printf '%-34s %-17s %10s %8s %8s %8s %8s\n' "route" "backend" "req/s" "p50 ms" "p99 ms" \
+    "non-2xx" "sock err"
+  route_row "GET  /healthz" "$SQLITE" healthz
+  local backend first name label
+  for name in signature zak; do
+    first=1
+    for backend in "${backends[@]}"; do
+      if [[ $first == 1 ]]; then
+        case $name in
+          signature) label="POST /v1/meeting-sdk/signature" ;;
+          zak) label="GET  /v1/users/{userId}/zak (warm)" ;;
+        esac
+        first=0
+      else
+        label=""
+      fi
+      route_row "$label" "$backend" "$name"
+    done
+  done
   echo
-  echo "peak RSS of the server (VmHWM): $rss MiB"
+  echo "peak RSS of the server (VmHWM):"
+  for backend in "${backends[@]}"; do
+    printf '  %-17s %8s MiB\n' "${BACKEND_LABEL[$backend]}" "$(cat "$WORK_DIR/$backend/rss")"
+  done
   echo
-  printf '%-34s %12s %12s   %s\n' "target" "measured" "target" "result"
-  printf '%-34s %12s %12s   %s\n' "signature/healthz req/s ratio" "$sign_ratio" ">= $TARGET_RATIO" \
+  target_row "target" "measured" "target" "result"
+  target_row "signature/healthz req/s ratio" "$sign_ratio" ">= $TARGET_RATIO" \
     "$(verdict "$sign_ratio" ">=" "$TARGET_RATIO")"
-  printf '%-34s %12s %12s   %s\n' "signature p99 latency" "$sign_p99 ms" "< $TARGET_P99_MS ms" \
+  target_row "signature p99 latency" "$sign_p99 ms" "< $TARGET_P99_MS ms" \
     "$(verdict "$sign_p99" "<" "$TARGET_P99_MS")"
-  printf '%-34s %12s %12s   %s\n' "peak RSS" "$rss MiB" "< $TARGET_RSS_MIB MiB" \
+  target_row "peak RSS" "$rss MiB" "< $TARGET_RSS_MIB MiB" \
     "$(verdict "$rss" "<" "$TARGET_RSS_MIB")"
-  printf '%-34s %12s %12s   %s\n' "zak/healthz req/s ratio" "$zak_ratio" "none" "(for information)"
+  target_row "zak/healthz req/s ratio" "$zak_ratio" "none" "(for information)"
+  if [[ -z $PGREDIS_SKIPPED ]]; then
+    local pg_sign_p99 pg_rss
+    pg_sign_p99="$(percentile_ms "$pg_dir/signature.txt" 99)"
+    pg_rss="$(cat "$pg_dir/rss")"
+    target_row "postgres+redis: signature p99" "$pg_sign_p99 ms" "< $TARGET_P99_MS ms" \
+      "$(verdict "$pg_sign_p99" "<" "$TARGET_P99_MS")"
+    target_row "postgres+redis: peak RSS" "$pg_rss MiB" "< $TARGET_RSS_MIB MiB" \
+      "$(verdict "$pg_rss" "<" "$TARGET_RSS_MIB")"
+    target_row "signature req/s, pg+redis/sqlite" \
+      "$(ratio "$(requests_per_second "$pg_dir/signature.txt")" "$sign_rps")" "none" \
+      "(for information)"
+    target_row "zak req/s, pg+redis/sqlite" \
+      "$(ratio "$(requests_per_second "$pg_dir/zak.txt")" \
+        "$(requests_per_second "$sqlite_dir/zak.txt")")" "none" "(for information)"
+  fi
 
-  print_upstream_report
+  print_upstream_report "${backends[@]}"
 }
 
-# Non-2xx answers mean we measured error paths, not the service: that run is invalid.
+# require_all_2xx NAME…: non-2xx answers mean we measured error paths, not the service: that
+# run is invalid.
 require_all_2xx() {
   local name file count
-  for name in healthz signature zak; do
-    file="$WORK_DIR/$name.txt"
+  for name in "$@"; do
+    file="$RUN_DIR/$name.txt"
     [[ -n $(requests_per_second "$file") ]] || die "$name: cannot read wrk's report: $(cat "$file")"
     count="$(non_2xx_count "$file")"
     if [[ $count != 0 ]]; then
       cat "$file" >&2
-      die "$name: $count non-2xx answers under load"
+      die "${BACKEND_LABEL[$BACKEND]} $name: $count non-2xx answers under load"
     fi
   done
+}
+
+# --- PostgreSQL + Redis -----------------------------------------------------------------
+
+# skip_pgredis REASON: the PostgreSQL + Redis run will not happen; says so at once.
+skip_pgredis() {
+  PGREDIS_SKIPPED="$1"
+  log "skipped: ${BACKEND_LABEL[$PGREDIS]} run: $1"
+}
+
+# Checks that PostgreSQL and Redis answer, then creates this run's schema and picks its Redis
+# key prefix (both dropped by cleanup). Returns 1 (with PGREDIS_SKIPPED set) when they cannot
+# be used.
+prepare_pgredis() {
+  local pg redis answer suffix schema
+  pg="$(redact "$PG_URL")"
+  redis="$(redact "$REDIS_URL")"
+  if ! command -v psql >/dev/null; then
+    skip_pgredis "psql is not installed (needed to create a schema on $pg)"
+    return 1
+  fi
+  if command -v pg_isready >/dev/null && ! pg_isready -q -t 5 -d "$PG_URL" >/dev/null 2>&1; then
+    skip_pgredis "PostgreSQL at $pg does not answer (pg_isready)"
+    return 1
+  fi
+  if ! command -v redis-cli >/dev/null; then
+    skip_pgredis "redis-cli is not installed (needed to check Redis at $redis)"
+    return 1
+  fi
+  answer="$(timeout 10 redis-cli --no-auth-warning -u "$REDIS_URL" ping 2>&1 | head -n 1)" || true
+  if [[ $answer != PONG ]]; then
+    skip_pgredis "Redis at $redis does not answer (redis-cli ping: ${answer:-no answer})"
+    return 1
+  fi
+
+  suffix="$(random_hex)"
+  schema="ztv_bench_$suffix"
+  if ! answer="$(PGCONNECT_TIMEOUT=5 psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 \
+    -c "CREATE SCHEMA $schema" 2>&1)"; then
+    skip_pgredis "could not create schema $schema on $pg: $answer"
+    return 1
+  fi
+  PG_SCHEMA="$schema"
+  REDIS_PREFIX="ztv-bench-$suffix:"
+  mkdir -p "$WORK_DIR/$PGREDIS"
+  PGCONNECT_TIMEOUT=5 psql "$PG_URL" -qAt -c 'SHOW server_version' 2>/dev/null |
+    awk '{ print $1; exit }' >"$WORK_DIR/$PGREDIS/pg_version" || true
+  redis_cli INFO server 2>/dev/null | tr -d '\r' |
+    awk -F: '/^redis_version:/ { print $2 }' >"$WORK_DIR/$PGREDIS/redis_version" || true
+}
+
+# The PostgreSQL URL with this run's schema as the only one on the search path, through the
+# `options` parameter that reaches the server (the service's migrations create the tables there).
+pg_server_url() {
+  local separator="?"
+  if [[ $PG_URL == *\?* ]]; then
+    separator="&"
+  fi
+  printf '%s%soptions=-c%%20search_path%%3D%s' "$PG_URL" "$separator" "$PG_SCHEMA"
+}
+
+# base64 of 32 random bytes: cache.encryption_key of the second server.
+random_encryption_key() {
+  python3 -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())'
+}
+
+# The second server must really use Redis: a limiter that came up degraded would limit
+# in-process, and the figures would not be PostgreSQL + Redis ones.
+require_redis_in_use() {
+  local base="$1" body="$RUN_DIR/readyz.json" status
+  status="$(curl -sS -o "$body" -w '%{http_code}' --max-time 5 "$base/readyz")" ||
+    die "GET /readyz: curl failed"
+  python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["status"] == "ready" and r["store"] == "ok" and r["redis"] == "ok"
+assert r["rateLimits"] == {"backend": "redis", "degraded": False}' "$body" 2>/dev/null ||
+    die "the ${BACKEND_LABEL[$BACKEND]} server is not using PostgreSQL and Redis as configured" \
+      "(GET /readyz answered $status: $(cat "$body"))"
+}
+
+# --- one backend ------------------------------------------------------------------------
+
+# run_backend BACKEND DATABASE_URL [REDIS_URL ENCRYPTION_KEY KEY_PREFIX]: a server of its own
+# with a new API key, the route checks and the wrk runs into $WORK_DIR/BACKEND, the emulator's
+# counts before and after (start.json, end.json), the server's peak RSS (rss) and log size
+# (log_lines); the server is stopped at the end so the next one has the CPUs to itself.
+run_backend() {
+  BACKEND="$1"
+  shift
+  RUN_DIR="$WORK_DIR/$BACKEND"
+  mkdir -p "$RUN_DIR"
+  local config="$RUN_DIR/ztv.toml" port base key names=(signature zak)
+  if [[ $BACKEND == "$SQLITE" ]]; then
+    names=(healthz signature zak)
+  fi
+  port="$(free_port)"
+  base="http://127.0.0.1:$port"
+  write_config "$config" "$port" "$@"
+  emulator_stats "$RUN_DIR/start.json"
+  key="$(create_api_key "$config")"
+
+  log "starting ztv (${BACKEND_LABEL[$BACKEND]}) on $base"
+  start_server "$config"
+  wait_until_healthy "$base"
+  if [[ $BACKEND == "$PGREDIS" ]]; then
+    require_redis_in_use "$base"
+  fi
+  check_signature_route "$base" "$key"
+  check_zak_route "$base" "$key"
+
+  if [[ $BACKEND == "$SQLITE" ]]; then
+    run_wrk healthz "$base/healthz"
+  fi
+  ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD=POST ZTV_BENCH_BODY="$SIGNATURE_BODY" \
+    run_wrk signature "$base/v1/meeting-sdk/signature" "$LUA_SCRIPT"
+  ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD=GET ZTV_BENCH_BODY="" \
+    run_wrk zak "$base/v1/users/$ZAK_USER/zak" "$LUA_SCRIPT"
+  kill -0 "$EMULATOR_PID" 2>/dev/null || die "the emulator died during the runs"
+  emulator_stats "$RUN_DIR/end.json"
+  if [[ $BACKEND == "$PGREDIS" ]]; then
+    # Still on Redis after the load (not fallen back to in-process limits).
+    require_redis_in_use "$base"
+    # Which keys the server wrote (rate-limit keys expire as soon as the caller is under its
+    # limit again, so mostly the shared S2S token remains).
+    redis_cli --scan --pattern "$REDIS_PREFIX*" | sed "s/^$REDIS_PREFIX//" | sort |
+      paste -sd, - | sed 's/,/, /g' >"$RUN_DIR/redis_keys"
+  fi
+
+  peak_rss_mib >"$RUN_DIR/rss"
+  stop_process "$SERVER_PID"
+  SERVER_PID=""
+  wc -l <"$SERVER_LOG" | tr -d ' ' >"$RUN_DIR/log_lines"
+  require_all_2xx "${names[@]}"
 }
 
 main() {
@@ -454,27 +739,13 @@ main() {
 
   WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/ztv-bench.XXXXXX")"
   start_emulator
-  local config="$WORK_DIR/ztv.toml" port base key
-  port="$(free_port)"
-  base="http://127.0.0.1:$port"
-  write_config "$config" "$port"
-  key="$(create_api_key "$config")"
 
-  log "starting ztv on $base"
-  start_server "$config"
-  wait_until_healthy "$base"
-  check_signature_route "$base" "$key"
-  check_zak_route "$base" "$key"
+  run_backend "$SQLITE" "sqlite://$WORK_DIR/$SQLITE/ztv.db"
+  if prepare_pgredis; then
+    run_backend "$PGREDIS" "$(pg_server_url)" "$REDIS_URL" "$(random_encryption_key)" \
+      "$REDIS_PREFIX"
+  fi
 
-  run_wrk healthz "$base/healthz"
-  ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD=POST ZTV_BENCH_BODY="$SIGNATURE_BODY" \
-    run_wrk signature "$base/v1/meeting-sdk/signature" "$LUA_SCRIPT"
-  ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD=GET ZTV_BENCH_BODY="" \
-    run_wrk zak "$base/v1/users/$ZAK_USER/zak" "$LUA_SCRIPT"
-  kill -0 "$EMULATOR_PID" 2>/dev/null || die "the emulator died during the runs"
-  emulator_stats "$WORK_DIR/final.json"
-
-  require_all_2xx
   print_report
 }
 
