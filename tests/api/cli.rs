@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ztv");
+pub const BIN: &str = env!("CARGO_BIN_EXE_ztv");
 
 /// A config file in its own folder, with the standard test accounts.
 struct ConfigDir {
@@ -237,7 +237,7 @@ fn config_errors_exit_2_with_one_line_naming_the_key() {
 }
 
 /// A child process that is killed if the test fails before it stops it.
-struct KillOnDrop(std::process::Child);
+pub struct KillOnDrop(pub std::process::Child);
 
 impl std::ops::Deref for KillOnDrop {
     type Target = std::process::Child;
@@ -260,7 +260,7 @@ impl Drop for KillOnDrop {
 }
 
 /// Reads a child's stdout line by line on a thread, so the test can wait for a line.
-fn line_reader(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+pub fn line_reader(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {

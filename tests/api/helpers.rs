@@ -262,6 +262,14 @@ pub async fn spawn_zoom_app_with(zoom_keys: &str, extra: &str) -> ZoomApp {
 
 /// As [`spawn_zoom_app_with`], on the database at `db_url`.
 pub async fn spawn_zoom_app_on(db_url: Option<&str>, zoom_keys: &str, extra: &str) -> ZoomApp {
+    let zoom = start_emulator().await;
+    let config = format!("{}{extra}", zoom_config(&zoom, zoom_keys));
+    let app = spawn_app_on(db_url, &config).await;
+    ZoomApp { app, zoom }
+}
+
+/// The emulator with account `acc-prod` (users Alice and Bob) and `acc-other` (user Carol).
+pub async fn start_emulator() -> ztv::emulator::Emulator {
     use ztv::emulator::{Emulator, EmulatorAccount};
     let zoom = Emulator::start().await.unwrap();
     zoom.add_account(EmulatorAccount {
@@ -277,9 +285,7 @@ pub async fn spawn_zoom_app_on(db_url: Option<&str>, zoom_keys: &str, extra: &st
         client_secret: "s2s-secret-other".into(),
     });
     zoom.add_user("acc-other", "uCarol03", "carol@example.org");
-    let config = format!("{}{extra}", zoom_config(&zoom, zoom_keys));
-    let app = spawn_app_on(db_url, &config).await;
-    ZoomApp { app, zoom }
+    zoom
 }
 
 /// `[zoom]` pointing at `zoom` (short timeouts so fault tests finish quickly; `zoom_keys` are

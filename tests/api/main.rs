@@ -12,6 +12,7 @@ mod helpers;
 mod idp;
 mod limits;
 mod meeting_sdk;
+mod processes;
 mod proxy;
 mod replicas;
 mod shared_cache;
