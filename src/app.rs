@@ -9,6 +9,7 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
+use crate::audit::AuditLog;
 use crate::caller::KeyRing;
 use crate::end_users::{SignInError, Verifier};
 use crate::grants::UserGrants;
@@ -40,6 +41,8 @@ pub struct App {
     pub end_users: Option<Arc<Verifier>>,
     /// Per-caller request limits.
     pub rate_limiter: Arc<RateLimiter>,
+    /// Audit events, written in batches off the hot path.
+    pub audit: Arc<AuditLog>,
 }
 
 impl Deref for AppState {
@@ -124,6 +127,7 @@ impl Application {
                 .map_err(|e| StartError::RateLimit(e.to_string()))?,
             None => RateLimiter::in_process(),
         });
+        let audit = AuditLog::start(Arc::clone(&store), settings.audit_retention);
         let state = AppState(Arc::new(App {
             settings,
             store,
@@ -134,8 +138,9 @@ impl Application {
             grants,
             end_users,
             rate_limiter,
+            audit,
         }));
-        let router = middleware::apply(routes::router(state.clone()), &state.settings);
+        let router = middleware::apply(routes::router(state.clone()), &state);
         Ok(Self {
             listener,
             router,
@@ -160,6 +165,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let grace = self.state.settings.server.shutdown_grace;
+        let audit = Arc::clone(&self.state.audit);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -167,7 +173,7 @@ impl Application {
             let _ = stopping_tx.send(());
         };
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
-        tokio::select! {
+        let outcome = tokio::select! {
             result = serve => result,
             _ = async {
                 if stopping_rx.await.is_ok() {
@@ -179,7 +185,10 @@ impl Application {
                 tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests outlived the shutdown grace; stopping");
                 Ok(())
             }
-        }
+        };
+        // Every queued audit event is written before the process exits.
+        audit.flush_and_stop().await;
+        outcome
     }
 }
 

@@ -183,8 +183,18 @@ impl Caller {
     }
 
     /// The account to act for: the one `requested` (if the caller may use it), else the one
-    /// the caller is bound to, else the only one configured.
+    /// the caller is bound to, else the only one configured. Noted for the audit log.
     pub fn account<'s>(
+        &self,
+        settings: &'s Settings,
+        requested: Option<&str>,
+    ) -> Result<&'s Account, ApiError> {
+        let account = self.resolve_account(settings, requested)?;
+        crate::audit::note_account(&account.name);
+        Ok(account)
+    }
+
+    fn resolve_account<'s>(
         &self,
         settings: &'s Settings,
         requested: Option<&str>,
@@ -257,6 +267,7 @@ impl FromRequestParts<AppState> for Caller {
             end_user(state, presented).await?
         };
         tracing::Span::current().record("caller", &*caller.name);
+        crate::audit::note_caller(&caller.name);
 
         let limit = caller.rate_limit.unwrap_or(Limit {
             per_second: state.settings.rate_limit.requests_per_second,

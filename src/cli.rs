@@ -47,6 +47,20 @@ enum Command {
     Config(ConfigCommand),
     /// Run only the built-in Zoom emulator (for benchmarks and multi-process tests).
     Emulator(EmulatorArgs),
+    /// Read the audit log (newest first).
+    Audit {
+        /// How far back, e.g. `1h`, `7d` (default 24h).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+        since: Duration,
+        /// Only this caller (an API key's name or an end user's subject).
+        #[arg(long)]
+        caller: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Exit 0 when the service at `server.bind` answers `GET /healthz` with 200 (for
     /// container health checks; the image needs no curl).
     Healthcheck,
@@ -180,6 +194,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(settings, args.bind).await,
         Command::Clients(command) => manage_clients(command, settings).await,
         Command::Healthcheck => healthcheck(settings.server.bind).await,
+        Command::Audit {
+            since,
+            caller,
+            limit,
+            json,
+        } => read_audit(&settings, since, caller.as_deref(), limit, json).await,
         Command::Emulator(args) => run_emulator(args).await,
         Command::Config(ConfigCommand::Check { probe }) => {
             check_config(&settings);
@@ -303,6 +323,61 @@ async fn probe_accounts(settings: &Settings) -> anyhow::Result<()> {
     }
 }
 
+async fn read_audit(
+    settings: &Settings,
+    since: Duration,
+    caller: Option<&str>,
+    limit: i64,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = store::connect(&settings.database.url).await?;
+    let since_ms = crate::audit::now_ms() - since.as_millis() as i64;
+    let events = store
+        .list_audit(since_ms, caller, limit.clamp(1, 100_000))
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&events)?);
+        return Ok(());
+    }
+    if events.is_empty() {
+        println!("no audit events");
+    }
+    for e in &events {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(e.at_ms.max(0) as u64);
+        println!(
+            "{} {:<8} {:>3} {:<16} {:<40} account={} user={} target={} request={}",
+            humantime::format_rfc3339_millis(at),
+            e.outcome,
+            e.status,
+            e.caller.as_deref().unwrap_or("-"),
+            e.route,
+            e.account.as_deref().unwrap_or("-"),
+            e.target_user.as_deref().unwrap_or("-"),
+            e.target.as_deref().unwrap_or("-"),
+            e.request_id.as_deref().unwrap_or("-"),
+        );
+    }
+    Ok(())
+}
+
+/// Records an API-key change made with the CLI (the service is not involved).
+async fn audit_key_change(store: &dyn crate::store::Store, action: &str, name: &str) {
+    let event = crate::store::AuditEvent {
+        at_ms: crate::audit::now_ms(),
+        request_id: None,
+        caller: Some("cli".into()),
+        route: format!("cli clients {action}"),
+        account: None,
+        target_user: None,
+        target: Some(name.to_string()),
+        outcome: action.to_string(),
+        status: 0,
+    };
+    if let Err(error) = store.append_audit(&[event]).await {
+        eprintln!("ztv: warning: the audit event was not written: {error}");
+    }
+}
+
 async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::Result<()> {
     let store = store::connect(&settings.database.url).await?;
     let refresh = settings.key_refresh.as_secs();
@@ -323,10 +398,12 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
                 rate_limit: rate_limit.and_then(|r| r.0),
             };
             let (record, key) = clients::create(store.as_ref(), &settings, new).await?;
+            audit_key_change(store.as_ref(), "create", &record.name).await;
             print_key("Created", &record, &key, json, refresh);
         }
         ClientsCommand::Rotate { name, json } => {
             let (record, key) = clients::rotate(store.as_ref(), &name).await?;
+            audit_key_change(store.as_ref(), "rotate", &name).await;
             print_key("Rotated", &record, &key, json, refresh);
         }
         ClientsCommand::Update { name, rate_limit } => {
@@ -334,6 +411,7 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
                 anyhow::bail!("nothing to update: give --rate-limit");
             };
             clients::set_rate_limit(store.as_ref(), &name, limit).await?;
+            audit_key_change(store.as_ref(), "update", &name).await;
             let shown = limit.map_or("the default".to_string(), |(r, b)| {
                 format!("{r}/s, burst {b}")
             });
@@ -341,6 +419,7 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
         }
         ClientsCommand::Revoke { name } => {
             clients::revoke(store.as_ref(), &name).await?;
+            audit_key_change(store.as_ref(), "revoke", &name).await;
             println!("Revoked `{name}`. Running services refuse its key within {refresh} s.");
         }
         ClientsCommand::List { json } => {

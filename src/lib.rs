@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod app;
+pub mod audit;
 pub mod caller;
 pub mod cli;
 pub mod clients;

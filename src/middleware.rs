@@ -13,12 +13,15 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use crate::app::AppState;
+use crate::audit;
 use crate::error::ApiError;
 use crate::input::BODY_LIMIT;
 use crate::request_id::{self, RequestId};
 use crate::settings::Settings;
 
-pub fn apply(router: Router, settings: &Settings) -> Router {
+pub fn apply(router: Router, state: &AppState) -> Router {
+    let settings = &state.settings;
     let router = router
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_panic| {
@@ -30,6 +33,10 @@ pub fn apply(router: Router, settings: &Settings) -> Router {
             settings.server.request_timeout,
         ))
         .layer(middleware::from_fn(errors_as_json))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_request,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {

@@ -35,6 +35,7 @@ const ENV_SECTIONS: &[&str] = &[
     "cache",
     "grants",
     "webhooks",
+    "audit",
 ];
 
 /// Keys whose environment form is a comma-separated list.
@@ -96,6 +97,8 @@ pub struct Settings {
     pub grants_key: Option<SecretString>,
     /// Zoom's webhook secret token; `None`: the webhook route is off.
     pub webhook_secret: Option<SecretString>,
+    /// Audit events older than this are pruned.
+    pub audit_retention: Duration,
 }
 
 /// Sign-in of web and mobile users with the organisation's identity provider.
@@ -391,6 +394,14 @@ struct RawSettings {
     grants: RawGrants,
     #[serde(default)]
     webhooks: RawWebhooks,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    retention_days: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -783,6 +794,16 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         cache,
         grants_key,
         webhook_secret,
+        audit_retention: Duration::from_secs(
+            86_400
+                * number_in(
+                    p,
+                    "audit.retention_days",
+                    raw.audit.retention_days,
+                    1..=3650,
+                    90,
+                ),
+        ),
     }
 }
 

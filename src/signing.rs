@@ -31,6 +31,16 @@ pub enum MeetingNumber {
     Text(String),
 }
 
+impl MeetingNumber {
+    /// The number as digits, whichever JSON type it came in.
+    pub fn digits(&self) -> String {
+        match self {
+            MeetingNumber::Number(n) => n.to_string(),
+            MeetingNumber::Text(t) => t.clone(),
+        }
+    }
+}
+
 /// What goes into a Meeting SDK signature besides the app and the clock.
 #[derive(Debug, Clone)]
 pub struct MeetingSdkClaimsInput {

@@ -13,7 +13,7 @@ use crate::clock;
 use crate::error::ApiError;
 use crate::input::{self, JsonObject};
 use crate::scope::Scope;
-use crate::signing::{self, MeetingNumber};
+use crate::signing;
 use crate::zoom::{UserToken, UserTokenKind};
 
 use super::meeting_sdk::{meeting_sdk_app, read_signature_request};
@@ -54,6 +54,7 @@ async fn issue_join_bundle(
         Some(user) => caller.act_as(&input::user_id(&user)?)?,
         None => caller.act_as("me")?,
     };
+    crate::audit::note_target(Some(&user), Some(&meeting_number.digits()));
     // A host needs a ZAK to start the meeting; participants ask for one when they want it.
     let with_zak = fields.bool("withZak")?.unwrap_or(role == 1);
     let with_obf = fields.bool("withObf")?.unwrap_or(false);
@@ -87,10 +88,7 @@ async fn issue_join_bundle(
             }
         }
     };
-    let meeting_id = match &meeting_number {
-        MeetingNumber::Text(digits) => digits.clone(),
-        MeetingNumber::Number(n) => n.to_string(),
-    };
+    let meeting_id = meeting_number.digits();
     let (zak, obf) = tokio::join!(
         fetch(with_zak, UserTokenKind::Zak),
         fetch(

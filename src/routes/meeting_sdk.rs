@@ -37,6 +37,9 @@ async fn issue_signature(
     let input = read_signature_request(&mut fields)?;
     let account = fields.string("account", 64)?;
     fields.finish()?;
+    if let Some((number, _)) = &input.meeting {
+        crate::audit::note_target(None, Some(&number.digits()));
+    }
     if matches!(input.meeting, Some((_, 1))) {
         caller.require(Scope::MeetingSdkHost)?;
     }

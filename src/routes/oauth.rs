@@ -87,6 +87,7 @@ async fn start_authorization(
                 .map_err(|_| ApiError::invalid("userHint", "must be a Zoom user ID or email"))?
         }
     };
+    crate::audit::note_target(Some(&user_hint), None);
     let account = caller.account(&state.settings, account.as_deref())?;
     let grants = grants(&state)?;
     let app = oauth_app(grants, account)?;
@@ -154,6 +155,8 @@ async fn finish_authorization(
         return ApiError::invalid("state", "unknown, already used or expired; start again")
             .into_response();
     };
+    crate::audit::note_caller(&pending.caller);
+    crate::audit::note_account(&pending.account);
     let Some(account) = state.settings.accounts.get(&pending.account) else {
         return ApiError::not_found("the account of this authorisation is gone").into_response();
     };
@@ -238,7 +241,10 @@ async fn complete(
     }
     .await;
     match result {
-        Ok(email) => Outcome::Authorized { email },
+        Ok(email) => {
+            crate::audit::note_target(Some(&email), None);
+            Outcome::Authorized { email }
+        }
         Err(error) => Outcome::Failed(error),
     }
 }
@@ -265,6 +271,7 @@ async fn delete_grant(
             user
         }
     };
+    crate::audit::note_target(Some(&user), None);
     let mut fields = input::query_fields(query.as_deref())?;
     let account = fields.string("account", 64)?;
     fields.finish()?;

@@ -14,7 +14,6 @@ use crate::error::ApiError;
 use crate::input::{self, Fields};
 use crate::scope::Scope;
 use crate::settings::Account;
-use crate::signing::MeetingNumber;
 use crate::zoom::UserTokenKind;
 
 use super::meeting_sdk::meeting_number;
@@ -74,6 +73,7 @@ async fn issue_zak(
 ) -> Result<Json<ZakResponse>, ApiError> {
     caller.require(Scope::ZakRead)?;
     let user = caller.act_as(&user_of(path)?)?;
+    crate::audit::note_target(Some(&user), None);
     let mut fields = input::query_fields(query.as_deref())?;
     let account = fields.string("account", 64)?;
     fields.finish()?;
@@ -98,8 +98,10 @@ async fn issue_obf_token(
 ) -> Result<Json<ObfResponse>, ApiError> {
     caller.require(Scope::ObfRead)?;
     let user = caller.act_as(&user_of(path)?)?;
+    crate::audit::note_target(Some(&user), None);
     let mut fields = input::query_fields(query.as_deref())?;
     let meeting_number = required_meeting_number(&mut fields)?;
+    crate::audit::note_target(None, Some(&meeting_number));
     let account = fields.string("account", 64)?;
     fields.finish()?;
     let account = s2s_account(&caller, &state, account.as_deref())?;
@@ -121,9 +123,7 @@ async fn issue_obf_token(
 
 /// `meetingNumber` as the digits Zoom's `meeting_id` takes.
 fn required_meeting_number(fields: &mut Fields) -> Result<String, ApiError> {
-    match meeting_number(fields)? {
-        Some(MeetingNumber::Text(digits)) => Ok(digits),
-        Some(MeetingNumber::Number(number)) => Ok(number.to_string()),
-        None => Err(ApiError::invalid("meetingNumber", "required")),
-    }
+    meeting_number(fields)?
+        .map(|number| number.digits())
+        .ok_or_else(|| ApiError::invalid("meetingNumber", "required"))
 }

@@ -40,6 +40,7 @@ async fn issue_video_token(
     caller.require(Scope::VideoSdkToken)?;
     let JsonObject(mut fields) = body?;
     let input = read_video_request(&mut fields)?;
+    crate::audit::note_target(None, Some(&input.session_name));
     let account = fields.string("account", 64)?;
     fields.finish()?;
 

@@ -52,6 +52,24 @@ pub struct ClientRecord {
     pub rate_limit: Option<(u32, u32)>,
 }
 
+/// One audited action: who, what, for whom, with what outcome. Never a token or secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    pub request_id: Option<String>,
+    pub caller: Option<String>,
+    pub route: String,
+    pub account: Option<String>,
+    pub target_user: Option<String>,
+    /// Meeting number or Video SDK session name.
+    pub target: Option<String>,
+    /// `issued`, `refused`, `failed`, or an action (`created`, `revoked`, …).
+    pub outcome: String,
+    pub status: u16,
+}
+
 /// A pending authorisation (`state`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthState {
@@ -132,6 +150,17 @@ pub trait Store: Send + Sync {
         account: &str,
         user: &str,
     ) -> Result<Option<(String, String)>, StoreError>;
+    /// Appends audit events in one transaction.
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// Events at or after `since_ms`, of `caller` if given, newest first, at most `limit`.
+    async fn list_audit(
+        &self,
+        since_ms: i64,
+        caller: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Deletes events older than `before_ms`; returns how many.
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// Adds a client. A revoked client of the same name is replaced; a live one is a
     /// [`StoreError::Duplicate`].
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
@@ -212,6 +241,7 @@ macro_rules! store_suite {
             a_grant_marked_for_reauthorisation_says_so,
             a_deleted_grant_names_its_user_and_is_gone,
             a_reachable_store_answers_ping,
+            audit_events_are_listed_newest_first_by_caller_and_pruned,
         );
     };
     (@each $open:path; $($name:ident),* $(,)?) => {
@@ -380,6 +410,46 @@ pub(crate) mod suite {
                 .await
                 .unwrap()
         );
+    }
+
+    pub(crate) async fn audit_events_are_listed_newest_first_by_caller_and_pruned(
+        store: &dyn Store,
+    ) {
+        let event = |at_ms: i64, caller: Option<&str>| AuditEvent {
+            at_ms,
+            request_id: Some(format!("r{at_ms}")),
+            caller: caller.map(str::to_string),
+            route: "POST /v1/meeting-sdk/signature".into(),
+            account: Some("prod".into()),
+            target_user: None,
+            target: Some("123456789".into()),
+            outcome: "issued".into(),
+            status: 200,
+        };
+        let events = [
+            event(1_000, Some("web")),
+            event(2_000, Some("svc")),
+            event(3_000, Some("web")),
+            event(4_000, None),
+        ];
+        store.append_audit(&events).await.unwrap();
+
+        let all = store.list_audit(0, None, 100).await.unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
+            [4_000, 3_000, 2_000, 1_000]
+        );
+        assert_eq!(all[3], events[0], "stored exactly as given");
+        let web = store.list_audit(0, Some("web"), 100).await.unwrap();
+        assert_eq!(
+            web.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
+            [3_000, 1_000]
+        );
+        assert_eq!(store.list_audit(2_500, None, 100).await.unwrap().len(), 2);
+        assert_eq!(store.list_audit(0, None, 1).await.unwrap()[0].at_ms, 4_000);
+
+        assert_eq!(store.prune_audit(2_500).await.unwrap(), 2);
+        assert_eq!(store.list_audit(0, None, 100).await.unwrap().len(), 2);
     }
 
     pub(crate) async fn oauth_states_are_taken_once(store: &dyn Store) {

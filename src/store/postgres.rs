@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{
-    ClientRecord, GrantRow, OAuthState, Store, StoreError, rate_limit_from_columns,
+    AuditEvent, ClientRecord, GrantRow, OAuthState, Store, StoreError, rate_limit_from_columns,
     scopes_from_column,
 };
 use crate::scope;
@@ -256,6 +256,72 @@ impl Store for PostgresStore {
         .await?;
         row.map(|row| Ok((row.try_get("zoom_user_id")?, row.try_get("email")?)))
             .transpose()
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO audit_events (at_ms, request_id, caller, route, account, target_user, target, outcome, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(e.at_ms)
+            .bind(&e.request_id)
+            .bind(&e.caller)
+            .bind(&e.route)
+            .bind(&e.account)
+            .bind(&e.target_user)
+            .bind(&e.target)
+            .bind(&e.outcome)
+            .bind(i32::from(e.status))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        since_ms: i64,
+        caller: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, request_id, caller, route, account, target_user, target, outcome, status FROM audit_events \
+             WHERE at_ms >= $1 AND ($2::text IS NULL OR caller = $3) \
+             ORDER BY at_ms DESC, id DESC LIMIT $4",
+        )
+        .bind(since_ms)
+        .bind(caller)
+        .bind(caller)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEvent {
+                    at_ms: row.try_get("at_ms")?,
+                    request_id: row.try_get("request_id")?,
+                    caller: row.try_get("caller")?,
+                    route: row.try_get("route")?,
+                    account: row.try_get("account")?,
+                    target_user: row.try_get("target_user")?,
+                    target: row.try_get("target")?,
+                    outcome: row.try_get("outcome")?,
+                    status: u16::try_from(row.try_get::<i32, _>("status")?)
+                        .map_err(|_| StoreError::Corrupt("audit status".into()))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
     }
 
     async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
@@ -509,7 +575,11 @@ mod tests {
                 .fetch_all(&mut conn)
                 .await
                 .unwrap();
-        assert_eq!(applied, [20261125000001, 20261125000002, 20261125000003]);
+        let shipped: Vec<i64> = sqlx::migrate!("./migrations/postgres")
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(applied, shipped, "every migration applied exactly once");
         conn.close().await.unwrap();
         for store in &stores {
             store.ping().await.unwrap();

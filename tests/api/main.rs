@@ -3,6 +3,7 @@
 // Tests may unwrap: a panic is the failure report. (clippy.toml allows it only inside #[test].)
 #![allow(clippy::unwrap_used)]
 
+mod audit;
 mod auth;
 mod cli;
 mod end_users;

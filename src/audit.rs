@@ -1,0 +1,213 @@
+//! The audit log: one event per `/v1` request (issued, refused or failed), and per API-key
+//! change made with the CLI. Never a token or a secret.
+//!
+//! Requests hand their event to a bounded queue and never wait on the database; a background
+//! writer stores events in batches (by size, or every 200 ms) and, on a clean shutdown,
+//! writes everything still queued before the process exits. If the queue is full, the
+//! request still succeeds and the event is counted as dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::app::AppState;
+use crate::request_id::RequestId;
+use crate::store::{AuditEvent, Store};
+
+/// Events queued at most before new ones are dropped.
+const QUEUE: usize = 10_000;
+/// Events written in one transaction at most.
+const BATCH: usize = 500;
+/// Longest an event waits in the queue before it is written.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often old events are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct AuditLog {
+    queue: Mutex<Option<mpsc::Sender<AuditEvent>>>,
+    dropped: AtomicU64,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl AuditLog {
+    /// Starts the writer; events older than `retention` are pruned every hour.
+    pub fn start(store: Arc<dyn Store>, retention: Duration) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write_batches(store, rx, retention));
+        Arc::new(Self {
+            queue: Mutex::new(Some(tx)),
+            dropped: AtomicU64::new(0),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Queues an event without waiting; counts it as dropped when the queue is full.
+    pub fn record(&self, event: AuditEvent) {
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let sent = queue.as_ref().map(|q| q.try_send(event).is_ok());
+        if sent != Some(true) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stops taking events and waits until every queued one is written.
+    pub async fn flush_and_stop(&self) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
+    }
+}
+
+async fn write_batches(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<AuditEvent>,
+    retention: Duration,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut ticker = tokio::time::interval(FLUSH_EVERY);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            received = rx.recv() => match received {
+                Some(event) => {
+                    batch.push(event);
+                    if batch.len() >= BATCH {
+                        write(&*store, &mut batch).await;
+                    }
+                }
+                // Every sender is gone: write what is left and stop.
+                None => {
+                    write(&*store, &mut batch).await;
+                    return;
+                }
+            },
+            _ = ticker.tick() => write(&*store, &mut batch).await,
+            _ = prune.tick() => {
+                let before = now_ms() - retention.as_millis() as i64;
+                if let Err(error) = store.prune_audit(before).await {
+                    tracing::warn!(%error, "cannot prune old audit events");
+                }
+            }
+        }
+    }
+}
+
+/// Writes a batch, retrying a few times so a short database hiccup loses nothing.
+async fn write(store: &dyn Store, batch: &mut Vec<AuditEvent>) {
+    if batch.is_empty() {
+        return;
+    }
+    for attempt in 0..5u64 {
+        match store.append_audit(batch).await {
+            Ok(()) => {
+                batch.clear();
+                return;
+            }
+            Err(error) if attempt == 4 => {
+                tracing::error!(%error, events = batch.len(), "cannot write audit events; they are lost");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await,
+        }
+    }
+    batch.clear();
+}
+
+/// What a request learns about itself as it goes: filled in by the caller extractor and the
+/// handlers, read by [`record_request`] when the response is ready.
+#[derive(Default, Clone)]
+struct Facts {
+    caller: Option<String>,
+    account: Option<String>,
+    target_user: Option<String>,
+    target: Option<String>,
+}
+
+tokio::task_local! {
+    static FACTS: Arc<Mutex<Facts>>;
+}
+
+fn note(update: impl FnOnce(&mut Facts)) {
+    let _ = FACTS.try_with(|facts| update(&mut facts.lock().unwrap_or_else(|p| p.into_inner())));
+}
+
+pub fn note_caller(name: &str) {
+    note(|f| f.caller = Some(name.to_string()));
+}
+
+pub fn note_account(name: &str) {
+    note(|f| f.account = Some(name.to_string()));
+}
+
+/// The Zoom user and/or the meeting number or session name the request is about.
+pub fn note_target(user: Option<&str>, target: Option<&str>) {
+    note(|f| {
+        if let Some(user) = user {
+            f.target_user = Some(user.to_string());
+        }
+        if let Some(target) = target {
+            f.target = Some(target.to_string());
+        }
+    });
+}
+
+/// Middleware: every `/v1` request becomes one audit event.
+pub async fn record_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    if !path.starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let facts = Arc::new(Mutex::new(Facts::default()));
+    let response = FACTS.scope(Arc::clone(&facts), next.run(request)).await;
+    let facts = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let status = response.status();
+    let outcome = if status.is_success() || status.is_redirection() {
+        "issued"
+    } else if status.is_client_error() {
+        "refused"
+    } else {
+        "failed"
+    };
+    state.audit.record(AuditEvent {
+        at_ms: now_ms(),
+        request_id,
+        caller: facts.caller,
+        route: format!("{method} {route}"),
+        account: facts.account,
+        target_user: facts.target_user,
+        target: facts.target,
+        outcome: outcome.to_string(),
+        status: status.as_u16(),
+    });
+    response
+}

@@ -1,0 +1,195 @@
+//! The audit log: an event for every `/v1` request and every key change, never a token, and
+//! nothing queued lost on SIGTERM.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use ztv::scope::Scope;
+use ztv::store::AuditEvent;
+
+use crate::cli::{BIN, KillOnDrop, line_reader};
+use crate::helpers::*;
+
+/// Polls until the stored events satisfy `done` (the writer batches every 200 ms).
+async fn events(app: &TestApp, done: impl Fn(&[AuditEvent]) -> bool) -> Vec<AuditEvent> {
+    let started = Instant::now();
+    loop {
+        let events = app.store.list_audit(0, None, 10_000).await.unwrap();
+        if done(&events) || started.elapsed() > Duration::from_secs(5) {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn issued_and_refused_requests_are_audited_without_the_token() {
+    let app = spawn_app().await;
+    let key = app
+        .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
+        .await;
+
+    let issued = app
+        .signature(&key, json!({"meetingNumber": "123456789", "role": 0}))
+        .await;
+    let request_id = issued.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let token = issued.json::<Value>().await.unwrap()["signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forbidden = app
+        .video_token(&key, json!({"sessionName": "s", "role": 0}))
+        .await;
+    assert_eq!(forbidden.status(), 403);
+    let unknown = app
+        .signature("ztv_unknownunknownunknownunknownunknownunknown1", json!({}))
+        .await;
+    assert_eq!(unknown.status(), 401);
+
+    let events = events(&app, |events| {
+        events
+            .iter()
+            .any(|e| e.request_id.as_deref() == Some(&request_id))
+            && events.iter().any(|e| e.route == "POST /v1/video-sdk/token")
+            && events.iter().any(|e| e.status == 401 && e.caller.is_none())
+    })
+    .await;
+    let issued = events
+        .iter()
+        .find(|e| e.request_id.as_deref() == Some(&request_id))
+        .unwrap();
+    assert_eq!(issued.route, "POST /v1/meeting-sdk/signature");
+    assert_eq!(issued.caller.as_deref(), Some("web"));
+    assert_eq!(issued.account.as_deref(), Some("prod"));
+    assert_eq!(issued.target.as_deref(), Some("123456789"));
+    assert_eq!((issued.outcome.as_str(), issued.status), ("issued", 200));
+    let refused = events
+        .iter()
+        .find(|e| e.route == "POST /v1/video-sdk/token")
+        .unwrap();
+    assert_eq!((refused.outcome.as_str(), refused.status), ("refused", 403));
+    assert_eq!(refused.caller.as_deref(), Some("web"));
+    assert!(events.iter().any(|e| e.status == 401 && e.caller.is_none()));
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(
+        !all.contains(&token) && !all.contains(&key),
+        "no token or key in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn zak_events_name_the_user_and_the_account() {
+    let app = spawn_zoom_app("").await;
+    let key = app.key("svc", &[Scope::ObfRead], Some("prod")).await;
+
+    let response = app
+        .get_with(
+            &format!("/v1/users/{ALICE_ID}/obf-token?meetingNumber=987654321"),
+            &key,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+
+    let events = events(&app, |e| e.iter().any(|e| e.route.ends_with("/obf-token"))).await;
+    let obf = events
+        .iter()
+        .find(|e| e.route.ends_with("/obf-token"))
+        .unwrap();
+    assert_eq!(obf.target_user.as_deref(), Some(ALICE_ID));
+    assert_eq!(obf.target.as_deref(), Some("987654321"));
+    assert_eq!(obf.account.as_deref(), Some("prod"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_followed_by_sigterm_loses_no_event_and_key_changes_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ztv.toml");
+    std::fs::write(&config, test_config(&dir.path().join("ztv.db"), "")).unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("ZTV_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let created = cli(&[
+        "clients",
+        "create",
+        "--name",
+        "burst",
+        "--scope",
+        "meeting-sdk:signature",
+        "--account",
+        "prod",
+        "--rate-limit",
+        "100000/100000",
+        "--json",
+    ]);
+    let key = serde_json::from_slice::<Value>(&created.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut child = std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env_remove("ZTV_CONFIG")
+        .env("ZTV_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    let lines = line_reader(child.stdout.take().unwrap());
+    let addr = loop {
+        let line = lines.recv_timeout(Duration::from_secs(20)).unwrap();
+        if line.contains("ztv is listening") {
+            break serde_json::from_str::<Value>(&line).unwrap()["addr"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/meeting-sdk/signature");
+
+    let burst = (0..300).map(|_| http.post(&url).bearer_auth(&key).send());
+    let statuses = futures_util::future::join_all(burst).await;
+    assert!(statuses.iter().all(|r| r.as_ref().unwrap().status() == 200));
+    // At once, while events are still queued.
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let listed = cli(&["audit", "--since", "1h", "--limit", "1000", "--json"]);
+    let events: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let signatures = events
+        .iter()
+        .filter(|e| e["route"] == "POST /v1/meeting-sdk/signature" && e["status"] == 200)
+        .count();
+    assert_eq!(
+        signatures, 300,
+        "every event of the burst was written before exit"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["route"] == "cli clients create" && e["target"] == "burst")
+    );
+    let by_caller = cli(&["audit", "--caller", "burst", "--limit", "5"]);
+    assert_eq!(
+        String::from_utf8_lossy(&by_caller.stdout).lines().count(),
+        5
+    );
+}
