@@ -88,6 +88,8 @@ impl Application {
         settings: Settings,
         store: Arc<dyn Store>,
     ) -> Result<Self, StartError> {
+        // Installed before anything is counted.
+        crate::monitoring::handle();
         let keys = Arc::new(KeyRing::load(store.as_ref()).await?);
         keys.spawn_refresher(Arc::clone(&store), settings.key_refresh);
         let addr = settings.server.bind;

@@ -61,6 +61,10 @@ impl AuditLog {
         let sent = queue.as_ref().map(|q| q.try_send(event).is_ok());
         if sent != Some(true) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("ztv_audit_dropped_total").increment(1);
+        }
+        if let Some(q) = queue.as_ref() {
+            metrics::gauge!("ztv_audit_queue_depth").set((q.max_capacity() - q.capacity()) as f64);
         }
     }
 
@@ -198,6 +202,12 @@ pub async fn record_request(
     } else {
         "failed"
     };
+    if outcome == "issued"
+        && let Some(kind) = crate::monitoring::token_kind(&route)
+    {
+        metrics::counter!("ztv_tokens_issued_total", "kind" => kind, "account" => facts.account.clone().unwrap_or_default())
+            .increment(1);
+    }
     state.audit.record(AuditEvent {
         at_ms: now_ms(),
         request_id,

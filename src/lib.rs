@@ -16,6 +16,7 @@ pub mod flight;
 pub mod grants;
 pub mod input;
 pub mod middleware;
+pub mod monitoring;
 pub mod rate_limit;
 pub mod redis_link;
 pub mod request_id;

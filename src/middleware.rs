@@ -1,6 +1,6 @@
 //! The whole middleware stack, in one place, outermost first:
-//! request id → CORS (when origins are configured) → trace span and one log line → error
-//! bodies in our shape → timeout → panic catcher → body limit → routes.
+//! request id → CORS (when origins are configured) → trace span and one log line → metrics →
+//! audit event → error bodies in our shape → timeout → panic catcher → body limit → routes.
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -17,6 +17,7 @@ use crate::app::AppState;
 use crate::audit;
 use crate::error::ApiError;
 use crate::input::BODY_LIMIT;
+use crate::monitoring;
 use crate::request_id::{self, RequestId};
 use crate::settings::Settings;
 
@@ -37,6 +38,7 @@ pub fn apply(router: Router, state: &AppState) -> Router {
             state.clone(),
             audit::record_request,
         ))
+        .layer(middleware::from_fn(monitoring::track_request))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {

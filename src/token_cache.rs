@@ -104,12 +104,19 @@ impl TokenCache {
                 _ => (None, false),
             }
         };
+        let label = account.to_string();
         if let Some(token) = cached {
+            metrics::counter!("ztv_s2s_cache_hits_total", "account" => label.clone()).increment(1);
             if refresh {
+                metrics::counter!("ztv_s2s_cache_refreshes_total", "account" => label).increment(1);
                 // Not awaited: the caller goes on with the token in hand.
                 drop(self.fetch(account));
             }
             return Ok(token);
+        }
+        metrics::counter!("ztv_s2s_cache_misses_total", "account" => label.clone()).increment(1);
+        if self.flights.in_flight(&label) {
+            metrics::counter!("ztv_s2s_single_flight_waits_total", "account" => label).increment(1);
         }
         self.fetch(account).await
     }

@@ -165,6 +165,21 @@ enum Endpoint {
     Api,
 }
 
+impl Endpoint {
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::OAuth => "oauth_token",
+            Endpoint::Api => "api",
+        }
+    }
+}
+
+/// Sets the breaker gauge of one (account, endpoint): 1 while calls are answered at once.
+fn breaker_gauge(account: &str, endpoint: Endpoint, open: bool) {
+    metrics::gauge!("ztv_upstream_breaker_open", "account" => account.to_string(), "endpoint" => endpoint.label())
+        .set(if open { 1.0 } else { 0.0 });
+}
+
 /// Circuit breaker and 429 back-off of one (account, endpoint).
 #[derive(Default)]
 struct Guard {
@@ -415,6 +430,15 @@ impl ZoomClient {
             let started = Instant::now();
             let outcome = send(request().timeout(timeout)).await;
             let elapsed_ms = started.elapsed().as_millis() as u64;
+            let result = match &outcome {
+                Ok(sent) => sent.status.as_u16().to_string(),
+                Err(SendError::Timeout) => "timeout".into(),
+                Err(SendError::Connect(_)) => "connect_error".into(),
+            };
+            metrics::counter!("ztv_upstream_requests_total", "endpoint" => endpoint.label(), "outcome" => result)
+                .increment(1);
+            metrics::histogram!("ztv_upstream_request_duration_seconds", "endpoint" => endpoint.label())
+                .record(started.elapsed().as_secs_f64());
             let retryable = match outcome {
                 Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => {
                     let wait = answer.retry_after.unwrap_or(1);
@@ -503,6 +527,7 @@ impl ZoomClient {
                     ?endpoint,
                     "Zoom answers again; circuit breaker closed"
                 );
+                breaker_gauge(account, endpoint, false);
             }
             *guard = Guard::default();
         }
@@ -523,6 +548,7 @@ impl ZoomClient {
             }
             guard.open_until = Some(Instant::now() + self.settings.breaker_cooldown);
             guard.probing = false;
+            breaker_gauge(account, endpoint, true);
         }
     }
 

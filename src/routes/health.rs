@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(report_health))
         .route("/readyz", get(report_readiness))
+        .route("/metrics", get(crate::monitoring::render_metrics))
 }
 
 async fn report_health() -> Json<Value> {

@@ -323,7 +323,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock up front (waiting up to the busy timeout): a deferred
+        // transaction that reads and then writes fails at once ("database is locked") when
+        // another connection, such as the audit writer, wrote in between.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<Option<i64>> =
             sqlx::query_scalar("SELECT revoked_at FROM api_clients WHERE name = ?")
                 .bind(&c.name)

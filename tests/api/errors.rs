@@ -163,3 +163,57 @@ async fn readyz_reports_the_store_and_each_accounts_token_without_credentials() 
     assert_eq!(body["accounts"]["prod"]["s2sToken"], "none");
     assert_eq!(body["accounts"]["prod"]["zoomBreaker"], "closed");
 }
+
+/// The value of one Prometheus series (0 when absent).
+fn series(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_are_served_and_move_with_traffic() {
+    let app = spawn_zoom_app("").await;
+    let key = app
+        .key(
+            "metered",
+            &[
+                ztv::scope::Scope::MeetingSdkSignature,
+                ztv::scope::Scope::ZakRead,
+            ],
+            Some("prod"),
+        )
+        .await;
+    let metrics = || async {
+        let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    let before = metrics().await;
+
+    assert_eq!(app.signature(&key, json!({})).await.status(), 200);
+    assert_eq!(app.zak(&key, ALICE_ID).await.status(), 200);
+
+    let after = metrics().await;
+    let signature = [r#"route="/v1/meeting-sdk/signature""#, r#"status="200""#];
+    assert!(
+        series(&after, "ztv_http_requests_total", &signature)
+            >= series(&before, "ztv_http_requests_total", &signature) + 1.0
+    );
+    let issued = [r#"kind="zak""#, r#"account="prod""#];
+    assert!(
+        series(&after, "ztv_tokens_issued_total", &issued)
+            >= series(&before, "ztv_tokens_issued_total", &issued) + 1.0
+    );
+    for name in [
+        "ztv_http_request_duration_seconds_bucket",
+        "ztv_upstream_requests_total",
+        "ztv_upstream_request_duration_seconds_bucket",
+        "ztv_s2s_cache_misses_total",
+        "ztv_audit_queue_depth",
+    ] {
+        assert!(after.contains(name), "{name} missing");
+    }
+    assert!(!after.contains(&key), "no key in the metrics");
+}

@@ -405,6 +405,12 @@ impl Drop for PgSchema {
                 .unwrap();
             runtime.block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&server_url).await {
+                    // This runs while the test's runtime is blocked on this thread, so an
+                    // app's background task may hold a transaction open that can never end:
+                    // give up on the lock rather than hang the test run.
+                    let _ = sqlx::query("SET lock_timeout = '5s'")
+                        .execute(&mut conn)
+                        .await;
                     let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
                         .execute(&mut conn)
                         .await;
