@@ -1,14 +1,13 @@
 //! The audit log: an event for every `/v1` request and every key change, never a token, and
 //! nothing queued lost on SIGTERM.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use ztv::scope::Scope;
 use ztv::store::AuditEvent;
 
-use crate::cli::{BIN, KillOnDrop, line_reader};
+use crate::cli::BIN;
 use crate::helpers::*;
 
 /// Polls until the stored events satisfy `done` (the writer batches every 200 ms).
@@ -135,31 +134,9 @@ async fn a_burst_followed_by_sigterm_loses_no_event_and_key_changes_are_audited(
         .as_str()
         .unwrap()
         .to_string();
-    let mut child = std::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env_remove("ZTV_CONFIG")
-        .env("ZTV_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
-    let lines = line_reader(child.stdout.take().unwrap());
-    let addr = loop {
-        let line = lines.recv_timeout(Duration::from_secs(20)).unwrap();
-        if line.contains("ztv is listening") {
-            break serde_json::from_str::<Value>(&line).unwrap()["addr"]
-                .as_str()
-                .unwrap()
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, base) = crate::processes::start_replica(&config);
     let http = reqwest::Client::new();
-    let url = format!("http://{addr}/v1/meeting-sdk/signature");
+    let url = format!("{base}/v1/meeting-sdk/signature");
 
     let burst = (0..300).map(|_| http.post(&url).bearer_auth(&key).send());
     let statuses = futures_util::future::join_all(burst).await;

@@ -193,7 +193,8 @@ async fn when_the_process_holding_the_lock_is_killed_another_takes_over_once_it_
     );
 }
 
-fn start_replica(config: &std::path::Path) -> (KillOnDrop, String) {
+/// Starts `ztv serve` with `config` (JSON logs) and returns it with its base URL.
+pub fn start_replica(config: &std::path::Path) -> (KillOnDrop, String) {
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(config)
