@@ -931,7 +931,9 @@ fn validate_cache(p: &mut Problems, raw: RawCache) -> CacheSettings {
         ),
         _ => {}
     }
-    let key_prefix = raw.key_prefix.unwrap_or_else(|| "ztv:".into());
+    let key_prefix = raw
+        .key_prefix
+        .unwrap_or_else(|| crate::rate_limit::DEFAULT_PREFIX.into());
     if key_prefix.len() > 64
         || key_prefix
             .chars()

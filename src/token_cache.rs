@@ -138,11 +138,6 @@ impl TokenCache {
         }
     }
 
-    /// Drops every cached token (credentials changed).
-    pub fn clear(&self) {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    }
-
     pub fn state(&self, account: &str) -> TokenState {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         match slots.get(account).and_then(|s| s.token.as_ref()) {
