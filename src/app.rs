@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
@@ -27,7 +28,8 @@ use crate::{middleware, routes};
 pub struct AppState(Arc<App>);
 
 pub struct App {
-    pub settings: Settings,
+    /// The settings; `accounts` is replaced by a reload.
+    settings: ArcSwap<Settings>,
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyRing>,
     pub zoom: Arc<ZoomClient>,
@@ -43,6 +45,18 @@ pub struct App {
     pub rate_limiter: Arc<RateLimiter>,
     /// Audit events, written in batches off the hot path.
     pub audit: Arc<AuditLog>,
+}
+
+impl App {
+    /// The settings now in force. Take it once per request: a reload swaps in new accounts.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    /// Puts reloaded settings in force for requests that start from now on.
+    pub(crate) fn replace_settings(&self, settings: Settings) {
+        self.settings.store(Arc::new(settings));
+    }
 }
 
 impl Deref for AppState {
@@ -131,7 +145,7 @@ impl Application {
         });
         let audit = AuditLog::start(Arc::clone(&store), settings.audit_retention);
         let state = AppState(Arc::new(App {
-            settings,
+            settings: ArcSwap::from_pointee(settings),
             store,
             keys,
             zoom,
@@ -166,7 +180,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let grace = self.state.settings.server.shutdown_grace;
+        let grace = self.state.settings().server.shutdown_grace;
         let audit = Arc::clone(&self.state.audit);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {

@@ -270,8 +270,8 @@ impl FromRequestParts<AppState> for Caller {
         crate::audit::note_caller(&caller.name);
 
         let limit = caller.rate_limit.unwrap_or(Limit {
-            per_second: state.settings.rate_limit.requests_per_second,
-            burst: state.settings.rate_limit.burst,
+            per_second: state.settings().rate_limit.requests_per_second,
+            burst: state.settings().rate_limit.burst,
         });
         if let Decision::Limited { retry_after } =
             state.rate_limiter.check(&caller.rate_key(), limit).await
@@ -308,7 +308,7 @@ async fn end_user(state: &AppState, token: &str) -> Result<Caller, ApiError> {
         account: settings
             .account
             .clone()
-            .or_else(|| state.settings.sole_account().map(|a| a.name.clone()))
+            .or_else(|| state.settings().sole_account().map(|a| a.name.clone()))
             .map(Into::into),
         end_user: Some(user.me.into()),
         rate_limit: None,

@@ -22,7 +22,8 @@ use crate::request_id::{self, RequestId};
 use crate::settings::Settings;
 
 pub fn apply(router: Router, state: &AppState) -> Router {
-    let settings = &state.settings;
+    let settings = state.settings();
+    let settings = settings.as_ref();
     let router = router
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_panic| {

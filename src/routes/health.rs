@@ -35,7 +35,7 @@ async fn report_readiness(State(state): State<AppState>) -> (StatusCode, Json<Va
     );
     let redis = state.s2s.redis_answers().await;
     let mut accounts = Map::new();
-    for (name, account) in &state.settings.accounts {
+    for (name, account) in &state.settings().accounts {
         if account.s2s.is_none() {
             continue;
         }

@@ -70,10 +70,11 @@ async fn issue_join_bundle(
         caller.require(Scope::ObfRead)?;
     }
 
+    let settings = state.settings();
     let account = if with_zak || with_obf {
-        s2s_account(&caller, &state, account.as_deref())?
+        s2s_account(&caller, &settings, account.as_deref())?
     } else {
-        caller.account(&state.settings, account.as_deref())?
+        caller.account(&settings, account.as_deref())?
     };
     let app = meeting_sdk_app(account)?;
 
@@ -104,7 +105,7 @@ async fn issue_join_bundle(
         app,
         &signature_request,
         clock::now(),
-        state.settings.iat_backdate_seconds,
+        state.settings().iat_backdate_seconds,
     );
     let expires_at = [
         Some(signed.expires_at),

@@ -44,13 +44,14 @@ async fn issue_signature(
         caller.require(Scope::MeetingSdkHost)?;
     }
 
-    let account = caller.account(&state.settings, account.as_deref())?;
+    let settings = state.settings();
+    let account = caller.account(&settings, account.as_deref())?;
     let app = meeting_sdk_app(account)?;
     let signed = signing::meeting_sdk_signature(
         app,
         &input,
         clock::now(),
-        state.settings.iat_backdate_seconds,
+        state.settings().iat_backdate_seconds,
     );
     Ok(Json(SignatureResponse {
         signature: signed.token,

@@ -88,7 +88,8 @@ async fn start_authorization(
         }
     };
     crate::audit::note_target(Some(&user_hint), None);
-    let account = caller.account(&state.settings, account.as_deref())?;
+    let settings = state.settings();
+    let account = caller.account(&settings, account.as_deref())?;
     let grants = grants(&state)?;
     let app = oauth_app(grants, account)?;
 
@@ -109,7 +110,7 @@ async fn start_authorization(
         .await
         .map_err(ApiError::internal)?;
 
-    let mut url = state.settings.zoom.oauth_url.clone();
+    let mut url = state.settings().zoom.oauth_url.clone();
     let path = format!("{}/oauth/authorize", url.path().trim_end_matches('/'));
     url.set_path(&path);
     url.query_pairs_mut()
@@ -157,7 +158,8 @@ async fn finish_authorization(
     };
     crate::audit::note_caller(&pending.caller);
     crate::audit::note_account(&pending.account);
-    let Some(account) = state.settings.accounts.get(&pending.account) else {
+    let settings = state.settings();
+    let Some(account) = settings.accounts.get(&pending.account) else {
         return ApiError::not_found("the account of this authorisation is gone").into_response();
     };
     let outcome = match (code, zoom_error) {
@@ -275,7 +277,8 @@ async fn delete_grant(
     let mut fields = input::query_fields(query.as_deref())?;
     let account = fields.string("account", 64)?;
     fields.finish()?;
-    let account = caller.account(&state.settings, account.as_deref())?;
+    let settings = state.settings();
+    let account = caller.account(&settings, account.as_deref())?;
     grants(&state)?;
     forget_grant(&state, &account.name, &user)
         .await?

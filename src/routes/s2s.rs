@@ -38,7 +38,8 @@ async fn issue_s2s_token(
     let JsonObject(mut fields) = body?;
     let account = fields.string("account", 64)?;
     fields.finish()?;
-    let account = s2s_account(&caller, &state, account.as_deref())?;
+    let settings = state.settings();
+    let account = s2s_account(&caller, &settings, account.as_deref())?;
 
     let token = state.s2s.get(&account.name).await?;
     Ok(Json(S2sTokenResponse {

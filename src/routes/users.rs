@@ -13,7 +13,7 @@ use crate::clock;
 use crate::error::ApiError;
 use crate::input::{self, Fields};
 use crate::scope::Scope;
-use crate::settings::Account;
+use crate::settings::{Account, Settings};
 use crate::zoom::UserTokenKind;
 
 use super::meeting_sdk::meeting_number;
@@ -52,10 +52,10 @@ pub fn user_of(path: UserPath) -> Result<String, ApiError> {
 /// The account to fetch user tokens for; it needs S2S credentials.
 pub fn s2s_account<'s>(
     caller: &Caller,
-    state: &'s AppState,
+    settings: &'s Settings,
     requested: Option<&str>,
 ) -> Result<&'s Account, ApiError> {
-    let account = caller.account(&state.settings, requested)?;
+    let account = caller.account(settings, requested)?;
     if account.s2s.is_none() {
         return Err(ApiError::not_found(format!(
             "account `{}` has no Server-to-Server OAuth credentials",
@@ -77,7 +77,8 @@ async fn issue_zak(
     let mut fields = input::query_fields(query.as_deref())?;
     let account = fields.string("account", 64)?;
     fields.finish()?;
-    let account = s2s_account(&caller, &state, account.as_deref())?;
+    let settings = state.settings();
+    let account = s2s_account(&caller, &settings, account.as_deref())?;
 
     let zak = state
         .user_tokens
@@ -104,7 +105,8 @@ async fn issue_obf_token(
     crate::audit::note_target(None, Some(&meeting_number));
     let account = fields.string("account", 64)?;
     fields.finish()?;
-    let account = s2s_account(&caller, &state, account.as_deref())?;
+    let settings = state.settings();
+    let account = s2s_account(&caller, &settings, account.as_deref())?;
 
     let obf = state
         .user_tokens

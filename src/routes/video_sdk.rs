@@ -44,7 +44,8 @@ async fn issue_video_token(
     let account = fields.string("account", 64)?;
     fields.finish()?;
 
-    let account = caller.account(&state.settings, account.as_deref())?;
+    let settings = state.settings();
+    let account = caller.account(&settings, account.as_deref())?;
     let app = account.video_sdk.as_ref().ok_or_else(|| {
         ApiError::not_found(format!(
             "account `{}` has no Video SDK credentials",
@@ -55,7 +56,7 @@ async fn issue_video_token(
         app,
         &input,
         clock::now(),
-        state.settings.iat_backdate_seconds,
+        state.settings().iat_backdate_seconds,
     );
     Ok(Json(VideoTokenResponse {
         signature: signed.token,

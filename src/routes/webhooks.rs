@@ -59,7 +59,8 @@ async fn receive_zoom_event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(secret) = state.settings.webhook_secret.as_ref() else {
+    let settings = state.settings();
+    let Some(secret) = settings.webhook_secret.as_ref() else {
         return Err(ApiError::not_found(
             "webhooks are not configured (webhooks.secret_token)",
         ));
@@ -87,7 +88,7 @@ async fn receive_zoom_event(
                 .ok_or_else(|| ApiError::invalid("payload.user_id", "required"))?;
             let client_id = payload["client_id"].as_str().unwrap_or("");
             let mut deleted = 0;
-            for (name, account) in &state.settings.accounts {
+            for (name, account) in &state.settings().accounts {
                 if account
                     .user_oauth
                     .as_ref()
