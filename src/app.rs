@@ -1,7 +1,7 @@
 //! The application: shared state, start-up (store, key ring, router, listener) and a serve
 //! loop with graceful shutdown. Tests build the same thing on port 0.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -87,6 +87,8 @@ pub enum StartError {
 /// A built application, bound to its port, ready to serve.
 pub struct Application {
     listener: TcpListener,
+    /// `server.metrics_bind`, when set.
+    metrics_listener: Option<TcpListener>,
     router: axum::Router,
     state: AppState,
 }
@@ -110,6 +112,14 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let metrics_listener = match settings.server.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let zoom = Arc::new(ZoomClient::new(&settings.zoom)?);
         let shared_tokens = match (&settings.cache.redis_url, &settings.cache.encryption_key) {
             (Some(url), Some(key)) => {
@@ -125,8 +135,14 @@ impl Application {
             _ => None,
         };
         let s2s = Arc::new(TokenCache::new(Arc::clone(&zoom), &settings, shared_tokens));
-        let grants =
-            UserGrants::new(&settings, Arc::clone(&store), Arc::clone(&zoom)).map(Arc::new);
+        let audit = AuditLog::start(Arc::clone(&store), settings.audit_retention);
+        let grants = UserGrants::new(
+            &settings,
+            Arc::clone(&store),
+            Arc::clone(&zoom),
+            Arc::clone(&audit),
+        )
+        .map(Arc::new);
         let user_tokens = Arc::new(UserTokens::new(
             Arc::clone(&zoom),
             Arc::clone(&s2s),
@@ -143,7 +159,6 @@ impl Application {
                 .map_err(|e| StartError::RateLimit(e.to_string()))?,
             None => RateLimiter::in_process(),
         });
-        let audit = AuditLog::start(Arc::clone(&store), settings.audit_retention);
         let state = AppState(Arc::new(App {
             settings: ArcSwap::from_pointee(settings),
             store,
@@ -159,6 +174,7 @@ impl Application {
         let router = middleware::apply(routes::router(state.clone()), &state);
         Ok(Self {
             listener,
+            metrics_listener,
             router,
             state,
         })
@@ -168,6 +184,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served when `server.metrics_bind` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -183,6 +206,20 @@ impl Application {
         let grace = self.state.settings().server.shutdown_grace;
         let audit = Arc::clone(&self.state.audit);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::watch::channel(false);
+        if let Some(listener) = self.metrics_listener {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics are served on their own listener");
+            }
+            let mut stop = metrics_stop_rx;
+            tokio::spawn(
+                axum::serve(listener, crate::monitoring::metrics_only_router())
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    })
+                    .into_future(),
+            );
+        }
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -202,6 +239,7 @@ impl Application {
                 Ok(())
             }
         };
+        let _ = metrics_stop_tx.send(true);
         // Every queued audit event is written before the process exits.
         audit.flush_and_stop().await;
         outcome

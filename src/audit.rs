@@ -174,6 +174,32 @@ pub fn note_target(user: Option<&str>, target: Option<&str>) {
     });
 }
 
+/// An event about a user's grant (`created`, `refreshed`, `refused` by Zoom, `deleted`), on
+/// top of the event of the request it happened in, whose id and caller it carries.
+pub fn grant_event(action: &str, account: &str, zoom_user: &str) -> AuditEvent {
+    let caller = FACTS
+        .try_with(|facts| {
+            facts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .caller
+                .clone()
+        })
+        .ok()
+        .flatten();
+    AuditEvent {
+        at_ms: now_ms(),
+        request_id: crate::request_id::current(),
+        caller,
+        route: "user grant".into(),
+        account: Some(account.to_string()),
+        target_user: Some(zoom_user.to_string()),
+        target: None,
+        outcome: action.to_string(),
+        status: 0,
+    }
+}
+
 /// Middleware: every `/v1` request becomes one audit event.
 pub async fn record_request(
     axum::extract::State(state): axum::extract::State<AppState>,

@@ -178,7 +178,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings));
+    let outcome = runtime.block_on(run(
+        cli.command.unwrap_or(Command::Serve),
+        settings,
+        cli.config,
+    ));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -188,9 +192,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+async fn run(
+    command: Command,
+    settings: Settings,
+    config: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     match command {
-        Command::Serve => serve(settings).await,
+        Command::Serve => serve(settings, Sources::from_process(config)).await,
         Command::Dev(args) => dev::run(settings, args.bind).await,
         Command::Clients(command) => manage_clients(command, settings).await,
         Command::Healthcheck => healthcheck(settings.server.bind).await,
@@ -211,9 +219,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+/// `sources` are read again on SIGHUP or when a secret file changes (see [`crate::reload`]).
+async fn serve(settings: Settings, sources: Sources) -> anyhow::Result<()> {
     telemetry::init(settings.log_format);
     let application = Application::build(settings).await?;
+    crate::reload::spawn(application.state().clone(), sources);
     tracing::info!(addr = %application.local_addr(), "ztv is listening");
     application.run(app::shutdown_signal()).await?;
     tracing::info!("stopped");

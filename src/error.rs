@@ -140,16 +140,27 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
+/// Every error answer: `{"error": {"code", "message", "requestId"}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorResponse)]
+pub(crate) struct Envelope<'a> {
     error: Body<'a>,
 }
 
-#[derive(Serialize)]
+/// What went wrong, for the caller.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
 #[serde(rename_all = "camelCase")]
-struct Body<'a> {
+pub(crate) struct Body<'a> {
+    /// Stable and machine-readable; the HTTP status follows from it.
+    #[schema(schema_with = crate::openapi::error_code_schema)]
     code: &'a str,
+    /// For a person: names the field at fault for `invalid_request`, and keeps Zoom's own
+    /// code and message for `upstream_error`. Never a secret or a token.
+    #[schema(example = "meetingNumber: must be 9 to 12 digits")]
     message: &'a str,
+    /// The request's id, also in the `x-request-id` response header; quote it in reports.
+    #[schema(example = "3f2b9c1e-7d4a-4e0b-9a51-0c2d8e6f4b7a")]
     request_id: String,
 }
 

@@ -9,15 +9,18 @@
 //! next refresher gets `invalid_grant`, the grant is marked as needing re-authorisation, and
 //! the user must authorise again. No lost write can produce a loop or a second spend.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::audit::AuditLog;
 use crate::clock;
 use crate::flight::SingleFlight;
 use crate::sealing::Sealer;
-use crate::settings::{Settings, UserOAuthApp};
+use crate::settings::{Account, Settings, UserOAuthApp};
 use crate::store::{GrantRow, Store, StoreError};
 use crate::zoom::{UserGrantRequest, UserOAuthTokens, ZoomClient, ZoomError};
 
@@ -77,10 +80,20 @@ pub struct UserAccess {
 
 pub struct UserGrants {
     store: Arc<dyn Store>,
+    /// Grants created, refreshed and refused are audit events.
+    audit: Arc<AuditLog>,
     zoom: Arc<ZoomClient>,
     sealer: Arc<Sealer>,
-    apps: std::collections::HashMap<String, UserOAuthApp>,
+    /// Each account's user OAuth app; replaced by a reload.
+    apps: ArcSwap<HashMap<String, Arc<UserOAuthApp>>>,
     flights: SingleFlight<(String, String), UserAccess, GrantError>,
+}
+
+fn apps_of(accounts: &BTreeMap<String, Account>) -> HashMap<String, Arc<UserOAuthApp>> {
+    accounts
+        .iter()
+        .filter_map(|(name, a)| Some((name.clone(), Arc::new(a.user_oauth.clone()?))))
+        .collect()
 }
 
 /// The sealing context of a grant's tokens: the row they belong to.
@@ -90,27 +103,34 @@ fn context(account: &str, zoom_user_id: &str, what: &str) -> String {
 
 impl UserGrants {
     /// `None` when no account has `user_oauth` (or no key is configured).
-    pub fn new(settings: &Settings, store: Arc<dyn Store>, zoom: Arc<ZoomClient>) -> Option<Self> {
+    pub fn new(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        zoom: Arc<ZoomClient>,
+        audit: Arc<AuditLog>,
+    ) -> Option<Self> {
         let key = crate::settings::decode_key(settings.grants_key.as_ref()?)?;
-        let apps: std::collections::HashMap<_, _> = settings
-            .accounts
-            .iter()
-            .filter_map(|(name, a)| Some((name.clone(), a.user_oauth.clone()?)))
-            .collect();
+        let apps = apps_of(&settings.accounts);
         if apps.is_empty() {
             return None;
         }
         Some(Self {
             store,
+            audit,
             zoom,
             sealer: Arc::new(Sealer::new(&key)),
-            apps,
+            apps: ArcSwap::from_pointee(apps),
             flights: SingleFlight::default(),
         })
     }
 
-    pub fn app(&self, account: &str) -> Option<&UserOAuthApp> {
-        self.apps.get(account)
+    pub fn app(&self, account: &str) -> Option<Arc<UserOAuthApp>> {
+        self.apps.load().get(account).cloned()
+    }
+
+    /// Puts reloaded user OAuth apps in force.
+    pub fn replace_apps(&self, accounts: &BTreeMap<String, Account>) {
+        self.apps.store(Arc::new(apps_of(accounts)));
     }
 
     /// Stores a grant just obtained with an authorization code.
@@ -134,6 +154,8 @@ impl UserGrants {
             needs_reauth: false,
         };
         self.store.put_grant(&row, clock::now()).await?;
+        self.audit
+            .record(crate::audit::grant_event("created", account, zoom_user_id));
         Ok(())
     }
 
@@ -144,7 +166,7 @@ impl UserGrants {
         account: &str,
         user: &str,
     ) -> Result<Option<UserAccess>, GrantError> {
-        if !self.apps.contains_key(account) {
+        if !self.apps.load().contains_key(account) {
             return Ok(None);
         }
         let Some(row) = self.store.find_grant(account, user).await? else {
@@ -174,12 +196,19 @@ impl UserGrants {
         let store = Arc::clone(&self.store);
         let zoom = Arc::clone(&self.zoom);
         let sealer = Arc::clone(&self.sealer);
-        let app = self.apps.get(account).cloned();
+        let audit = Arc::clone(&self.audit);
+        let app = self.app(account);
         let (account, user) = key.clone();
         self.flights
             .join_or_start(&key, || async move {
                 let app = app.ok_or(GrantError::ReauthorizationRequired)?;
-                refresh_once(&*store, &zoom, &sealer, &app, &account, &user, seen_version).await
+                let upstream = Upstream {
+                    store: &*store,
+                    zoom: &zoom,
+                    sealer: &sealer,
+                    audit: &audit,
+                };
+                refresh_once(&upstream, &app, &account, &user, seen_version).await
             })
             .await
     }
@@ -219,16 +248,23 @@ fn open(sealer: &Sealer, row: &GrantRow, what: &str) -> Result<SecretString, Gra
         .map_err(|_| GrantError::Sealed)
 }
 
+/// What a refresh works with.
+struct Upstream<'a> {
+    store: &'a dyn Store,
+    zoom: &'a ZoomClient,
+    sealer: &'a Sealer,
+    audit: &'a AuditLog,
+}
+
 /// One refresh across every process: take the lease or wait for whoever holds it.
 async fn refresh_once(
-    store: &dyn Store,
-    zoom: &ZoomClient,
-    sealer: &Sealer,
+    upstream: &Upstream<'_>,
     app: &UserOAuthApp,
     account: &str,
     zoom_user_id: &str,
     seen_version: i64,
 ) -> Result<UserAccess, GrantError> {
+    let Upstream { store, sealer, .. } = *upstream;
     let started = tokio::time::Instant::now();
     loop {
         let row = store
@@ -250,7 +286,7 @@ async fn refresh_once(
             .claim_refresh(account, zoom_user_id, row.version, now + LEASE_SECONDS, now)
             .await?
         {
-            return refresh_with_lease(store, zoom, sealer, app, &row, row.version + 1).await;
+            return refresh_with_lease(upstream, app, &row, row.version + 1).await;
         }
         if started.elapsed() > WAIT_AT_MOST {
             return Err(GrantError::Busy);
@@ -268,13 +304,17 @@ fn open_access(sealer: &Sealer, row: &GrantRow) -> Result<UserAccess, GrantError
 }
 
 async fn refresh_with_lease(
-    store: &dyn Store,
-    zoom: &ZoomClient,
-    sealer: &Sealer,
+    upstream: &Upstream<'_>,
     app: &UserOAuthApp,
     row: &GrantRow,
     claimed: i64,
 ) -> Result<UserAccess, GrantError> {
+    let Upstream {
+        store,
+        zoom,
+        sealer,
+        audit,
+    } = *upstream;
     let (account, user) = (row.account.as_str(), row.zoom_user_id.as_str());
     let refresh_token = open(sealer, row, "refresh")?;
     match zoom
@@ -309,6 +349,7 @@ async fn refresh_with_lease(
                 return Err(GrantError::ReauthorizationRequired);
             }
             tracing::info!(account, "refreshed a user's grant");
+            audit.record(crate::audit::grant_event("refreshed", account, user));
             Ok(UserAccess {
                 zoom_user_id: user.to_string(),
                 access_token: tokens.access_token,
@@ -318,6 +359,7 @@ async fn refresh_with_lease(
         Err(ZoomError::InvalidGrant(detail)) => {
             tracing::warn!(account, %detail, "Zoom refused a user's refresh token; re-authorisation needed");
             store.mark_needs_reauth(account, user, clock::now()).await?;
+            audit.record(crate::audit::grant_event("refused", account, user));
             Err(GrantError::ReauthorizationRequired)
         }
         Err(other) => {

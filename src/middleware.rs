@@ -112,7 +112,7 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
 
 /// Any error response that is not already ours (the router's 405, the timeout's 408, a
 /// rejected body) is answered in DESIGN.md's shape, keeping headers such as `Allow`.
-async fn errors_as_json(request: Request, next: Next) -> Response {
+pub(crate) async fn errors_as_json(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response

@@ -4,11 +4,14 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::app::AppState;
+use crate::error::ApiError;
 
 /// Latency buckets, in seconds: sub-millisecond signing up to Zoom's slowest answers.
 const BUCKETS: &[f64] = &[
@@ -29,13 +32,32 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// `GET /metrics`: the Prometheus text format.
-pub async fn render_metrics() -> Response {
+/// `GET /metrics` on the main port: the Prometheus text format, unless `server.metrics_bind`
+/// moves the metrics to their own listener.
+pub async fn render_metrics(State(state): State<AppState>) -> Response {
+    if state.settings().server.metrics_bind.is_some() {
+        return ApiError::not_found("metrics are served on server.metrics_bind").into_response();
+    }
+    render().await
+}
+
+/// The Prometheus text of every series.
+async fn render() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle().render(),
     )
         .into_response()
+}
+
+/// The router of the `server.metrics_bind` listener: `GET /metrics` and nothing else, with
+/// request ids and JSON errors as on the main port.
+pub fn metrics_only_router() -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(render))
+        .fallback(|| async { ApiError::not_found("only /metrics is served here") })
+        .layer(axum::middleware::from_fn(crate::middleware::errors_as_json))
+        .layer(axum::middleware::from_fn(crate::request_id::assign))
 }
 
 /// Middleware: request count and latency per route, method and status.

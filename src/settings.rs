@@ -99,6 +99,8 @@ pub struct Settings {
     pub webhook_secret: Option<SecretString>,
     /// Audit events older than this are pruned.
     pub audit_retention: Duration,
+    /// The files `*_file` secrets were read from (watched for changes).
+    pub secret_files: Vec<PathBuf>,
 }
 
 /// Sign-in of web and mobile users with the organisation's identity provider.
@@ -153,6 +155,10 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// A second listener for `/metrics` only; `None`: `/metrics` is on `bind`.
+    pub metrics_bind: Option<SocketAddr>,
+    /// How often `*_file` secrets are checked for changes; `None`: only SIGHUP reloads.
+    pub secret_watch: Option<Duration>,
 }
 
 #[derive(Clone)]
@@ -245,12 +251,50 @@ pub struct VideoSdkCredentials {
     pub secret: SecretString,
 }
 
+impl Account {
+    /// Whether `other` has the same credentials and apps (secrets compared too).
+    pub fn same_as(&self, other: &Account) -> bool {
+        fn secret(a: &SecretString, b: &SecretString) -> bool {
+            a.expose_secret() == b.expose_secret()
+        }
+        let s2s = match (&self.s2s, &other.s2s) {
+            (Some(a), Some(b)) => {
+                a.account_id == b.account_id
+                    && a.client_id == b.client_id
+                    && secret(&a.client_secret, &b.client_secret)
+            }
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        let meeting = match (&self.meeting_sdk, &other.meeting_sdk) {
+            (Some(a), Some(b)) => {
+                a.client_id == b.client_id && secret(&a.client_secret, &b.client_secret)
+            }
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        let video = match (&self.video_sdk, &other.video_sdk) {
+            (Some(a), Some(b)) => a.key == b.key && secret(&a.secret, &b.secret),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        let oauth = match (&self.user_oauth, &other.user_oauth) {
+            (Some(a), Some(b)) => {
+                a.client_id == b.client_id
+                    && secret(&a.client_secret, &b.client_secret)
+                    && a.redirect_uri == b.redirect_uri
+                    && a.done_url == b.done_url
+            }
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        self.name == other.name && s2s && meeting && video && oauth
+    }
+}
+
 impl Settings {
     /// Loads and validates. Every failure names the key at fault.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
         let raw = read_raw(sources)?;
         let mut problems = Problems::default();
-        let settings = validate(raw, &mut problems);
+        let mut settings = validate(raw, &mut problems);
+        settings.secret_files = std::mem::take(&mut problems.1);
         match problems.0.is_empty() {
             true => Ok(settings),
             false => Err(ConfigError(problems.0.join("; "))),
@@ -445,6 +489,8 @@ struct RawServer {
     bind: Option<String>,
     request_timeout_seconds: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
+    metrics_bind: Option<String>,
+    secret_watch_seconds: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -540,7 +586,7 @@ struct RawVideoSdk {
 // Validation
 
 #[derive(Default)]
-struct Problems(Vec<String>);
+struct Problems(Vec<String>, Vec<PathBuf>);
 
 impl Problems {
     fn add(&mut self, key: &str, problem: impl fmt::Display) {
@@ -577,7 +623,10 @@ impl Problems {
             }
             (Some(secret), None) => secret,
             (None, Some(path)) => match read_secret_file(&path) {
-                Ok(secret) => secret,
+                Ok(secret) => {
+                    self.1.push(path);
+                    secret
+                }
                 Err(problem) => {
                     self.add(&format!("{key}_file"), problem);
                     SecretString::from(String::new())
@@ -635,6 +684,33 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         0..=600,
         30,
     );
+    let metrics_bind = match raw.server.metrics_bind.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => match text.parse::<SocketAddr>() {
+            Ok(addr) if addr == bind && addr.port() != 0 => {
+                p.add("server.metrics_bind", "must differ from server.bind");
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                p.add(
+                    "server.metrics_bind",
+                    "must be an address and port, e.g. 127.0.0.1:9090, or empty",
+                );
+                None
+            }
+        },
+    };
+    let secret_watch = match seconds_in(
+        p,
+        "server.secret_watch_seconds",
+        raw.server.secret_watch_seconds,
+        0..=3600,
+        5,
+    ) {
+        Duration::ZERO => None,
+        every => Some(every),
+    };
 
     let url = raw
         .database
@@ -782,6 +858,8 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
             bind,
             request_timeout,
             shutdown_grace,
+            metrics_bind,
+            secret_watch,
         },
         database: DatabaseSettings { url },
         key_refresh,
@@ -804,6 +882,7 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
                     90,
                 ),
         ),
+        secret_files: Vec::new(),
     }
 }
 
@@ -1141,6 +1220,55 @@ mod tests {
             .to_string();
         assert!(err.starts_with("server.request_timeout_seconds:"), "{err}");
         assert!(!err.contains("soon-secret"), "{err}");
+    }
+
+    #[test]
+    fn metrics_bind_and_secret_watch_are_checked() {
+        let ok = Settings::from_toml(
+            "[server]\nmetrics_bind = \"127.0.0.1:9090\"\nsecret_watch_seconds = 0\n\
+             [accounts.a.video_sdk]\nkey = \"k\"\nsecret = \"s\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.server.metrics_bind.unwrap().port(), 9090);
+        assert_eq!(ok.server.secret_watch, None);
+        for (text, key) in [
+            (
+                "metrics_bind = \"127.0.0.1:8080\"",
+                "server.metrics_bind: must differ",
+            ),
+            (
+                "metrics_bind = \"nine\"",
+                "server.metrics_bind: must be an address",
+            ),
+            (
+                "secret_watch_seconds = 7200",
+                "server.secret_watch_seconds:",
+            ),
+        ] {
+            let err = Settings::from_toml(&format!(
+                "[server]\nbind = \"127.0.0.1:8080\"\n{text}\n[accounts.a.video_sdk]\nkey = \"k\"\nsecret = \"s\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.starts_with(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn secret_files_are_remembered_for_the_watcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let s = Settings::from_toml(&format!(
+            "[accounts.a.video_sdk]\nkey = \"k\"\nsecret_file = \"{}\"\n",
+            path.display()
+        ))
+        .unwrap();
+        assert_eq!(s.secret_files, vec![path]);
+        let mut other = s.accounts["a"].clone();
+        assert!(other.same_as(&s.accounts["a"]));
+        other.video_sdk.as_mut().unwrap().secret = SecretString::from("changed");
+        assert!(!other.same_as(&s.accounts["a"]));
     }
 
     #[test]

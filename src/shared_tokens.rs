@@ -180,6 +180,12 @@ impl SharedTokens {
             .await;
     }
 
+    /// Removes the shared token whatever it is (the account's credentials changed).
+    pub async fn forget(&self, account: &str) {
+        let key = self.token_key(account);
+        let _ = self.run(async |c| c.del::<_, i64>(&key).await).await;
+    }
+
     /// Removes the shared token if it is `refused` (Zoom refused it), so no replica reads it
     /// again; a newer token another replica published is kept.
     pub async fn drop_if(&self, account: &str, refused: &S2sToken) {

@@ -8,12 +8,15 @@
 //! costs one token request. If Redis does not answer, each replica fetches on its own (still
 //! single-flight within the replica) until it does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+use secrecy::ExposeSecret;
+
 use crate::flight::SingleFlight;
-use crate::settings::{S2sCredentials, Settings};
+use crate::settings::{Account, S2sCredentials, Settings};
 use crate::shared_tokens::SharedTokens;
 use crate::zoom::{S2sToken, ZoomClient, ZoomError};
 
@@ -43,7 +46,8 @@ pub enum TokenState {
 
 pub struct TokenCache {
     zoom: Arc<ZoomClient>,
-    credentials: HashMap<String, S2sCredentials>,
+    /// Replaced by a reload; a fetch keeps its token only if its credentials are still current.
+    credentials: Arc<ArcSwap<HashMap<String, Arc<S2sCredentials>>>>,
     margin: Duration,
     slots: Arc<Mutex<HashMap<String, Slot>>>,
     flights: SingleFlight<String, Arc<S2sToken>, ZoomError>,
@@ -61,20 +65,46 @@ impl TokenCache {
         settings: &Settings,
         shared: Option<Arc<SharedTokens>>,
     ) -> Self {
-        let credentials = settings
-            .accounts
-            .iter()
-            .filter_map(|(name, account)| Some((name.clone(), account.s2s.clone()?)))
-            .collect();
         Self {
             zoom,
-            credentials,
+            credentials: Arc::new(ArcSwap::from_pointee(credentials_of(&settings.accounts))),
             margin: settings.zoom.refresh_margin,
             slots: Arc::default(),
             flights: SingleFlight::default(),
             shared,
             lock_ttl: settings.zoom.call_deadline + Duration::from_secs(2),
         }
+    }
+
+    /// Puts reloaded credentials in force. The token of every account whose credentials
+    /// changed (or went) is dropped here and, with Redis, for every replica; returns those
+    /// accounts.
+    pub async fn replace_credentials(&self, accounts: &BTreeMap<String, Account>) -> Vec<String> {
+        let next = credentials_of(accounts);
+        let previous = self.credentials.swap(Arc::new(next.clone()));
+        let changed: Vec<String> = previous
+            .keys()
+            .chain(next.keys())
+            .filter(|name| match (previous.get(*name), next.get(*name)) {
+                (Some(old), Some(new)) => !same_credentials(old, new),
+                _ => true,
+            })
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            for name in &changed {
+                slots.remove(name);
+            }
+        }
+        if let Some(shared) = &self.shared {
+            for name in &changed {
+                shared.forget(name).await;
+            }
+        }
+        changed
     }
 
     /// `None` without Redis; otherwise whether Redis answers now.
@@ -168,7 +198,8 @@ impl TokenCache {
         let key = account.to_string();
         self.flights.join_or_start(&key, || {
             let zoom = Arc::clone(&self.zoom);
-            let credentials = self.credentials.get(account).cloned();
+            let credentials = self.credentials.load().get(account).cloned();
+            let current = Arc::clone(&self.credentials);
             let slots = Arc::clone(&self.slots);
             let account = account.to_string();
             let shared = self.shared.clone();
@@ -183,14 +214,22 @@ impl TokenCache {
                     }
                     None => zoom.fetch_s2s_token(&account, &credentials).await,
                 };
+                // A reload may have replaced the credentials while this fetch ran: its token
+                // still answers the callers waiting on it, but is not kept.
+                let still_current = current
+                    .load()
+                    .get(&account)
+                    .is_some_and(|now| Arc::ptr_eq(now, &credentials));
                 let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
                 let slot = slots.entry(account.clone()).or_default();
                 match result {
                     Ok(token) => {
                         let token = Arc::new(token);
                         tracing::info!(account, expires_in_s = token.lifetime.as_secs(), "fetched a Server-to-Server access token");
-                        slot.token = Some(Arc::clone(&token));
-                        slot.quiet_until = None;
+                        if still_current {
+                            slot.token = Some(Arc::clone(&token));
+                            slot.quiet_until = None;
+                        }
                         Ok(token)
                     }
                     Err(error) => {
@@ -202,6 +241,20 @@ impl TokenCache {
             }
         })
     }
+}
+
+/// Each account's S2S credentials, shared so a fetch can tell whether they are still current.
+fn credentials_of(accounts: &BTreeMap<String, Account>) -> HashMap<String, Arc<S2sCredentials>> {
+    accounts
+        .iter()
+        .filter_map(|(name, account)| Some((name.clone(), Arc::new(account.s2s.clone()?))))
+        .collect()
+}
+
+fn same_credentials(a: &S2sCredentials, b: &S2sCredentials) -> bool {
+    a.account_id == b.account_id
+        && a.client_id == b.client_id
+        && a.client_secret.expose_secret() == b.client_secret.expose_secret()
 }
 
 /// Whether a token has more than the refresh margin left (capped at half its life).

@@ -101,6 +101,11 @@ impl UserTokens {
             .retain(|key, _| !(key.account == account && key.user == user));
     }
 
+    /// Forgets every cached token of `account` (its credentials changed).
+    pub fn forget_account(&self, account: &str) {
+        self.lock().retain(|key, _| key.account != account);
+    }
+
     fn cached(&self, key: &Key) -> Option<UserToken> {
         let cache = self.lock();
         let entry = cache.get(key)?;

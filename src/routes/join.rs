@@ -1,44 +1,127 @@
 //! `POST /v1/join`: everything a mobile app needs to join or start a meeting, in one round
 //! trip: the Meeting SDK signature, the SDK key, and the user's ZAK and OBF token when asked.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::clock;
 use crate::error::ApiError;
 use crate::input::{self, JsonObject};
+use crate::openapi::{
+    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, RequestTimeout,
+    Unauthenticated, UnsupportedMediaType, UpstreamError, UpstreamUnavailable,
+};
 use crate::scope::Scope;
 use crate::signing;
 use crate::zoom::{UserToken, UserTokenKind};
 
-use super::meeting_sdk::{meeting_sdk_app, read_signature_request};
-use super::users::s2s_account;
+use super::meeting_sdk::{meeting_number_schema, meeting_sdk_app, read_signature_request};
+use super::users::{s2s_account, token_source_schema};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/join", post(issue_join_bundle))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(issue_join_bundle))
 }
 
-#[derive(Serialize)]
+/// The body of `POST /v1/join`; other fields are refused.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"meetingNumber": "85746065432", "role": 1}))]
+// Documentation only: the handler reads the body field by field with `Fields`.
+#[allow(dead_code, reason = "documentation only")]
+struct JoinRequest {
+    /// The meeting: 9–12 digits, as a string or a whole number.
+    #[schema(schema_with = meeting_number_schema)]
+    meeting_number: String,
+    /// 0 to join as a participant, 1 to start as the host (needs `meeting-sdk:host`).
+    #[schema(minimum = 0, maximum = 1)]
+    role: u8,
+    /// The signature's lifetime, in seconds.
+    #[schema(minimum = 1800, maximum = 172800, default = 7200)]
+    expiration_seconds: Option<u32>,
+    /// Zoom's `video_webrtc_mode` claim (0/1); left out of the signature when not given.
+    #[schema(minimum = 0, maximum = 1)]
+    video_web_rtc_mode: Option<u8>,
+    /// Whose ZAK / OBF token to fetch: a Zoom user ID, an email address, or `me` (an end user
+    /// may name only themselves).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9._+@-]+$",
+        default = "me"
+    )]
+    user_id: Option<String>,
+    /// Fetch the user's ZAK (needs `zak:read`); by default only for `role: 1`.
+    with_zak: Option<bool>,
+    /// Fetch an On-Behalf-Of token for the meeting (needs `obf:read`).
+    #[schema(default = false)]
+    with_obf: Option<bool>,
+    /// The account to act for; may be left out by a caller bound to one account, or when only
+    /// one is configured.
+    #[schema(min_length = 1, max_length = 64)]
+    account: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct JoinResponse {
+    /// The Meeting SDK JWT (HS256) for the meeting and role.
     signature: String,
+    /// The Meeting SDK client ID (SDK key).
     sdk_key: String,
+    /// The user's ZAK, when asked for (`withZak`, by default for `role: 1`).
     #[serde(skip_serializing_if = "Option::is_none")]
     zak: Option<String>,
+    /// The On-Behalf-Of token, when asked for (`withObf`).
     #[serde(skip_serializing_if = "Option::is_none")]
     obf_token: Option<String>,
-    /// When the first part of the bundle expires.
+    /// When the first part of the bundle expires (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
     expires_at: String,
     /// Whose token fetched the ZAK / OBF token: `user_grant` or `account`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = token_source_schema)]
     source: Option<&'static str>,
 }
 
+/// Issue everything needed to join, in one round trip
+///
+/// For mobile apps: the Meeting SDK signature and SDK key, plus the user's ZAK and
+/// On-Behalf-Of token when asked for, fetched from Zoom concurrently. Needs the scopes of what
+/// it returns: `meeting-sdk:signature`, `meeting-sdk:host` for `role: 1`, `zak:read` with a
+/// ZAK (the default for `role: 1`), `obf:read` with `withObf`.
+#[utoipa::path(
+    post,
+    path = "/v1/join",
+    tag = "join",
+    operation_id = "issueJoinBundle",
+    request_body = JoinRequest,
+    security(
+        ("apiKey" = ["meeting-sdk:signature"]),
+        ("apiKeyHeader" = ["meeting-sdk:signature"]),
+        ("endUserJwt" = ["meeting-sdk:signature"]),
+    ),
+    responses(
+        (status = 200, description = "The bundle", body = JoinResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 502, response = UpstreamError),
+        (status = 503, response = UpstreamUnavailable),
+    ),
+)]
 async fn issue_join_bundle(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,32 +1,122 @@
 //! `POST /v1/meeting-sdk/signature`: the Meeting SDK JWT a client needs to join a meeting.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::clock;
 use crate::error::ApiError;
 use crate::input::{Fields, JsonObject, describe};
+use crate::openapi::{
+    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, RequestTimeout,
+    Unauthenticated, UnsupportedMediaType,
+};
 use crate::scope::Scope;
 use crate::settings::{Account, MeetingSdkCredentials};
 use crate::signing::{self, MeetingNumber, MeetingSdkClaimsInput};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/meeting-sdk/signature", post(issue_signature))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(issue_signature))
 }
 
-#[derive(Serialize)]
+/// The body of `POST /v1/meeting-sdk/signature`; other fields are refused.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"meetingNumber": "85746065432", "role": 0}))]
+// Documentation only: the handler reads the body field by field with `Fields`.
+#[allow(dead_code, reason = "documentation only")]
+pub(crate) struct SignatureRequest {
+    /// The meeting: 9–12 digits, as a string or a whole number. Give it with `role`, or leave
+    /// both out for the native-SDK form of the token (no `mn`, no `role`).
+    #[schema(schema_with = meeting_number_schema)]
+    meeting_number: Option<String>,
+    /// 0 to join as a participant, 1 as the host (needs `meeting-sdk:host`). Required with
+    /// `meetingNumber`.
+    #[schema(minimum = 0, maximum = 1)]
+    role: Option<u8>,
+    /// The token's lifetime, in seconds.
+    #[schema(minimum = 1800, maximum = 172800, default = 7200)]
+    expiration_seconds: Option<u32>,
+    /// Zoom's `video_webrtc_mode` claim (0/1); left out of the token when not given.
+    #[schema(minimum = 0, maximum = 1)]
+    video_web_rtc_mode: Option<u8>,
+    /// The account to sign for; may be left out by a caller bound to one account, or when only
+    /// one is configured.
+    #[schema(min_length = 1, max_length = 64)]
+    account: Option<String>,
+}
+
+/// The schema of `meetingNumber`: 9–12 digits, as a JSON string or a whole number.
+pub(crate) fn meeting_number_schema() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{9,12}$")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(100_000_000))
+                .maximum(Some(999_999_999_999_i64)),
+        )
+        .description(Some(
+            "A Zoom meeting number: 9 to 12 digits, as a string or a whole number.",
+        ))
+        .examples([json!("85746065432")])
+}
+
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SignatureResponse {
+    /// The Meeting SDK JWT (HS256), signed with the account's Meeting SDK secret.
     signature: String,
+    /// The Meeting SDK client ID (SDK key) the client passes along.
     sdk_key: String,
+    /// When the signature expires (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
     expires_at: String,
 }
 
+/// Issue a Meeting SDK signature
+///
+/// The JWT a web or native Meeting SDK client needs to join a meeting, signed locally with the
+/// account's Meeting SDK secret; no call to Zoom. Scope `meeting-sdk:signature`, and
+/// `meeting-sdk:host` for `role: 1`.
+#[utoipa::path(
+    post,
+    path = "/v1/meeting-sdk/signature",
+    tag = "meeting-sdk",
+    operation_id = "issueSignature",
+    request_body(
+        content = Option<SignatureRequest>,
+        description = "Optional: an empty body gives the native-SDK form for the caller's account.",
+    ),
+    security(
+        ("apiKey" = ["meeting-sdk:signature"]),
+        ("apiKeyHeader" = ["meeting-sdk:signature"]),
+        ("endUserJwt" = ["meeting-sdk:signature"]),
+    ),
+    responses(
+        (status = 200, description = "The signature", body = SignatureResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn issue_signature(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,5 +1,6 @@
 //! The HTTP routes, one file per resource, merged here.
 
+mod docs;
 mod health;
 mod join;
 mod meeting_sdk;
@@ -10,13 +11,26 @@ mod video_sdk;
 mod webhooks;
 
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 
 /// Every route, without the middleware (see [`crate::middleware`]).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let (router, _document) = documented().split_for_parts();
+    router
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}
+
+/// Every route together with its OpenAPI description. Each resource's `router()` registers
+/// its handlers with `utoipa_axum::routes!`, which routes a handler and describes it (from its
+/// `#[utoipa::path]`) in one step; [`router`] and [`crate::openapi::document`] are both split
+/// from this value, so what is served and what is documented cannot drift apart.
+pub fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(meeting_sdk::router())
         .merge(video_sdk::router())
@@ -25,6 +39,5 @@ pub fn router(state: AppState) -> Router {
         .merge(s2s::router())
         .merge(oauth::router())
         .merge(webhooks::router())
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .with_state(state)
+        .merge(docs::router())
 }

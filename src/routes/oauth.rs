@@ -2,16 +2,20 @@
 //! authorization-code flow, `GET /v1/oauth/callback` finishes it and stores the grant, and
 //! `DELETE /v1/oauth/grants/{userId}` removes a grant and every cached token of its user.
 
+use std::sync::Arc;
+
+use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::caller::Caller;
@@ -19,26 +23,53 @@ use crate::clock;
 use crate::error::{ApiError, ErrorCode};
 use crate::grants::UserGrants;
 use crate::input::{self, JsonObject};
+use crate::openapi::{
+    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, RequestTimeout,
+    Unauthenticated, UnsupportedMediaType, UpstreamError, UpstreamUnavailable,
+};
 use crate::scope::Scope;
 use crate::settings::{Account, UserOAuthApp};
 use crate::store::OAuthState;
 use crate::zoom::{UserGrantRequest, ZoomError};
 
-use super::users::{UserPath, user_of};
+use super::users::{ACCOUNT_ABOUT, USER_ID_ABOUT, UserPath, user_of};
 
 /// How long a `state` may wait for Zoom's redirect, in seconds.
 const STATE_LIFETIME: i64 = 600;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/oauth/authorize", post(start_authorization))
-        .route("/v1/oauth/callback", get(finish_authorization))
-        .route("/v1/oauth/grants/{user_id}", delete(delete_grant))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_authorization))
+        .routes(routes!(finish_authorization))
+        .routes(routes!(delete_grant))
 }
 
-#[derive(Serialize)]
+/// The body of `POST /v1/oauth/authorize`; other fields are refused.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Documentation only: the handler reads the body field by field with `Fields`.
+#[allow(dead_code, reason = "documentation only")]
+struct AuthorizeRequest {
+    /// The account whose user OAuth app to authorise; may be left out by a caller bound to one
+    /// account, or when only one is configured.
+    #[schema(min_length = 1, max_length = 64)]
+    account: Option<String>,
+    /// API keys only, and then required: the Zoom user (email or user ID) who must sign in to
+    /// Zoom. An end user always authorises for themselves.
+    #[schema(min_length = 1, max_length = 128)]
+    user_hint: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AuthorizeResponse {
+    /// Zoom's authorization page (`response_type=code`, `client_id`, `redirect_uri`, and a
+    /// single-use `state` that expires in 10 minutes); send the user's browser there.
+    #[schema(
+        format = "uri",
+        example = "https://zoom.us/oauth/authorize?response_type=code&client_id=abc\
+            &redirect_uri=https%3A%2F%2Fztv.example.com%2Fv1%2Foauth%2Fcallback&state=q1w2e3"
+    )]
     authorize_url: String,
 }
 
@@ -49,7 +80,7 @@ fn grants(state: &AppState) -> Result<&UserGrants, ApiError> {
         .ok_or_else(|| ApiError::not_found("no account has user OAuth configured"))
 }
 
-fn oauth_app<'s>(grants: &'s UserGrants, account: &Account) -> Result<&'s UserOAuthApp, ApiError> {
+fn oauth_app(grants: &UserGrants, account: &Account) -> Result<Arc<UserOAuthApp>, ApiError> {
     grants.app(&account.name).ok_or_else(|| {
         ApiError::not_found(format!(
             "account `{}` has no user OAuth app (accounts.{}.user_oauth)",
@@ -62,6 +93,38 @@ fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
 
+/// Start a user's authorisation of the app
+///
+/// Returns the Zoom URL where the user authorises the account's user-managed OAuth app; Zoom
+/// then sends the browser to `GET /v1/oauth/callback`. A signed-in end user authorises for
+/// themselves; an API key needs scope `grants:admin` and names the user in `userHint`.
+#[utoipa::path(
+    post,
+    path = "/v1/oauth/authorize",
+    tag = "oauth",
+    operation_id = "startAuthorization",
+    request_body(
+        content = Option<AuthorizeRequest>,
+        description = "Optional for an end user; an API key sends `userHint`.",
+    ),
+    security(
+        ("apiKey" = ["grants:admin"]),
+        ("apiKeyHeader" = ["grants:admin"]),
+        ("endUserJwt" = []),
+    ),
+    responses(
+        (status = 200, description = "Where to send the user", body = AuthorizeResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn start_authorization(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,6 +192,64 @@ enum Outcome {
     Failed(ApiError),
 }
 
+/// Finish a user's authorisation (Zoom's redirect)
+///
+/// Where Zoom sends the user's browser after the authorisation page: trades the code, learns
+/// the Zoom user, checks they are the one the authorisation was for, and stores the grant.
+/// No credentials: the single-use `state` binds the request to the one that started it. With
+/// `user_oauth.done_url` the answer is a redirect there carrying the outcome; without, a small
+/// page on success and an error body on failure.
+#[utoipa::path(
+    get,
+    path = "/v1/oauth/callback",
+    tag = "oauth",
+    operation_id = "finishAuthorization",
+    params(
+        (
+            "state" = String,
+            Query,
+            description = "The `state` of the authorize URL: single-use, valid for 10 minutes.",
+            min_length = 1,
+            max_length = 256,
+        ),
+        (
+            "code" = Option<String>,
+            Query,
+            description = "Zoom's authorization code; required unless `error` is given.",
+            min_length = 1,
+            max_length = 2048,
+        ),
+        (
+            "error" = Option<String>,
+            Query,
+            description = "Zoom's reason when the user did not authorise the app.",
+            min_length = 1,
+            max_length = 256,
+        ),
+    ),
+    security(()),
+    responses(
+        (
+            status = 302,
+            description = "With `done_url`: to it, with `status=ok&user=…` or \
+                `status=error&error=<code>&message=…` added to its query",
+            headers(("Location" = String, description = "`done_url` with the outcome")),
+        ),
+        (
+            status = 200,
+            description = "Without `done_url`: a small page saying Zoom is connected",
+            content_type = "text/html",
+            body = String,
+        ),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 500, response = Internal),
+        (status = 502, response = UpstreamError),
+        (status = 503, response = UpstreamUnavailable),
+    ),
+)]
 async fn finish_authorization(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -211,7 +332,7 @@ async fn complete(
         let app = oauth_app(grants, account)?;
         let tokens = state
             .zoom
-            .user_oauth_grant(&account.name, app, UserGrantRequest::Code(code))
+            .user_oauth_grant(&account.name, &app, UserGrantRequest::Code(code))
             .await
             .map_err(|e| match e {
                 ZoomError::InvalidGrant(detail) => ApiError::new(
@@ -258,6 +379,50 @@ fn html_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Delete a user's grant
+///
+/// Deletes the user's OAuth grant in the account and every cached token of theirs; later ZAK
+/// and OBF tokens for them use the account's S2S token. The user themself (an end user, as
+/// `me`), or an API key with scope `grants:admin`.
+#[utoipa::path(
+    delete,
+    path = "/v1/oauth/grants/{userId}",
+    tag = "oauth",
+    operation_id = "deleteGrant",
+    params(
+        (
+            "userId" = String,
+            Path,
+            description = USER_ID_ABOUT,
+            example = "me",
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[A-Za-z0-9._+@-]+$",
+        ),
+        (
+            "account" = Option<String>,
+            Query,
+            description = ACCOUNT_ABOUT,
+            min_length = 1,
+            max_length = 64,
+        ),
+    ),
+    security(
+        ("apiKey" = ["grants:admin"]),
+        ("apiKeyHeader" = ["grants:admin"]),
+        ("endUserJwt" = []),
+    ),
+    responses(
+        (status = 204, description = "The grant and the user's cached tokens are gone"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn delete_grant(
     State(state): State<AppState>,
     caller: Caller,
@@ -304,6 +469,9 @@ pub async fn forget_grant(state: &AppState, account: &str, user: &str) -> Result
             state.user_tokens.forget_user(account, &zoom_user_id);
             state.user_tokens.forget_user(account, &email);
             tracing::info!(account, "deleted a user's grant");
+            state
+                .audit
+                .record(crate::audit::grant_event("deleted", account, &zoom_user_id));
             Ok(true)
         }
         None => Ok(false),

@@ -1,34 +1,93 @@
 //! `POST /v1/s2s/token`: the account's cached Server-to-Server access token, for internal
 //! services that must call Zoom's API without holding the client secret.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::clock;
 use crate::error::ApiError;
 use crate::input::JsonObject;
+use crate::openapi::{
+    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, RequestTimeout,
+    Unauthenticated, UnsupportedMediaType, UpstreamError, UpstreamUnavailable,
+};
 use crate::scope::Scope;
 
 use super::users::s2s_account;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/s2s/token", post(issue_s2s_token))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(issue_s2s_token))
 }
 
-#[derive(Serialize)]
+/// The body of `POST /v1/s2s/token`; other fields are refused.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Documentation only: the handler reads the body field by field with `Fields`.
+#[allow(dead_code, reason = "documentation only")]
+struct S2sTokenRequest {
+    /// The account whose token to return; may be left out by a caller bound to one account,
+    /// or when only one is configured.
+    #[schema(min_length = 1, max_length = 64)]
+    account: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct S2sTokenResponse {
+    /// The account's Server-to-Server OAuth access token, for Zoom's REST API.
     access_token: String,
+    /// As Zoom gave it: `bearer`.
+    #[schema(example = "bearer")]
     token_type: String,
+    /// When the token expires (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
     expires_at: String,
+    /// The Zoom scopes the token carries, space-separated, as Zoom gave them.
+    #[schema(example = "user:read:zak:admin user:read:token:admin")]
     scope: String,
 }
 
+/// Issue the account's S2S access token
+///
+/// The account's cached Server-to-Server OAuth access token, for internal services that call
+/// Zoom's API without holding the client secret. Refreshed ahead of expiry; concurrent callers
+/// on a cold cache cause one request to Zoom. Scope `s2s:token`.
+#[utoipa::path(
+    post,
+    path = "/v1/s2s/token",
+    tag = "s2s",
+    operation_id = "issueS2sToken",
+    request_body(
+        content = Option<S2sTokenRequest>,
+        description = "Optional: only to name the account.",
+    ),
+    security(
+        ("apiKey" = ["s2s:token"]),
+        ("apiKeyHeader" = ["s2s:token"]),
+        ("endUserJwt" = ["s2s:token"]),
+    ),
+    responses(
+        (status = 200, description = "The access token", body = S2sTokenResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 502, response = UpstreamError),
+        (status = 503, response = UpstreamUnavailable),
+    ),
+)]
 async fn issue_s2s_token(
     State(state): State<AppState>,
     caller: Caller,

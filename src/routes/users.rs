@@ -1,45 +1,80 @@
 //! `GET /v1/users/{userId}/zak` and `GET /v1/users/{userId}/obf-token`: per-user tokens
 //! fetched from Zoom with the account's S2S token.
 
+use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::clock;
 use crate::error::ApiError;
 use crate::input::{self, Fields};
+use crate::openapi::{
+    BadRequest, Forbidden, Internal, NotFound, RateLimited, RequestTimeout, Unauthenticated,
+    UpstreamError, UpstreamUnavailable,
+};
 use crate::scope::Scope;
 use crate::settings::{Account, Settings};
-use crate::zoom::UserTokenKind;
+use crate::zoom::{Acting, UserTokenKind};
 
 use super::meeting_sdk::meeting_number;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users/{user_id}/zak", get(issue_zak))
-        .route("/v1/users/{user_id}/obf-token", get(issue_obf_token))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(issue_zak))
+        .routes(routes!(issue_obf_token))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ZakResponse {
+    /// The user's ZAK, for the Meeting SDK's `zak` (start or join as that user).
     zak: String,
+    /// When the ZAK expires (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
     expires_at: String,
     /// `user_grant` (the user's own token) or `account` (the account's S2S token).
+    #[schema(schema_with = token_source_schema)]
     source: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ObfResponse {
+    /// The On-Behalf-Of token, for the Meeting SDK's `obfToken`.
     obf_token: String,
+    /// When the token expires (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
     expires_at: String,
+    /// `user_grant` (the user's own token) or `account` (the account's S2S token).
+    #[schema(schema_with = token_source_schema)]
     source: &'static str,
 }
+
+/// Whose token fetched a user token: `user_grant` or `account`.
+pub(crate) fn token_source_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([Acting::User.as_str(), Acting::Account.as_str()]))
+        .description(Some(
+            "Whose token fetched it: `user_grant` (the user's own OAuth grant) or `account` \
+             (the account's S2S token).",
+        ))
+}
+
+/// The description of the `account` query parameter.
+pub(crate) const ACCOUNT_ABOUT: &str = "The account to act for; may be left out by a caller \
+    bound to one account, or when only one is configured.";
+
+/// The description of the `{userId}` path parameter and `userId` fields.
+pub(crate) const USER_ID_ABOUT: &str = "A Zoom user ID, an email address, or `me` (an end user \
+    may name only themselves). 1–128 characters of letters, digits and `. _ - + @`.";
 
 /// The path's `userId`, with a rejection in our shape.
 pub type UserPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
@@ -65,6 +100,52 @@ pub fn s2s_account<'s>(
     Ok(account)
 }
 
+/// Fetch a user's ZAK
+///
+/// The user's Zoom Access Key, fetched from Zoom with the user's own grant when there is one,
+/// else with the account's S2S token, and cached for less than its life. Scope `zak:read`
+/// (an API key acts for any user; an end user only as `me`).
+#[utoipa::path(
+    get,
+    path = "/v1/users/{userId}/zak",
+    tag = "users",
+    operation_id = "issueZak",
+    params(
+        (
+            "userId" = String,
+            Path,
+            description = USER_ID_ABOUT,
+            example = "me",
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[A-Za-z0-9._+@-]+$",
+        ),
+        (
+            "account" = Option<String>,
+            Query,
+            description = ACCOUNT_ABOUT,
+            min_length = 1,
+            max_length = 64,
+        ),
+    ),
+    security(
+        ("apiKey" = ["zak:read"]),
+        ("apiKeyHeader" = ["zak:read"]),
+        ("endUserJwt" = ["zak:read"]),
+    ),
+    responses(
+        (status = 200, description = "The ZAK", body = ZakResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 502, response = UpstreamError),
+        (status = 503, response = UpstreamUnavailable),
+    ),
+)]
 async fn issue_zak(
     State(state): State<AppState>,
     caller: Caller,
@@ -91,6 +172,60 @@ async fn issue_zak(
     }))
 }
 
+/// Fetch a user's On-Behalf-Of token
+///
+/// The On-Behalf-Of token for one meeting, which lets a Meeting SDK app join meetings outside
+/// its own account on the user's behalf; fetched from Zoom with the user's own grant when
+/// there is one, else with the account's S2S token. Scope `obf:read` (an API key acts for any
+/// user; an end user only as `me`).
+#[utoipa::path(
+    get,
+    path = "/v1/users/{userId}/obf-token",
+    tag = "users",
+    operation_id = "issueObfToken",
+    params(
+        (
+            "userId" = String,
+            Path,
+            description = USER_ID_ABOUT,
+            example = "me",
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[A-Za-z0-9._+@-]+$",
+        ),
+        (
+            "meetingNumber" = String,
+            Query,
+            description = "The meeting the token is for: 9 to 12 digits.",
+            example = "85746065432",
+            pattern = "^[0-9]{9,12}$",
+        ),
+        (
+            "account" = Option<String>,
+            Query,
+            description = ACCOUNT_ABOUT,
+            min_length = 1,
+            max_length = 64,
+        ),
+    ),
+    security(
+        ("apiKey" = ["obf:read"]),
+        ("apiKeyHeader" = ["obf:read"]),
+        ("endUserJwt" = ["obf:read"]),
+    ),
+    responses(
+        (status = 200, description = "The OBF token", body = ObfResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 502, response = UpstreamError),
+        (status = 503, response = UpstreamUnavailable),
+    ),
+)]
 async fn issue_obf_token(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,21 +1,105 @@
 //! `POST /v1/video-sdk/token`: the Video SDK session JWT.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::clock;
 use crate::error::ApiError;
 use crate::input::{Fields, JsonObject, check_text, describe};
+use crate::openapi::{
+    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, RequestTimeout,
+    Unauthenticated, UnsupportedMediaType,
+};
 use crate::scope::Scope;
 use crate::signing::{self, VideoSdkClaimsInput, VideoUser};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/video-sdk/token", post(issue_video_token))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(issue_video_token))
+}
+
+/// The body of `POST /v1/video-sdk/token`; other fields are refused. Each optional field
+/// becomes its claim only when given.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"sessionName": "support-4711", "role": 1, "userKey": "agent-17"}))]
+// Documentation only: the handler reads the body field by field with `Fields`.
+#[allow(dead_code, reason = "documentation only")]
+struct VideoTokenRequest {
+    /// The session name (`tpc`): letters, digits, spaces and `!#$%&()+-:;<=.>?@[]^_{}|~,\`.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[A-Za-z0-9 !#$%&()+\-:;<=.>?@\[\]^_{}|~,\\]+$"
+    )]
+    session_name: String,
+    /// 0 to join as a participant, 1 as the host (`role_type`).
+    #[schema(minimum = 0, maximum = 1)]
+    role: u8,
+    /// The token's lifetime, in seconds.
+    #[schema(minimum = 1800, maximum = 172800, default = 7200)]
+    expiration_seconds: Option<u32>,
+    /// The session password (`session_key`).
+    #[schema(min_length = 1, max_length = 36)]
+    session_key: Option<String>,
+    /// Your identifier for the user (`user_key`). Give this or `userIdentity`, not both.
+    #[schema(min_length = 1, max_length = 36)]
+    user_key: Option<String>,
+    /// The older name of `userKey` (claim `user_identity`). Give this or `userKey`, not both.
+    #[schema(min_length = 1, max_length = 35)]
+    user_identity: Option<String>,
+    /// Zoom data-centre regions (`geo_regions`), as an array or a comma-separated string;
+    /// case-insensitive, duplicates dropped.
+    #[schema(schema_with = geo_regions_schema)]
+    geo_regions: Option<Vec<String>>,
+    /// 0/1: `cloud_recording_option`.
+    #[schema(minimum = 0, maximum = 1)]
+    cloud_recording_option: Option<u8>,
+    /// 0/1: `cloud_recording_election`.
+    #[schema(minimum = 0, maximum = 1)]
+    cloud_recording_election: Option<u8>,
+    /// `telemetry_tracking_id`.
+    #[schema(min_length = 1, max_length = 256)]
+    telemetry_tracking_id: Option<String>,
+    /// 0/1: `video_webrtc_mode`.
+    #[schema(minimum = 0, maximum = 1)]
+    video_web_rtc_mode: Option<u8>,
+    /// 0/1: `audio_webrtc_mode`.
+    #[schema(minimum = 0, maximum = 1)]
+    audio_web_rtc_mode: Option<u8>,
+    /// The account to sign for; may be left out by a caller bound to one account, or when only
+    /// one is configured.
+    #[schema(min_length = 1, max_length = 64)]
+    account: Option<String>,
+}
+
+/// The schema of `geoRegions`: an array of region codes, or a comma-separated string of them.
+fn geo_regions_schema() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ArrayBuilder::new()
+                .items(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(GEO_REGIONS)),
+                )
+                .min_items(Some(1)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(64))
+                .description(Some("Comma-separated region codes, e.g. `US,DE`")),
+        )
+        .examples([json!(["US", "DE"])])
 }
 
 /// Zoom's data-centre regions for `geo_regions`.
@@ -25,13 +109,44 @@ const GEO_REGIONS: [&str; 12] = [
 /// Symbols Zoom allows in a session name besides letters, digits and spaces.
 const SESSION_NAME_SYMBOLS: &str = "!#$%&()+-:;<=.>?@[]^_{}|~,\\";
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct VideoTokenResponse {
+    /// The Video SDK session JWT (HS256), signed with the account's Video SDK secret.
     signature: String,
+    /// When the token expires (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
     expires_at: String,
 }
 
+/// Issue a Video SDK token
+///
+/// The session JWT a Video SDK client needs to join a session, signed locally with the
+/// account's Video SDK key and secret; no call to Zoom. Scope `video-sdk:token`.
+#[utoipa::path(
+    post,
+    path = "/v1/video-sdk/token",
+    tag = "video-sdk",
+    operation_id = "issueVideoToken",
+    request_body = VideoTokenRequest,
+    security(
+        ("apiKey" = ["video-sdk:token"]),
+        ("apiKeyHeader" = ["video-sdk:token"]),
+        ("endUserJwt" = ["video-sdk:token"]),
+    ),
+    responses(
+        (status = 200, description = "The token", body = VideoTokenResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn issue_video_token(
     State(state): State<AppState>,
     caller: Caller,

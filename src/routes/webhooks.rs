@@ -3,27 +3,76 @@
 //! webhook secret token). Answers Zoom's endpoint validation, and on `app_deauthorized`
 //! deletes the user's grant and every cached token of theirs.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::clock;
 use crate::error::ApiError;
+use crate::openapi::{
+    BadRequest, Internal, NotFound, PayloadTooLarge, RequestTimeout, Unauthenticated,
+};
 
 use super::oauth::forget_grant;
 
 /// Oldest request timestamp accepted, in seconds (replays are refused past it).
 const MAX_AGE_SECONDS: i64 = 300;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/webhooks/zoom", post(receive_zoom_event))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive_zoom_event))
+}
+
+/// A Zoom webhook event, as Zoom sends it.
+#[derive(ToSchema)]
+#[schema(example = json!({
+    "event": "endpoint.url_validation",
+    "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"},
+    "event_ts": 1_700_000_000_000_i64,
+}))]
+// Documentation only: the handler verifies the raw body, then reads what it needs.
+#[allow(dead_code, reason = "documentation only")]
+struct ZoomEvent {
+    /// `endpoint.url_validation` is answered with the encrypted token; `app_deauthorized`
+    /// deletes the user's grant; any other event is acknowledged and ignored.
+    #[schema(example = "app_deauthorized")]
+    event: String,
+    /// `plainToken` for `endpoint.url_validation`; `user_id` and `client_id` for
+    /// `app_deauthorized`.
+    #[schema(value_type = Object)]
+    payload: Value,
+    /// When Zoom sent the event, in Unix milliseconds.
+    event_ts: Option<i64>,
+}
+
+/// The answer to a verified event.
+#[derive(ToSchema)]
+#[serde(untagged)]
+// Documentation only: the handler builds the JSON itself.
+#[allow(dead_code, reason = "documentation only")]
+enum WebhookAnswer {
+    /// To `endpoint.url_validation`: the plain token and its HMAC-SHA256 under the secret.
+    #[serde(rename_all = "camelCase")]
+    UrlValidation {
+        plain_token: String,
+        /// Hex HMAC-SHA256 of `plainToken` under `webhooks.secret_token`.
+        encrypted_token: String,
+    },
+    /// To any other event.
+    #[serde(rename_all = "camelCase")]
+    Received {
+        received: bool,
+        /// `app_deauthorized` only: how many grants were deleted.
+        grants_deleted: Option<u32>,
+    },
 }
 
 fn mac(secret: &str) -> Hmac<Sha256> {
@@ -54,6 +103,37 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError
         .map_err(|_| ApiError::unauthenticated("webhook signature does not verify"))
 }
 
+/// Receive a Zoom webhook event
+///
+/// Zoom's webhooks, verified by their signature (no ztv credentials): `x-zm-signature` is
+/// `v0=` + hex HMAC-SHA256 of `v0:{x-zm-request-timestamp}:{raw body}` under
+/// `webhooks.secret_token`; timestamps more than 5 minutes off are refused. Answers Zoom's
+/// endpoint validation, and on `app_deauthorized` deletes the user's grant and every cached
+/// token of theirs.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/zoom",
+    tag = "webhooks",
+    operation_id = "receiveZoomEvent",
+    params(
+        (
+            "x-zm-request-timestamp" = i64,
+            Header,
+            description = "When Zoom signed the request, in Unix seconds; part of the signed text.",
+        ),
+    ),
+    request_body = ZoomEvent,
+    security(("zoomWebhookSignature" = [])),
+    responses(
+        (status = 200, description = "Verified and handled", body = WebhookAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn receive_zoom_event(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -217,3 +217,49 @@ async fn metrics_are_served_and_move_with_traffic() {
     }
     assert!(!after.contains(&key), "no key in the metrics");
 }
+
+#[tokio::test]
+async fn metrics_bind_moves_the_metrics_off_the_main_port() {
+    let app = spawn_app_adjusted("", |settings| {
+        settings.server.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let key = app
+        .key(
+            "metered",
+            &[ztv::scope::Scope::MeetingSdkSignature],
+            Some("prod"),
+        )
+        .await;
+    assert_eq!(app.signature(&key, json!({})).await.status(), 200);
+
+    let main = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_error(main, 404, "not_found", "server.metrics_bind").await;
+
+    let metrics_base = app.metrics_base.clone().expect("a metrics listener");
+    let response = app
+        .http
+        .get(format!("{metrics_base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(
+        series(
+            &text,
+            "ztv_http_requests_total",
+            &[r#"route="/v1/meeting-sdk/signature""#]
+        ) >= 1.0
+    );
+    // Nothing but the metrics there.
+    let other = app
+        .http
+        .post(format!("{metrics_base}/v1/meeting-sdk/signature"))
+        .bearer_auth(&key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(other, 404, "not_found", "only /metrics").await;
+}

@@ -404,6 +404,71 @@ async fn grants_are_encrypted_at_rest_and_a_refused_refresh_token_needs_reauthor
     let again = app.zak(&key, ALICE_ID).await;
     assert_error(again, 502, "upstream_error", "reauthorization_required").await;
     assert_eq!(app.zoom.calls(Endpoint::Refresh), 2, "never a loop");
+    let events = grant_events(&app, 2).await;
+    assert_eq!(
+        events,
+        vec![
+            ("created".into(), ALICE_ID.into()),
+            ("refused".into(), ALICE_ID.into()),
+        ]
+    );
+}
+
+/// The `user grant` audit events (action, user), oldest first, once `count` are stored.
+async fn grant_events(app: &ZoomApp, count: usize) -> Vec<(String, String)> {
+    let started = std::time::Instant::now();
+    loop {
+        let mut events: Vec<_> = app
+            .store
+            .list_audit(0, None, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.route == "user grant")
+            .collect();
+        if events.len() >= count || started.elapsed() > Duration::from_secs(5) {
+            events.sort_by_key(|e| e.at_ms);
+            for event in &events {
+                assert_eq!(event.account.as_deref(), Some("prod"));
+            }
+            return events
+                .into_iter()
+                .map(|e| (e.outcome, e.target_user.unwrap_or_default()))
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn grants_created_refreshed_and_deleted_are_audited_once_each() {
+    let app = spawn_grant_app("").await;
+    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    expire_alices_access(&app, &key).await;
+    hundred_token_calls(&[&app.app], &key).await;
+    let delete = app
+        .http
+        .delete(app.url(&format!("/v1/oauth/grants/{ALICE_ID}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+    let events = grant_events(&app, 3).await;
+    assert_eq!(
+        events,
+        vec![
+            ("created".into(), ALICE_ID.into()),
+            ("refreshed".into(), ALICE_ID.into()),
+            ("deleted".into(), ALICE_ID.into()),
+        ],
+        "one event per change, however many callers needed the refresh"
+    );
+    // The refresh and the deletion carry the caller of the request they happened in.
+    let stored = app.store.list_audit(0, None, 10_000).await.unwrap();
+    let deleted = stored.iter().find(|e| e.outcome == "deleted").unwrap();
+    assert_eq!(deleted.caller.as_deref(), Some("admin"));
+    assert!(deleted.request_id.is_some());
 }
 
 #[tokio::test]

@@ -30,6 +30,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub settings: Settings,
+    /// The running application's state (reload tests put new settings in force through it).
+    pub state: ztv::app::AppState,
+    /// `http://…` of the `server.metrics_bind` listener, when configured.
+    pub metrics_base: Option<String>,
     _dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
@@ -68,6 +72,16 @@ pub async fn spawn_app_with(extra: &str) -> TestApp {
     spawn_app_on(None, extra).await
 }
 
+/// As [`spawn_app_with`], with the settings adjusted in code before the start.
+pub async fn spawn_app_adjusted(extra: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings =
+        Settings::from_toml(&test_config(&dir.path().join("ztv.db"), extra)).unwrap();
+    adjust(&mut settings);
+    let store = store::connect(&settings.database.url).await.unwrap();
+    serve(settings, store, dir).await
+}
+
 /// As [`spawn_app_with`], on the database at `db_url` (a fresh SQLite file when `None`), with a
 /// connection pool of its own: two apps on one URL are two replicas.
 pub async fn spawn_app_on(db_url: Option<&str>, extra: &str) -> TestApp {
@@ -87,6 +101,8 @@ async fn serve(settings: Settings, store: Arc<dyn Store>, dir: tempfile::TempDir
         .await
         .unwrap();
     let base = format!("http://{}", app.local_addr());
+    let metrics_base = app.metrics_addr().map(|addr| format!("http://{addr}"));
+    let state = app.state().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run(async move {
         let _ = stopped.await;
@@ -96,6 +112,8 @@ async fn serve(settings: Settings, store: Arc<dyn Store>, dir: tempfile::TempDir
         http: reqwest::Client::new(),
         store,
         settings,
+        state,
+        metrics_base,
         _dir: dir,
         _stop: stop,
     }
