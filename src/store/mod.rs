@@ -15,6 +15,10 @@ use crate::scope::{self, Scope};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// Audit events per INSERT statement: 9 bound values each, well under SQLite's and
+/// PostgreSQL's limits on bound parameters.
+const AUDIT_ROWS_PER_INSERT: usize = 100;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
@@ -450,6 +454,15 @@ pub(crate) mod suite {
 
         assert_eq!(store.prune_audit(2_500).await.unwrap(), 2);
         assert_eq!(store.list_audit(0, None, 100).await.unwrap().len(), 2);
+
+        // A writer's batch spans several INSERT statements; every event lands, in order.
+        let batch: Vec<_> = (0..(2 * AUDIT_ROWS_PER_INSERT as i64 + 7))
+            .map(|i| event(10_000 + i, Some("bulk")))
+            .collect();
+        store.append_audit(&batch).await.unwrap();
+        let bulk = store.list_audit(0, Some("bulk"), 10_000).await.unwrap();
+        assert_eq!(bulk.len(), batch.len());
+        assert!(bulk.iter().rev().eq(batch.iter()));
     }
 
     pub(crate) async fn oauth_states_are_taken_once(store: &dyn Store) {

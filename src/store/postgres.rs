@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::AUDIT_ROWS_PER_INSERT;
 use super::{
     AuditEvent, ClientRecord, GrantRow, OAuthState, Store, StoreError, rate_limit_from_columns,
     scopes_from_column,
@@ -259,23 +260,24 @@ impl Store for PostgresStore {
     }
 
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        // One multi-row INSERT per chunk: a batch costs a few statements, not one per event.
         let mut tx = self.pool.begin().await?;
-        for e in events {
-            sqlx::query(
-                "INSERT INTO audit_events (at_ms, request_id, caller, route, account, target_user, target, outcome, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(e.at_ms)
-            .bind(&e.request_id)
-            .bind(&e.caller)
-            .bind(&e.route)
-            .bind(&e.account)
-            .bind(&e.target_user)
-            .bind(&e.target)
-            .bind(&e.outcome)
-            .bind(i32::from(e.status))
-            .execute(&mut *tx)
-            .await?;
+        for chunk in events.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_events (at_ms, request_id, caller, route, account, target_user, target, outcome, status) ",
+            );
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(e.at_ms)
+                    .push_bind(&e.request_id)
+                    .push_bind(&e.caller)
+                    .push_bind(&e.route)
+                    .push_bind(&e.account)
+                    .push_bind(&e.target_user)
+                    .push_bind(&e.target)
+                    .push_bind(&e.outcome)
+                    .push_bind(i32::from(e.status));
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
