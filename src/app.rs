@@ -1,7 +1,7 @@
 //! The application: shared state, start-up (store, key ring, router, listener) and a serve
 //! loop with graceful shutdown. Tests build the same thing on port 0.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::store::{self, Store, StoreError};
 use crate::token_cache::TokenCache;
 use crate::user_tokens::UserTokens;
 use crate::zoom::{ZoomClient, ZoomError};
-use crate::{middleware, routes};
+use crate::{middleware, routes, server};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -198,12 +198,15 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish for up to
-    /// `server.shutdown_grace_seconds`.
+    /// `server.shutdown_grace_seconds`. Both listeners apply the limits of [`server`].
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let grace = self.state.settings().server.shutdown_grace;
+        let settings = self.state.settings();
+        let grace = settings.server.shutdown_grace;
+        let limits = server::Limits::from_settings(&settings.server);
+        server::warn_if_few_open_files(&limits);
         let audit = Arc::clone(&self.state.audit);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::watch::channel(false);
@@ -212,22 +215,24 @@ impl Application {
                 tracing::info!(%addr, "metrics are served on their own listener");
             }
             let mut stop = metrics_stop_rx;
-            tokio::spawn(
-                axum::serve(listener, crate::monitoring::metrics_only_router())
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|stopped| *stopped).await;
-                    })
-                    .into_future(),
-            );
+            tokio::spawn(server::serve(
+                listener,
+                crate::monitoring::metrics_only_router(),
+                limits.clone(),
+                "metrics",
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            ));
         }
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stopping_tx.send(());
         };
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
-        let outcome = tokio::select! {
-            result = serve => result,
+        let serve = server::serve(self.listener, self.router, limits, "main", signal);
+        tokio::select! {
+            () = serve => {}
             _ = async {
                 if stopping_rx.await.is_ok() {
                     tokio::time::sleep(grace).await;
@@ -236,13 +241,12 @@ impl Application {
                 }
             } => {
                 tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests outlived the shutdown grace; stopping");
-                Ok(())
             }
         };
         let _ = metrics_stop_tx.send(true);
         // Every queued audit event is written before the process exits.
         audit.flush_and_stop().await;
-        outcome
+        Ok(())
     }
 }
 

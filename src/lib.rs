@@ -25,6 +25,7 @@ pub mod request_id;
 pub mod routes;
 pub mod scope;
 pub mod sealing;
+pub mod server;
 pub mod settings;
 pub mod shared_tokens;
 pub mod signing;

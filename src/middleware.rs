@@ -30,6 +30,9 @@ pub fn apply(router: Router, state: &AppState) -> Router {
             // The payload is not logged: it could hold anything a handler had in hand.
             ApiError::internal("a handler panicked").into_response()
         }))
+        // The budget covers reading the body, which the handlers' extractors do inside it: a
+        // body that trickles in is answered 408 too. (A slow head is cut off before this, by
+        // the server's header read timeout; see `server`.)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             settings.server.request_timeout,

@@ -159,6 +159,18 @@ pub struct ServerSettings {
     pub metrics_bind: Option<SocketAddr>,
     /// How often `*_file` secrets are checked for changes; `None`: only SIGHUP reloads.
     pub secret_watch: Option<Duration>,
+    /// Most connections served at once per listener; more are answered 503 or closed.
+    pub max_connections: usize,
+    /// Largest request line and headers of an HTTP/1.1 request, and largest HTTP/2 header
+    /// list, in bytes; more is answered 431.
+    pub max_header_bytes: usize,
+    /// Most header fields in an HTTP/1.1 request; more is answered 431.
+    pub max_headers: usize,
+    /// Longest wait for a request's headers once a connection is open or idle; the
+    /// connection is then closed. Also the longest a connection may sit idle.
+    pub header_read_timeout: Duration,
+    /// Most HTTP/2 streams (requests) open at once on one connection.
+    pub http2_max_concurrent_streams: u32,
 }
 
 #[derive(Clone)]
@@ -491,6 +503,11 @@ struct RawServer {
     shutdown_grace_seconds: Option<u64>,
     metrics_bind: Option<String>,
     secret_watch_seconds: Option<u64>,
+    max_connections: Option<u64>,
+    max_header_bytes: Option<u64>,
+    max_headers: Option<u64>,
+    header_read_timeout_seconds: Option<u64>,
+    http2_max_concurrent_streams: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -711,6 +728,42 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         Duration::ZERO => None,
         every => Some(every),
     };
+    let max_connections = number_in(
+        p,
+        "server.max_connections",
+        raw.server.max_connections,
+        1..=1_000_000,
+        512,
+    ) as usize;
+    // hyper's HTTP/1.1 read buffer, which bounds the head, cannot be smaller than 8 KiB.
+    let max_header_bytes = number_in(
+        p,
+        "server.max_header_bytes",
+        raw.server.max_header_bytes,
+        8192..=1_048_576,
+        16_384,
+    ) as usize;
+    let max_headers = number_in(
+        p,
+        "server.max_headers",
+        raw.server.max_headers,
+        16..=1000,
+        100,
+    ) as usize;
+    let header_read_timeout = seconds_in(
+        p,
+        "server.header_read_timeout_seconds",
+        raw.server.header_read_timeout_seconds,
+        1..=300,
+        10,
+    );
+    let http2_max_concurrent_streams = number_in(
+        p,
+        "server.http2_max_concurrent_streams",
+        raw.server.http2_max_concurrent_streams,
+        1..=1000,
+        100,
+    ) as u32;
 
     let url = raw
         .database
@@ -860,6 +913,11 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
             shutdown_grace,
             metrics_bind,
             secret_watch,
+            max_connections,
+            max_header_bytes,
+            max_headers,
+            header_read_timeout,
+            http2_max_concurrent_streams,
         },
         database: DatabaseSettings { url },
         key_refresh,
@@ -1251,6 +1309,62 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(err.starts_with(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn hostile_caller_limits_have_defaults_and_bounds() {
+        let s = Settings::load(&Sources::default()).unwrap();
+        assert_eq!(s.server.max_connections, 512);
+        assert_eq!(s.server.max_header_bytes, 16_384);
+        assert_eq!(s.server.max_headers, 100);
+        assert_eq!(s.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.server.http2_max_concurrent_streams, 100);
+
+        let s = Settings::load(&Sources {
+            file: None,
+            env: env(&[
+                ("ZTV_SERVER__MAX_CONNECTIONS", "8"),
+                ("ZTV_SERVER__MAX_HEADER_BYTES", "8192"),
+                ("ZTV_SERVER__MAX_HEADERS", "20"),
+                ("ZTV_SERVER__HEADER_READ_TIMEOUT_SECONDS", "1"),
+                ("ZTV_SERVER__HTTP2_MAX_CONCURRENT_STREAMS", "4"),
+            ]),
+        })
+        .unwrap();
+        assert_eq!(s.server.max_connections, 8);
+        assert_eq!(s.server.max_header_bytes, 8192);
+        assert_eq!(s.server.max_headers, 20);
+        assert_eq!(s.server.header_read_timeout, Duration::from_secs(1));
+        assert_eq!(s.server.http2_max_concurrent_streams, 4);
+
+        for (text, problem) in [
+            (
+                "max_connections = 0",
+                "server.max_connections: must be between 1 and 1000000",
+            ),
+            (
+                "max_header_bytes = 4096",
+                "server.max_header_bytes: must be between 8192 and 1048576",
+            ),
+            (
+                "max_headers = 5000",
+                "server.max_headers: must be between 16 and 1000",
+            ),
+            (
+                "header_read_timeout_seconds = 0",
+                "server.header_read_timeout_seconds: must be between 1 and 300",
+            ),
+            (
+                "http2_max_concurrent_streams = 0",
+                "server.http2_max_concurrent_streams: must be between 1 and 1000",
+            ),
+            ("max_connections = -3", "server.max_connections:"),
+        ] {
+            let err = Settings::from_toml(&format!("[server]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(problem), "{text}: {err}");
         }
     }
 

@@ -10,6 +10,7 @@ mod end_users;
 mod errors;
 mod grants;
 mod helpers;
+mod hostile;
 mod idp;
 mod limits;
 mod meeting_sdk;
