@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::app::AppState;
@@ -39,6 +39,8 @@ pub fn now_ms() -> i64 {
 
 pub struct AuditLog {
     queue: Mutex<Option<mpsc::Sender<AuditEvent>>>,
+    /// Wakes the writer before its timer when a full batch is waiting, or to stop.
+    batch_waiting: Arc<Notify>,
     dropped: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -47,25 +49,41 @@ impl AuditLog {
     /// Starts the writer; events older than `retention` are pruned every hour.
     pub fn start(store: Arc<dyn Store>, retention: Duration) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write_batches(store, rx, retention));
+        let batch_waiting = Arc::new(Notify::new());
+        let writer = tokio::spawn(write_batches(
+            store,
+            rx,
+            Arc::clone(&batch_waiting),
+            retention,
+        ));
         Arc::new(Self {
             queue: Mutex::new(Some(tx)),
+            batch_waiting,
             dropped: AtomicU64::new(0),
             writer: Mutex::new(Some(writer)),
         })
     }
 
-    /// Queues an event without waiting; counts it as dropped when the queue is full.
+    /// Queues an event without waiting; counts it as dropped when the queue is full. The
+    /// writer is woken only once a batch's worth is waiting (otherwise its timer does it), so
+    /// a request costs no task wake-up.
     pub fn record(&self, event: AuditEvent) {
         let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let sent = queue.as_ref().map(|q| q.try_send(event).is_ok());
-        if sent != Some(true) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("ztv_audit_dropped_total").increment(1);
+        let Some(queue) = queue.as_ref() else {
+            self.count_dropped();
+            return;
+        };
+        if queue.try_send(event).is_err() {
+            self.count_dropped();
         }
-        if let Some(q) = queue.as_ref() {
-            metrics::gauge!("ztv_audit_queue_depth").set((q.max_capacity() - q.capacity()) as f64);
+        if queue.max_capacity() - queue.capacity() >= BATCH {
+            self.batch_waiting.notify_one();
         }
+    }
+
+    fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("ztv_audit_dropped_total").increment(1);
     }
 
     pub fn dropped(&self) -> u64 {
@@ -75,6 +93,7 @@ impl AuditLog {
     /// Stops taking events and waits until every queued one is written.
     pub async fn flush_and_stop(&self) {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.batch_waiting.notify_one();
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(writer) = writer {
             let _ = writer.await;
@@ -85,6 +104,7 @@ impl AuditLog {
 async fn write_batches(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<AuditEvent>,
+    batch_waiting: Arc<Notify>,
     retention: Duration,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -92,24 +112,34 @@ async fn write_batches(
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
-            received = rx.recv() => match received {
-                Some(event) => {
+            _ = ticker.tick() => {}
+            _ = batch_waiting.notified() => {}
+            _ = prune.tick() => {
+                let before = now_ms() - retention.as_millis() as i64;
+                if let Err(error) = store.prune_audit(before).await {
+                    tracing::warn!(%error, "cannot prune old audit events");
+                }
+                continue;
+            }
+        }
+        // Everything queued now, in batches of at most BATCH.
+        metrics::gauge!("ztv_audit_queue_depth").set(rx.len() as f64);
+        loop {
+            match rx.try_recv() {
+                Ok(event) => {
                     batch.push(event);
                     if batch.len() >= BATCH {
                         write(&*store, &mut batch).await;
                     }
                 }
-                // Every sender is gone: write what is left and stop.
-                None => {
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    write(&*store, &mut batch).await;
+                    break;
+                }
+                // Every sender is gone and the queue is empty: stop.
+                Err(mpsc::error::TryRecvError::Disconnected) => {
                     write(&*store, &mut batch).await;
                     return;
-                }
-            },
-            _ = ticker.tick() => write(&*store, &mut batch).await,
-            _ = prune.tick() => {
-                let before = now_ms() - retention.as_millis() as i64;
-                if let Err(error) = store.prune_audit(before).await {
-                    tracing::warn!(%error, "cannot prune old audit events");
                 }
             }
         }
@@ -200,6 +230,10 @@ pub fn grant_event(action: &str, account: &str, zoom_user: &str) -> AuditEvent {
     }
 }
 
+/// The caller of a request, handed from the audit middleware to the request's log line.
+#[derive(Clone)]
+pub struct CallerName(pub Arc<str>);
+
 /// Middleware: every `/v1` request becomes one audit event.
 pub async fn record_request(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -233,6 +267,13 @@ pub async fn record_request(
     {
         metrics::counter!("ztv_tokens_issued_total", "kind" => kind, "account" => facts.account.clone().unwrap_or_default())
             .increment(1);
+    }
+    let mut response = response;
+    if let Some(caller) = &facts.caller {
+        // For the request's log line (see crate::middleware), written after this returns.
+        response
+            .extensions_mut()
+            .insert(CallerName(caller.as_str().into()));
     }
     state.audit.record(AuditEvent {
         at_ms: now_ms(),

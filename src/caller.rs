@@ -266,7 +266,6 @@ impl FromRequestParts<AppState> for Caller {
         } else {
             end_user(state, presented).await?
         };
-        tracing::Span::current().record("caller", &*caller.name);
         crate::audit::note_caller(&caller.name);
 
         let limit = caller.rate_limit.unwrap_or(Limit {

@@ -61,14 +61,21 @@ pub fn apply(router: Router, state: &AppState) -> Router {
                         method = %request.method(),
                         route,
                         request_id,
-                        caller = tracing::field::Empty,
                     )
                 })
                 .on_request(())
                 .on_response(
                     |response: &Response, latency: std::time::Duration, _: &Span| {
+                        // The caller rides on the response rather than being recorded on the
+                        // span: recording a span field re-formats the span's fields.
+                        let caller = response
+                            .extensions()
+                            .get::<audit::CallerName>()
+                            .map(|c| &*c.0)
+                            .unwrap_or("");
                         tracing::info!(
                             status = response.status().as_u16(),
+                            caller,
                             latency_ms = latency.as_secs_f64() * 1000.0,
                             "served"
                         );
