@@ -85,10 +85,15 @@ struct EmulatorArgs {
     client_id: String,
     #[arg(long, default_value = "emu-client-secret")]
     client_secret: String,
-    /// A user of the account, as `ID:EMAIL`; repeat for several.
+    /// A further account's S2S app, as `ACCOUNT_ID:CLIENT_ID:SECRET`; repeat for several.
+    // Parsed in `run_emulator`, not by clap, whose error would repeat the secret.
+    #[arg(long = "account", value_name = "ACCOUNT_ID:CLIENT_ID:SECRET")]
+    accounts: Vec<String>,
+    /// A user, as `ID:EMAIL` (of the --account-id account) or `ACCOUNT_ID:ID:EMAIL` (of any
+    /// account); repeat for several.
     #[arg(
         long = "user",
-        value_name = "ID:EMAIL",
+        value_name = "[ACCOUNT_ID:]ID:EMAIL",
         default_value = "emuUser0001:user@example.com"
     )]
     users: Vec<String>,
@@ -231,18 +236,37 @@ async fn serve(settings: Settings, sources: Sources) -> anyhow::Result<()> {
 }
 
 async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
-    use crate::emulator::{Emulator, EmulatorAccount};
-    let zoom = Emulator::start_on(args.bind).await?;
-    zoom.add_account(EmulatorAccount {
+    use crate::emulator::{Emulator, EmulatorAccount, parse_user_spec};
+    let default_account = EmulatorAccount {
         account_id: args.account_id.clone(),
         client_id: args.client_id,
         client_secret: args.client_secret,
-    });
+    };
+    let mut accounts = vec![default_account];
+    for spec in &args.accounts {
+        accounts.push(
+            spec.parse::<EmulatorAccount>()
+                .map_err(|error| anyhow::anyhow!("--account: {error}"))?,
+        );
+    }
+    // Checked before the port is taken, so a typo fails without a half-started emulator.
+    let mut users = Vec::new();
     for user in &args.users {
-        let (id, email) = user
-            .split_once(':')
-            .ok_or_else(|| anyhow::anyhow!("--user must be ID:EMAIL, not {user:?}"))?;
-        zoom.add_user(&args.account_id, id, email);
+        let (account_id, id, email) = parse_user_spec(user).ok_or_else(|| {
+            anyhow::anyhow!("--user must be ID:EMAIL or ACCOUNT_ID:ID:EMAIL, not {user:?}")
+        })?;
+        let account_id = account_id.unwrap_or(&args.account_id);
+        if !accounts.iter().any(|a| a.account_id == account_id) {
+            anyhow::bail!("--user {user:?}: no account {account_id:?} (add it with --account)");
+        }
+        users.push((account_id, id, email));
+    }
+    let zoom = Emulator::start_on(args.bind).await?;
+    for account in accounts {
+        zoom.add_account(account);
+    }
+    for (account_id, id, email) in users {
+        zoom.add_user(account_id, id, email);
     }
     zoom.set_token_lifetime(args.token_lifetime);
     println!(

@@ -25,10 +25,11 @@
 //!   user's profile; `me` is the token's user, or the account's first user for an S2S token),
 //! * `GET /_emulator/stats`, which is **not** a Zoom route: the call counts of
 //!   [`Emulator::calls`] and [`Emulator::token_requests_for`] as
-//!   `{"token":N,"zak":N,"obf":N,"tokenRequestsByAccount":{"ACCOUNT_ID":N,…}}`, so that other
-//!   processes (the benchmark, soak runs against `ztv emulator`) can read how often ztv
-//!   reached "Zoom". It is neither counted nor subject to injected faults, and it shows no
-//!   secret or token,
+//!   `{"token":N,"zak":N,"obf":N,"tokenRequestsByAccount":{"ACCOUNT_ID":N,…},"refusedTokens":N}`
+//!   (`refusedTokens`: API calls answered 401 because their Bearer token was unknown, expired
+//!   or revoked, [`Emulator::refused_tokens`]), so that other processes (the benchmark, soak
+//!   runs against `ztv emulator`) can read how often ztv reached "Zoom". It is neither counted
+//!   nor subject to injected faults, and it shows no secret or token,
 //!
 //! and `404 {"code":404,"message":"Not found"}` for everything else. It logs nothing, so no
 //! secret or token can leak through it.
@@ -152,6 +153,42 @@ pub struct EmulatorAccount {
     pub client_secret: String,
 }
 
+impl std::str::FromStr for EmulatorAccount {
+    type Err = String;
+
+    /// `ACCOUNT_ID:CLIENT_ID:SECRET`, the form `ztv emulator --account` takes; the secret may
+    /// itself hold colons. The error never repeats the input, which holds a secret.
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let mut parts = spec.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(account_id), Some(client_id), Some(client_secret))
+                if !account_id.is_empty() && !client_id.is_empty() && !client_secret.is_empty() =>
+            {
+                Ok(EmulatorAccount {
+                    account_id: account_id.to_string(),
+                    client_id: client_id.to_string(),
+                    client_secret: client_secret.to_string(),
+                })
+            }
+            _ => Err("expected ACCOUNT_ID:CLIENT_ID:SECRET, none of them empty".to_string()),
+        }
+    }
+}
+
+/// A user as `ztv emulator --user` names one: `ID:EMAIL` (a user of the default account,
+/// `None`) or `ACCOUNT_ID:ID:EMAIL`, as `(account ID, user ID, email)`; `None` when malformed.
+pub fn parse_user_spec(spec: &str) -> Option<(Option<&str>, &str, &str)> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (account_id, user_id, email) = match parts.as_slice() {
+        [user_id, email] => (None, *user_id, *email),
+        [account_id, user_id, email] if !account_id.is_empty() => {
+            (Some(*account_id), *user_id, *email)
+        }
+        _ => return None,
+    };
+    (!user_id.is_empty() && !email.is_empty()).then_some((account_id, user_id, email))
+}
+
 impl fmt::Debug for EmulatorAccount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmulatorAccount")
@@ -224,6 +261,7 @@ impl Emulator {
             signing_key: EncodingKey::from_secret(&key),
             stopped: stopped.clone(),
             calls: Default::default(),
+            refused_tokens: AtomicU64::new(0),
             state: Mutex::new(ZoomState {
                 token_lifetime: DEFAULT_TOKEN_LIFETIME_SECONDS,
                 user_token_lifetime: DEFAULT_USER_TOKEN_LIFETIME_SECONDS,
@@ -450,6 +488,13 @@ impl Emulator {
             .unwrap_or(0)
     }
 
+    /// API calls answered 401 (code 124) because their Bearer token was unknown, expired or
+    /// revoked, since start or [`Emulator::reset_calls`]. A client that refreshes its token in
+    /// time and never sends a revoked one keeps this at zero.
+    pub fn refused_tokens(&self) -> u64 {
+        self.shared.refused_tokens.load(Ordering::SeqCst)
+    }
+
     /// Sets every call counter back to zero.
     pub fn reset_calls(&self) {
         // Under the state lock, where token requests count their account, so a reset never
@@ -459,6 +504,7 @@ impl Emulator {
         for counter in &self.shared.calls {
             counter.store(0, Ordering::SeqCst);
         }
+        self.shared.refused_tokens.store(0, Ordering::SeqCst);
     }
 
     /// Stops the server: releases hung and delayed requests, lets in-flight ones finish for a
@@ -496,6 +542,8 @@ struct Shared {
     stopped: watch::Receiver<bool>,
     /// Indexed by [`Endpoint::index`]; atomics so counting never waits on the state lock.
     calls: [AtomicU64; ENDPOINTS],
+    /// See [`Emulator::refused_tokens`].
+    refused_tokens: AtomicU64,
     state: Mutex<ZoomState>,
 }
 
@@ -1207,19 +1255,24 @@ fn sign_user_token(
         .map_err(|_| ApiError::Internal)
 }
 
-/// The holder of the request's live Bearer access token.
+/// The holder of the request's live Bearer access token; a refusal is counted in
+/// [`Emulator::refused_tokens`].
 fn bearer(shared: &Shared, headers: &HeaderMap) -> Result<Bearer, ApiError> {
-    let token = auth_param(headers, "bearer").ok_or(ApiError::InvalidAccessToken)?;
-    shared
-        .lock()
-        .tokens
-        .get(token)
-        .filter(|issued| Instant::now() < issued.expires_at)
-        .map(|issued| Bearer {
-            account_id: issued.account_id.clone(),
-            user_id: issued.user.as_ref().map(|grant| grant.user_id.clone()),
-        })
-        .ok_or(ApiError::InvalidAccessToken)
+    let holder = auth_param(headers, "bearer").and_then(|token| {
+        shared
+            .lock()
+            .tokens
+            .get(token)
+            .filter(|issued| Instant::now() < issued.expires_at)
+            .map(|issued| Bearer {
+                account_id: issued.account_id.clone(),
+                user_id: issued.user.as_ref().map(|grant| grant.user_id.clone()),
+            })
+    });
+    if holder.is_none() {
+        shared.refused_tokens.fetch_add(1, Ordering::SeqCst);
+    }
+    holder.ok_or(ApiError::InvalidAccessToken)
 }
 
 /// `GET /v2/users/me/zak`: the ZAK of the token's user (for an S2S token, the account's first
@@ -1428,6 +1481,7 @@ struct Stats {
     zak: u64,
     obf: u64,
     token_requests_by_account: HashMap<String, u64>,
+    refused_tokens: u64,
 }
 
 /// `GET /_emulator/stats`: the call counts, read under the state lock (as
@@ -1440,6 +1494,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
         zak: count(Endpoint::Zak),
         obf: count(Endpoint::Obf),
         token_requests_by_account: state.token_requests.clone(),
+        refused_tokens: shared.refused_tokens.load(Ordering::SeqCst),
     })
 }
 
@@ -1467,7 +1522,8 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::{
-        Emulator, EmulatorAccount, EmulatorOAuthApp, Endpoint, Fault, rfc3339_millis, unix_now,
+        Emulator, EmulatorAccount, EmulatorOAuthApp, Endpoint, Fault, parse_user_spec,
+        rfc3339_millis, unix_now,
     };
 
     const ACCOUNT: &str = "acct-1";
@@ -2160,7 +2216,13 @@ mod tests {
     async fn stats_route_reports_the_call_counts() {
         let emu = emulator().await;
         let http = http();
-        let zero = json!({ "token": 0, "zak": 0, "obf": 0, "tokenRequestsByAccount": {} });
+        let zero = json!({
+            "token": 0,
+            "zak": 0,
+            "obf": 0,
+            "tokenRequestsByAccount": {},
+            "refusedTokens": 0,
+        });
         assert_eq!(stats(&emu, &http).await, (200, zero.clone()));
 
         let token = access_token(&emu, &http).await;
@@ -2181,19 +2243,36 @@ mod tests {
             user_token(&emu, &http, &token, "me", "type=token").await.0,
             400
         );
+        // Refused tokens: an unknown one, and an expired one (on a ZAK and a profile call).
+        assert_eq!(
+            user_token(&emu, &http, "not-a-token", "me", "type=zak")
+                .await
+                .0,
+            401
+        );
+        emu.set_token_lifetime(1);
+        let short = access_token(&emu, &http).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(
+            user_token(&emu, &http, &short, "me", "type=zak").await.0,
+            401
+        );
+        assert_eq!(api_get(&emu, &http, &short, "users/me").await.0, 401);
+        assert_eq!(emu.refused_tokens(), 3);
 
         let expected = json!({
-            "token": 3,
-            "zak": 3,
+            "token": 4,
+            "zak": 5,
             "obf": 1,
-            "tokenRequestsByAccount": { ACCOUNT: 2, OTHER_ACCOUNT: 1 },
+            "tokenRequestsByAccount": { ACCOUNT: 3, OTHER_ACCOUNT: 1 },
+            "refusedTokens": 3,
         });
         assert_eq!(stats(&emu, &http).await, (200, expected.clone()));
         // The same figures as the in-process API.
-        assert_eq!(emu.calls(Endpoint::Token), 3);
-        assert_eq!(emu.calls(Endpoint::Zak), 3);
+        assert_eq!(emu.calls(Endpoint::Token), 4);
+        assert_eq!(emu.calls(Endpoint::Zak), 5);
         assert_eq!(emu.calls(Endpoint::Obf), 1);
-        assert_eq!(emu.token_requests_for(ACCOUNT), 2);
+        assert_eq!(emu.token_requests_for(ACCOUNT), 3);
         assert_eq!(emu.token_requests_for(OTHER_ACCOUNT), 1);
 
         // The route is not counted, takes no faults and answers only GET.
@@ -2208,10 +2287,51 @@ mod tests {
             .await
             .expect("an answer");
         assert_eq!(read(response).await.0, 405);
-        assert_eq!(emu.calls(Endpoint::Token), 3);
+        assert_eq!(emu.calls(Endpoint::Token), 4);
 
         emu.reset_calls();
         assert_eq!(stats(&emu, &http).await, (200, zero));
+        assert_eq!(emu.refused_tokens(), 0);
+    }
+
+    #[test]
+    fn parses_the_command_line_forms_of_accounts_and_users() {
+        let account: EmulatorAccount = "acct:client:sec:ret".parse().expect("an account");
+        assert_eq!(
+            (
+                account.account_id.as_str(),
+                account.client_id.as_str(),
+                account.client_secret.as_str()
+            ),
+            ("acct", "client", "sec:ret")
+        );
+        // The error is always the same words: it never shows the input, which holds a secret.
+        for bad in [
+            "",
+            "acct",
+            "acct:client",
+            "acct::secret",
+            ":client:secret",
+            "a:c:",
+        ] {
+            assert_eq!(
+                bad.parse::<EmulatorAccount>().map(|_| ()),
+                Err("expected ACCOUNT_ID:CLIENT_ID:SECRET, none of them empty".to_string()),
+                "{bad:?}"
+            );
+        }
+
+        assert_eq!(
+            parse_user_spec("u1:one@example.com"),
+            Some((None, "u1", "one@example.com"))
+        );
+        assert_eq!(
+            parse_user_spec("acct-2:v1:v@example.org"),
+            Some((Some("acct-2"), "v1", "v@example.org"))
+        );
+        for bad in ["", "u1", "u1:", ":e@x", "a:u1:", ":u1:e@x", "a:b:c:d"] {
+            assert_eq!(parse_user_spec(bad), None, "{bad:?}");
+        }
     }
 
     const APP: &str = "oauth-client";

@@ -35,7 +35,8 @@ pub struct UserTokens {
     grants: Option<Arc<UserGrants>>,
     /// Longest reuse of one token; zero turns reuse off.
     reuse: Duration,
-    cache: Mutex<HashMap<Key, Entry>>,
+    /// Shared with the fetches, which fill it before their flight ends.
+    cache: Arc<Mutex<HashMap<Key, Entry>>>,
     flights: SingleFlight<Key, UserToken, ZoomError>,
 }
 
@@ -51,7 +52,7 @@ impl UserTokens {
             s2s,
             grants,
             reuse,
-            cache: Mutex::new(HashMap::new()),
+            cache: Arc::default(),
             flights: SingleFlight::default(),
         }
     }
@@ -68,30 +69,41 @@ impl UserTokens {
             user: user.to_lowercase(),
             kind,
         };
-        if let Some(token) = self.cached(&key) {
+        if let Some(token) = cached(&self.cache, &key) {
             return Ok(token);
         }
         let zoom = Arc::clone(&self.zoom);
         let s2s = Arc::clone(&self.s2s);
         let grants = self.grants.clone();
+        let (cache, reuse) = (Arc::clone(&self.cache), self.reuse);
         let user = user.to_string();
-        let token = self
-            .flights
+        self.flights
             .join_or_start(&key, || {
                 let key = key.clone();
                 async move {
-                    if let Some(grants) = grants
-                        && let Some(access) = grants.access_for(&key.account, &user).await?
-                    {
-                        return fetch_as_user(&zoom, &grants, &key.account, access, &key.kind)
-                            .await;
+                    // A flight that ended between this caller's look and the start of this
+                    // one has cached its token (below): use it rather than fetch again.
+                    if let Some(token) = cached(&cache, &key) {
+                        return Ok(token);
                     }
-                    fetch(&zoom, &s2s, &key.account, &user, &key.kind).await
+                    let access = match &grants {
+                        Some(grants) => grants.access_for(&key.account, &user).await?,
+                        None => None,
+                    };
+                    let token = match (&grants, access) {
+                        (Some(grants), Some(access)) => {
+                            fetch_as_user(&zoom, grants, &key.account, access, &key.kind).await?
+                        }
+                        _ => fetch(&zoom, &s2s, &key.account, &user, &key.kind).await?,
+                    };
+                    // Inside the flight, so a caller who comes after it ends finds the token.
+                    // (Remembered by the waiters instead, a caller slipping in between the
+                    // flight's end and their `remember` started a second fetch.)
+                    remember(&cache, reuse, key, &token);
+                    Ok(token)
                 }
             })
-            .await?;
-        self.remember(key, &token);
-        Ok(token)
+            .await
     }
 
     /// Forgets every cached token of `user` (grant deleted, user deauthorised).
@@ -106,40 +118,41 @@ impl UserTokens {
         self.lock().retain(|key, _| key.account != account);
     }
 
-    fn cached(&self, key: &Key) -> Option<UserToken> {
-        let cache = self.lock();
-        let entry = cache.get(key)?;
-        (entry.reuse_until > Instant::now()).then(|| entry.token.clone())
-    }
-
-    /// Keeps a token for `reuse`, but never past half of what remains of its life, so a
-    /// reused token always has most of its life ahead.
-    fn remember(&self, key: Key, token: &UserToken) {
-        if self.reuse.is_zero() {
-            return;
-        }
-        let left = (token.expires_at - clock::now()).max(0) as u64;
-        let keep = self.reuse.min(Duration::from_secs(left / 2));
-        if keep.is_zero() {
-            return;
-        }
-        let now = Instant::now();
-        let mut cache = self.lock();
-        if cache.len() >= SWEEP_ABOVE {
-            cache.retain(|_, entry| entry.reuse_until > now);
-        }
-        cache.insert(
-            key,
-            Entry {
-                token: token.clone(),
-                reuse_until: now + keep,
-            },
-        );
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The token cached for `key`, while it may still be reused.
+fn cached(cache: &Mutex<HashMap<Key, Entry>>, key: &Key) -> Option<UserToken> {
+    let cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = cache.get(key)?;
+    (entry.reuse_until > Instant::now()).then(|| entry.token.clone())
+}
+
+/// Keeps a token for `reuse`, but never past half of what remains of its life, so a reused
+/// token always has most of its life ahead.
+fn remember(cache: &Mutex<HashMap<Key, Entry>>, reuse: Duration, key: Key, token: &UserToken) {
+    if reuse.is_zero() {
+        return;
+    }
+    let left = (token.expires_at - clock::now()).max(0) as u64;
+    let keep = reuse.min(Duration::from_secs(left / 2));
+    if keep.is_zero() {
+        return;
+    }
+    let now = Instant::now();
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= SWEEP_ABOVE {
+        cache.retain(|_, entry| entry.reuse_until > now);
+    }
+    cache.insert(
+        key,
+        Entry {
+            token: token.clone(),
+            reuse_until: now + keep,
+        },
+    );
 }
 
 /// With the user's own token; one refresh and retry when Zoom refuses it.

@@ -316,6 +316,49 @@ async fn a_zak_is_reused_for_the_same_user_and_fetched_for_another() {
     assert_eq!(app.zoom.calls(Endpoint::Zak), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_arriving_as_a_zak_fetch_ends_never_cause_a_second_fetch() {
+    // Found by `bash bench/soak.sh`: the waiters of a fetch cached its ZAK only after the
+    // fetch had ended, so a caller slipping in between started another one. Many users whose
+    // reuse ends at once, under steady load, make that window likely to be hit.
+    const USERS: usize = 20;
+    let no_limit = "[rate_limit]\nrequests_per_second = 100000\nburst = 100000\n";
+    let app = spawn_zoom_app_with("user_token_cache_seconds = 1", no_limit).await;
+    let key = app.key("svc", &all_upstream(), Some("prod")).await;
+    let users: Vec<String> = (0..USERS)
+        .map(|n| format!("load{n:02}@example.com"))
+        .collect();
+    for (n, email) in users.iter().enumerate() {
+        app.zoom
+            .add_user(S2S_ACCOUNT_ID, &format!("uLoad{n:02}"), email);
+    }
+
+    let started = Instant::now();
+    let run_for = Duration::from_millis(3500);
+    let callers = (0..64).map(|caller| {
+        let (app, key, users) = (&app, key.clone(), &users);
+        async move {
+            let mut n = caller;
+            while started.elapsed() < run_for {
+                let response = app.zak(&key, &users[n % USERS]).await;
+                assert_eq!(response.status(), 200);
+                n += 7;
+            }
+        }
+    });
+    futures_util::future::join_all(callers).await;
+    let elapsed = started.elapsed();
+
+    // Each ZAK is reused for 1 s from the end of its fetch, and the next fetch starts only
+    // once it has lapsed: at most 1 + ⌊elapsed / 1 s⌋ fetches per user.
+    let most = USERS as u64 * (1 + elapsed.as_secs());
+    let calls = app.zoom.calls(Endpoint::Zak);
+    assert!(
+        calls <= most,
+        "{calls} ZAK calls for {USERS} users in {elapsed:?}"
+    );
+}
+
 #[tokio::test]
 async fn unknown_users_and_users_of_other_accounts_are_not_found() {
     let app = spawn_zoom_app("").await;
