@@ -179,9 +179,12 @@ pub fn user_id(text: &str) -> Result<String, ApiError> {
     if text.is_empty() || text.len() > 128 {
         return Err(ApiError::invalid(FIELD, "must be 1 to 128 characters"));
     }
-    if !text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'@'))
+    // `.` and `..` would be dropped from, or climb out of, the Zoom URL the user goes into.
+    let dot_segment = matches!(text, "." | "..");
+    if dot_segment
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'@'))
     {
         return Err(ApiError::invalid(
             FIELD,
@@ -253,6 +256,14 @@ mod tests {
         f.int("role", 0..=1).unwrap();
         let err = f.finish().unwrap_err();
         assert_eq!(err.message, "meetingNumer: unknown field");
+    }
+
+    #[test]
+    fn dot_segments_are_not_user_ids() {
+        assert!(user_id(".").is_err());
+        assert!(user_id("..").is_err());
+        assert!(user_id("first.last@example.com").is_ok());
+        assert!(user_id("...").is_ok());
     }
 
     #[test]

@@ -64,7 +64,7 @@ struct JoinRequest {
     with_obf: Option<bool>,
     /// The account to act for; may be left out by a caller bound to one account, or when only
     /// one is configured.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
     account: Option<String>,
 }
 

@@ -49,7 +49,7 @@ pub(crate) struct SignatureRequest {
     video_web_rtc_mode: Option<u8>,
     /// The account to sign for; may be left out by a caller bound to one account, or when only
     /// one is configured.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
     account: Option<String>,
 }
 

@@ -52,11 +52,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct AuthorizeRequest {
     /// The account whose user OAuth app to authorise; may be left out by a caller bound to one
     /// account, or when only one is configured.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
     account: Option<String>,
     /// API keys only, and then required: the Zoom user (email or user ID) who must sign in to
     /// Zoom. An end user always authorises for themselves.
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._+@-]+$")]
     user_hint: Option<String>,
 }
 
@@ -211,6 +211,7 @@ enum Outcome {
             description = "The `state` of the authorize URL: single-use, valid for 10 minutes.",
             min_length = 1,
             max_length = 256,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$",
         ),
         (
             "code" = Option<String>,
@@ -218,6 +219,7 @@ enum Outcome {
             description = "Zoom's authorization code; required unless `error` is given.",
             min_length = 1,
             max_length = 2048,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$",
         ),
         (
             "error" = Option<String>,
@@ -225,6 +227,7 @@ enum Outcome {
             description = "Zoom's reason when the user did not authorise the app.",
             min_length = 1,
             max_length = 256,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$",
         ),
     ),
     security(()),
@@ -405,6 +408,7 @@ fn html_escape(text: &str) -> String {
             description = ACCOUNT_ABOUT,
             min_length = 1,
             max_length = 64,
+            pattern = "^[a-z0-9_-]+$",
         ),
     ),
     security(

@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct S2sTokenRequest {
     /// The account whose token to return; may be left out by a caller bound to one account,
     /// or when only one is configured.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
     account: Option<String>,
 }
 

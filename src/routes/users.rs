@@ -74,7 +74,8 @@ pub(crate) const ACCOUNT_ABOUT: &str = "The account to act for; may be left out 
 
 /// The description of the `{userId}` path parameter and `userId` fields.
 pub(crate) const USER_ID_ABOUT: &str = "A Zoom user ID, an email address, or `me` (an end user \
-    may name only themselves). 1–128 characters of letters, digits and `. _ - + @`.";
+    may name only themselves). 1–128 characters of letters, digits and `. _ - + @`, other than `.` \
+    and `..`.";
 
 /// The path's `userId`, with a rejection in our shape.
 pub type UserPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
@@ -126,6 +127,7 @@ pub fn s2s_account<'s>(
             description = ACCOUNT_ABOUT,
             min_length = 1,
             max_length = 64,
+            pattern = "^[a-z0-9_-]+$",
         ),
     ),
     security(
@@ -206,6 +208,7 @@ async fn issue_zak(
             description = ACCOUNT_ABOUT,
             min_length = 1,
             max_length = 64,
+            pattern = "^[a-z0-9_-]+$",
         ),
     ),
     security(

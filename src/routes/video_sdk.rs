@@ -47,13 +47,25 @@ struct VideoTokenRequest {
     #[schema(minimum = 1800, maximum = 172800, default = 7200)]
     expiration_seconds: Option<u32>,
     /// The session password (`session_key`).
-    #[schema(min_length = 1, max_length = 36)]
+    #[schema(
+        min_length = 1,
+        max_length = 36,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     session_key: Option<String>,
     /// Your identifier for the user (`user_key`). Give this or `userIdentity`, not both.
-    #[schema(min_length = 1, max_length = 36)]
+    #[schema(
+        min_length = 1,
+        max_length = 36,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     user_key: Option<String>,
     /// The older name of `userKey` (claim `user_identity`). Give this or `userKey`, not both.
-    #[schema(min_length = 1, max_length = 35)]
+    #[schema(
+        min_length = 1,
+        max_length = 35,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     user_identity: Option<String>,
     /// Zoom data-centre regions (`geo_regions`), as an array or a comma-separated string;
     /// case-insensitive, duplicates dropped.
@@ -66,7 +78,11 @@ struct VideoTokenRequest {
     #[schema(minimum = 0, maximum = 1)]
     cloud_recording_election: Option<u8>,
     /// `telemetry_tracking_id`.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     telemetry_tracking_id: Option<String>,
     /// 0/1: `video_webrtc_mode`.
     #[schema(minimum = 0, maximum = 1)]
@@ -76,7 +92,7 @@ struct VideoTokenRequest {
     audio_web_rtc_mode: Option<u8>,
     /// The account to sign for; may be left out by a caller bound to one account, or when only
     /// one is configured.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
     account: Option<String>,
 }
 

@@ -87,7 +87,8 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError
         .ok_or_else(|| {
             ApiError::unauthenticated("x-zm-request-timestamp is missing or not a number")
         })?;
-    if (clock::now() - timestamp).abs() > MAX_AGE_SECONDS {
+    // `abs_diff`: a timestamp near i64::MIN or i64::MAX must not overflow the subtraction.
+    if clock::now().abs_diff(timestamp) > MAX_AGE_SECONDS.unsigned_abs() {
         return Err(ApiError::unauthenticated(
             "webhook timestamp is older than 5 minutes",
         ));

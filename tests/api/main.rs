@@ -16,6 +16,7 @@ mod limits;
 mod meeting_sdk;
 mod openapi;
 mod processes;
+mod props;
 mod proxy;
 mod reload;
 mod replicas;
