@@ -263,6 +263,15 @@ pub struct VideoSdkCredentials {
     pub secret: SecretString,
 }
 
+impl S2sCredentials {
+    /// Whether `other` is the same app with the same secret.
+    pub fn same_as(&self, other: &S2sCredentials) -> bool {
+        self.account_id == other.account_id
+            && self.client_id == other.client_id
+            && self.client_secret.expose_secret() == other.client_secret.expose_secret()
+    }
+}
+
 impl Account {
     /// Whether `other` has the same credentials and apps (secrets compared too).
     pub fn same_as(&self, other: &Account) -> bool {
@@ -270,11 +279,7 @@ impl Account {
             a.expose_secret() == b.expose_secret()
         }
         let s2s = match (&self.s2s, &other.s2s) {
-            (Some(a), Some(b)) => {
-                a.account_id == b.account_id
-                    && a.client_id == b.client_id
-                    && secret(&a.client_secret, &b.client_secret)
-            }
+            (Some(a), Some(b)) => a.same_as(b),
             (a, b) => a.is_none() && b.is_none(),
         };
         let meeting = match (&self.meeting_sdk, &other.meeting_sdk) {

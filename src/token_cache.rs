@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use secrecy::ExposeSecret;
 
 use crate::flight::SingleFlight;
 use crate::settings::{Account, S2sCredentials, Settings};
@@ -86,7 +85,7 @@ impl TokenCache {
             .keys()
             .chain(next.keys())
             .filter(|name| match (previous.get(*name), next.get(*name)) {
-                (Some(old), Some(new)) => !same_credentials(old, new),
+                (Some(old), Some(new)) => !old.same_as(new),
                 _ => true,
             })
             .cloned()
@@ -249,12 +248,6 @@ fn credentials_of(accounts: &BTreeMap<String, Account>) -> HashMap<String, Arc<S
         .iter()
         .filter_map(|(name, account)| Some((name.clone(), Arc::new(account.s2s.clone()?))))
         .collect()
-}
-
-fn same_credentials(a: &S2sCredentials, b: &S2sCredentials) -> bool {
-    a.account_id == b.account_id
-        && a.client_id == b.client_id
-        && a.client_secret.expose_secret() == b.client_secret.expose_secret()
 }
 
 /// Whether a token has more than the refresh margin left (capped at half its life).
