@@ -168,9 +168,9 @@ async fn write(store: &dyn Store, batch: &mut Vec<AuditEvent>) {
 
 /// What a request learns about itself as it goes: filled in by the caller extractor and the
 /// handlers, read by [`record_request`] when the response is ready.
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Facts {
-    caller: Option<String>,
+    caller: Option<Arc<str>>,
     account: Option<String>,
     target_user: Option<String>,
     target: Option<String>,
@@ -184,8 +184,8 @@ fn note(update: impl FnOnce(&mut Facts)) {
     let _ = FACTS.try_with(|facts| update(&mut facts.lock().unwrap_or_else(|p| p.into_inner())));
 }
 
-pub fn note_caller(name: &str) {
-    note(|f| f.caller = Some(name.to_string()));
+pub fn note_caller(name: impl Into<Arc<str>>) {
+    note(|f| f.caller = Some(name.into()));
 }
 
 pub fn note_account(name: &str) {
@@ -213,7 +213,8 @@ pub fn grant_event(action: &str, account: &str, zoom_user: &str) -> AuditEvent {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .caller
-                .clone()
+                .as_deref()
+                .map(str::to_owned)
         })
         .ok()
         .flatten();
@@ -240,20 +241,18 @@ pub async fn record_request(
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path().to_string();
-    if !path.starts_with("/v1/") {
+    if !request.uri().path().starts_with("/v1/") {
         return next.run(request).await;
     }
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
+        .map_or("unmatched", MatchedPath::as_str);
+    let route = format!("{} {route}", request.method());
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
     let facts = Arc::new(Mutex::new(Facts::default()));
-    let response = FACTS.scope(Arc::clone(&facts), next.run(request)).await;
-    let facts = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut response = FACTS.scope(Arc::clone(&facts), next.run(request)).await;
+    let facts = std::mem::take(&mut *facts.lock().unwrap_or_else(|p| p.into_inner()));
     let status = response.status();
     let outcome = if status.is_success() || status.is_redirection() {
         "issued"
@@ -262,24 +261,20 @@ pub async fn record_request(
     } else {
         "failed"
     };
-    if outcome == "issued"
-        && let Some(kind) = crate::monitoring::token_kind(&route)
-    {
-        metrics::counter!("ztv_tokens_issued_total", "kind" => kind, "account" => facts.account.clone().unwrap_or_default())
-            .increment(1);
+    if outcome == "issued" {
+        crate::monitoring::count_token_issued(&route, facts.account.as_deref().unwrap_or(""));
     }
-    let mut response = response;
     if let Some(caller) = &facts.caller {
         // For the request's log line (see crate::middleware), written after this returns.
         response
             .extensions_mut()
-            .insert(CallerName(caller.as_str().into()));
+            .insert(CallerName(Arc::clone(caller)));
     }
     state.audit.record(AuditEvent {
         at_ms: now_ms(),
         request_id,
-        caller: facts.caller,
-        route: format!("{method} {route}"),
+        caller: facts.caller.as_deref().map(str::to_owned),
+        route,
         account: facts.account,
         target_user: facts.target_user,
         target: facts.target,

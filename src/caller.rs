@@ -266,7 +266,7 @@ impl FromRequestParts<AppState> for Caller {
         } else {
             end_user(state, presented).await?
         };
-        crate::audit::note_caller(&caller.name);
+        crate::audit::note_caller(Arc::clone(&caller.name));
 
         let limit = caller.rate_limit.unwrap_or(Limit {
             per_second: state.settings().rate_limit.requests_per_second,

@@ -1,13 +1,15 @@
 //! Prometheus metrics: one process-wide recorder (the `metrics` crate), rendered at
 //! `GET /metrics`. Every series starts with `ztv_`; labels never carry a token, key or user.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::app::AppState;
@@ -86,20 +88,111 @@ pub fn metrics_only_router() -> axum::Router {
 
 /// Middleware: request count and latency per route, method and status.
 pub async fn track_request(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("ztv_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("ztv_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (requests, duration) = http_series(route, method, response.status().as_u16());
+    requests.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
     response
+}
+
+/// A method as a label: the standard ones by name, anything else as `OTHER`, so that callers
+/// inventing methods cannot grow the number of series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// Series handles by their labels. The `metrics!` macros build a label set and look it up in
+/// the recorder's registry on every call (a few allocations and a hash of every label);
+/// requests instead find their handles here with one lookup and no allocation. Routes are
+/// the router's own patterns (`MatchedPath`) and accounts the configured ones, so the maps
+/// stay as small as the series they name.
+#[derive(Default)]
+struct Handles {
+    /// `(method, status)` → route → its series.
+    http: RwLock<HashMap<(&'static str, u16), ByName<HttpSeries>>>,
+    /// kind → account → `ztv_tokens_issued_total`.
+    tokens: RwLock<HashMap<&'static str, ByName<Counter>>>,
+}
+
+/// Handles by route or account, found by `&str`.
+type ByName<T> = HashMap<Box<str>, T>;
+
+/// `ztv_http_requests_total` and `ztv_http_request_duration_seconds` of one route, method and
+/// status.
+type HttpSeries = (Counter, Histogram);
+
+fn handles() -> &'static Handles {
+    static HANDLES: OnceLock<Handles> = OnceLock::new();
+    HANDLES.get_or_init(Handles::default)
+}
+
+fn http_series(route: &str, method: &'static str, status: u16) -> HttpSeries {
+    let handles = &handles().http;
+    if let Some(found) = read(handles)
+        .get(&(method, status))
+        .and_then(|by_route| by_route.get(route))
+    {
+        return found.clone();
+    }
+    write(handles)
+        .entry((method, status))
+        .or_default()
+        .entry(route.into())
+        .or_insert_with(|| {
+            let route = route.to_owned();
+            (
+                metrics::counter!("ztv_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.to_string()),
+                metrics::histogram!("ztv_http_request_duration_seconds", "route" => route, "method" => method),
+            )
+        })
+        .clone()
+}
+
+/// Counts a token issued by `route` (`"POST /v1/meeting-sdk/signature"`, as the audit log
+/// names routes) for `account`, in `ztv_tokens_issued_total`.
+pub fn count_token_issued(route: &str, account: &str) {
+    let Some(kind) = token_kind(route) else {
+        return;
+    };
+    let handles = &handles().tokens;
+    let found = read(handles)
+        .get(kind)
+        .and_then(|by_account| by_account.get(account))
+        .cloned();
+    let counter = found.unwrap_or_else(|| {
+        write(handles)
+            .entry(kind)
+            .or_default()
+            .entry(account.into())
+            .or_insert_with(|| {
+                metrics::counter!("ztv_tokens_issued_total", "kind" => kind, "account" => account.to_owned())
+            })
+            .clone()
+    });
+    counter.increment(1);
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The kind of token a `/v1` route issues, for `ztv_tokens_issued_total`.

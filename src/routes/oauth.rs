@@ -280,7 +280,7 @@ async fn finish_authorization(
         return ApiError::invalid("state", "unknown, already used or expired; start again")
             .into_response();
     };
-    crate::audit::note_caller(&pending.caller);
+    crate::audit::note_caller(pending.caller.as_str());
     crate::audit::note_account(&pending.account);
     let settings = state.settings();
     let Some(account) = settings.accounts.get(&pending.account) else {

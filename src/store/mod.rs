@@ -15,9 +15,27 @@ use crate::scope::{self, Scope};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// Audit events per INSERT statement: 9 bound values each, well under SQLite's and
-/// PostgreSQL's limits on bound parameters.
-const AUDIT_ROWS_PER_INSERT: usize = 100;
+/// Audit events per INSERT statement at most: 9 bound values each, well under SQLite's and
+/// PostgreSQL's limits on bound parameters. A power of two (see [`audit_chunks`]).
+const AUDIT_ROWS_PER_INSERT: usize = 64;
+
+/// A batch of audit events as multi-row INSERTs of [`AUDIT_ROWS_PER_INSERT`] rows, then the
+/// rest in falling powers of two (32, 16, …, 1). So there are seven statement shapes, each
+/// prepared once per connection and then taken from its statement cache; with one shape per
+/// batch size, SQLite parsed a new statement on nearly every flush, which cost more than
+/// the rows' inserts (callgrind under `bash bench/run.sh`'s signature load).
+fn audit_chunks(events: &[AuditEvent]) -> impl Iterator<Item = &[AuditEvent]> {
+    let mut rest = events;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = AUDIT_ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -455,7 +473,8 @@ pub(crate) mod suite {
         assert_eq!(store.prune_audit(2_500).await.unwrap(), 2);
         assert_eq!(store.list_audit(0, None, 100).await.unwrap().len(), 2);
 
-        // A writer's batch spans several INSERT statements; every event lands, in order.
+        // A writer's batch spans several INSERT statements of every shape; every event
+        // lands, in order.
         let batch: Vec<_> = (0..(2 * AUDIT_ROWS_PER_INSERT as i64 + 7))
             .map(|i| event(10_000 + i, Some("bulk")))
             .collect();
@@ -754,5 +773,60 @@ pub(crate) mod suite {
 
     pub(crate) async fn a_reachable_store_answers_ping(store: &dyn Store) {
         store.ping().await.unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(count: usize) -> Vec<AuditEvent> {
+        (0..count)
+            .map(|i| AuditEvent {
+                at_ms: i as i64,
+                request_id: None,
+                caller: None,
+                route: "GET /v1/x".into(),
+                account: None,
+                target_user: None,
+                target: None,
+                outcome: "issued".into(),
+                status: 200,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn audit_batches_split_into_a_few_fixed_statement_sizes_in_order() {
+        for (count, sizes) in [
+            (0, vec![]),
+            (1, vec![1]),
+            (7, vec![4, 2, 1]),
+            (64, vec![64]),
+            (65, vec![64, 1]),
+            (500, vec![64, 64, 64, 64, 64, 64, 64, 32, 16, 4]),
+        ] {
+            let batch = events(count);
+            let chunks: Vec<&[AuditEvent]> = audit_chunks(&batch).collect();
+            let got: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+            assert_eq!(got, sizes, "{count} events");
+            let order: Vec<i64> = chunks
+                .iter()
+                .flat_map(|c| c.iter().map(|e| e.at_ms))
+                .collect();
+            assert_eq!(order, (0..count as i64).collect::<Vec<_>>());
+        }
+        // Whatever the batch, only seven shapes.
+        let shapes: std::collections::BTreeSet<usize> = (0..=1000)
+            .flat_map(|n| {
+                audit_chunks(&events(n))
+                    .map(<[AuditEvent]>::len)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(
+            shapes.into_iter().collect::<Vec<_>>(),
+            [1, 2, 4, 8, 16, 32, 64]
+        );
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::AUDIT_ROWS_PER_INSERT;
+use super::audit_chunks;
 use super::{
     AuditEvent, ClientRecord, GrantRow, OAuthState, Store, StoreError, rate_limit_from_columns,
     scopes_from_column,
@@ -260,9 +260,10 @@ impl Store for PostgresStore {
     }
 
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        // One multi-row INSERT per chunk: a batch costs a few statements, not one per event.
+        // Multi-row INSERTs of a few fixed sizes: a batch costs a few prepared statements,
+        // not one per event.
         let mut tx = self.pool.begin().await?;
-        for chunk in events.chunks(AUDIT_ROWS_PER_INSERT) {
+        for chunk in audit_chunks(events) {
             let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO audit_events (at_ms, request_id, caller, route, account, target_user, target, outcome, status) ",
             );

@@ -219,6 +219,39 @@ async fn metrics_are_served_and_move_with_traffic() {
 }
 
 #[tokio::test]
+async fn invented_methods_share_one_metrics_label() {
+    let app = spawn_zoom_app("").await;
+    for method in ["BREW", "WHEN", "PROPFIND"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .http
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405);
+    }
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let other = [
+        r#"route="/healthz""#,
+        r#"method="OTHER""#,
+        r#"status="405""#,
+    ];
+    assert!(series(&text, "ztv_http_requests_total", &other) >= 3.0);
+    for invented in ["BREW", "WHEN", "PROPFIND"] {
+        assert!(!text.contains(invented), "{invented} became a label");
+    }
+}
+
+#[tokio::test]
 async fn metrics_bind_moves_the_metrics_off_the_main_port() {
     let app = spawn_app_adjusted("", |settings| {
         settings.server.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
