@@ -17,6 +17,14 @@
 # authenticated request's rate limit and the shared S2S token go through Redis. When psql is
 # missing or PostgreSQL or Redis does not answer, that part is skipped with a "skipped: …" line.
 #
+# The routes are measured in BENCH_ROUNDS interleaved rounds (healthz, signature, zak, then
+# again), so that a slow spell of a shared machine falls on every route rather than on one:
+# the signature/healthz ratio is the median of the rounds' ratios (each from runs seconds
+# apart), and each route's row is its median round. Next to the rates it prints the CPU time
+# each request cost the server and the load generator (from /proc and bash's `time`): with
+# wrk on the same CPUs the two share the machine, so the req/s ratio follows
+# (server + wrk CPU of healthz) / (server + wrk CPU of signature).
+#
 # It prints requests/s, p50/p99 latency and each server's peak RSS side by side, next to the
 # targets, then the upstream calls the emulator counted (its GET /_emulator/stats, before and
 # after each backend's run), and for the ZAK route the requests served against the upstream
@@ -24,13 +32,15 @@
 # itself is broken (build, start-up, a route that does not answer 200, non-2xx answers under
 # load, Redis not in use by the second server).
 #
-# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
+# Environment: BENCH_DURATION (default 5s per route and round), BENCH_ROUNDS (3),
+# BENCH_CONNECTIONS (64), BENCH_THREADS (2),
 # BENCH_VERBOSE=1 to also print wrk's raw output, BENCH_DATABASE_URL (default
 # postgres://postgres@127.0.0.1:5432/test) and BENCH_REDIS_URL (default redis://127.0.0.1:6379)
 # for the second server.
 set -euo pipefail
 
-readonly DURATION="${BENCH_DURATION:-10s}"
+readonly DURATION="${BENCH_DURATION:-5s}"
+readonly ROUNDS="${BENCH_ROUNDS:-3}"
 readonly CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 readonly THREADS="${BENCH_THREADS:-2}"
 readonly VERBOSE="${BENCH_VERBOSE:-0}"
@@ -315,28 +325,54 @@ check_zak_route() {
     die "GET /v1/users/$ZAK_USER/zak answered 200 without a zak: $(cat "$body")"
 }
 
-# run_wrk NAME URL [LUA_SCRIPT]: a warm-up into $RUN_DIR/NAME.warmup.txt, then the measured
-# run into $RUN_DIR/NAME.txt, with the emulator's counts just before and after the measured
-# run in NAME.before.json and NAME.after.json.
+# Clock ticks (user + system) the server has used so far.
+server_cpu_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"
+}
+
+# run_wrk ROUND NAME URL [LUA_SCRIPT]: the measured run of one round into
+# $RUN_DIR/NAME.rROUND.txt, with the CPU the server and wrk used in NAME.rROUND.cpu ("server
+# seconds, wrk seconds"). Round 1 starts with a warm-up (NAME.warmup.txt) and the emulator's
+# counts in NAME.before.json; NAME.after.json holds them after the latest round.
 run_wrk() {
-  local name="$1" url="$2" script="${3:-}" out="$RUN_DIR/$1.txt"
+  local round="$1" name="$2" url="$3" script="${4:-}"
+  local out="$RUN_DIR/$name.r$round.txt" ticks_before ticks_after wrk_cpu
   local args=(-t "$THREADS" -c "$CONNECTIONS" --latency)
   if [[ -n $script ]]; then
     args+=(-s "$script")
   fi
-  log "${BACKEND_LABEL[$BACKEND]} $name: warm-up $WARMUP, then $DURATION"
-  wrk "${args[@]}" -d "$WARMUP" "$url" >"$RUN_DIR/$name.warmup.txt" 2>&1 ||
-    die "$name: wrk warm-up failed: $(cat "$RUN_DIR/$name.warmup.txt")"
-  emulator_stats "$RUN_DIR/$name.before.json"
-  if ! wrk "${args[@]}" -d "$DURATION" "$url" >"$out" 2>&1; then
+  if [[ $round == 1 ]]; then
+    log "${BACKEND_LABEL[$BACKEND]} $name: warm-up $WARMUP"
+    wrk "${args[@]}" -d "$WARMUP" "$url" >"$RUN_DIR/$name.warmup.txt" 2>&1 ||
+      die "$name: wrk warm-up failed: $(cat "$RUN_DIR/$name.warmup.txt")"
+    emulator_stats "$RUN_DIR/$name.before.json"
+  fi
+  log "${BACKEND_LABEL[$BACKEND]} $name: round $round of $ROUNDS, $DURATION"
+  ticks_before="$(server_cpu_ticks)"
+  # bash's `time` reports the CPU wrk used (user and system seconds).
+  if ! wrk_cpu="$( { TIMEFORMAT='%U %S'; time wrk "${args[@]}" -d "$DURATION" "$url" >"$out" 2>&1; } 2>&1)"; then
     cat "$out" >&2
     die "$name: wrk failed"
   fi
+  ticks_after="$(server_cpu_ticks)"
+  awk -v ticks=$((ticks_after - ticks_before)) -v hz="$(getconf CLK_TCK)" -v wrk="$wrk_cpu" \
+    'BEGIN { split(wrk, w, " "); printf "%.3f %.3f\n", ticks / hz, w[1] + w[2] }' \
+    >"$RUN_DIR/$name.r$round.cpu"
   emulator_stats "$RUN_DIR/$name.after.json"
   kill -0 "$SERVER_PID" 2>/dev/null || die "the server died during the $name run"
   if [[ $VERBOSE == 1 ]]; then
     cat "$out" >&2
   fi
+}
+
+# median_round NAME: copies the round of NAME with the median req/s (the lower of the middle
+# two when there are an even number) to NAME.txt, which the report's rows read.
+median_round() {
+  local name="$1" round
+  round="$(for ((r = 1; r <= ROUNDS; r++)); do
+    printf '%s %s\n' "$(requests_per_second "$RUN_DIR/$name.r$r.txt")" "$r"
+  done | sort -g | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) { print $2 }')"
+  cp "$RUN_DIR/$name.r$round.txt" "$RUN_DIR/$name.txt"
 }
 
 # --- parsing wrk's report -------------------------------------------------------------
@@ -408,12 +444,42 @@ verdict() {
   }'
 }
 
-# route_row LABEL BACKEND NAME: one line of the table, from $WORK_DIR/BACKEND/NAME.txt.
+# route_row LABEL BACKEND NAME: one line of the table: the median round's figures
+# ($WORK_DIR/BACKEND/NAME.txt), and the median CPU per request of server + wrk.
 route_row() {
-  local file="$WORK_DIR/$2/$3.txt"
-  printf '%-34s %-17s %10.1f %8s %8s %8s %8s\n' "$1" "${BACKEND_LABEL[$2]}" \
+  local file="$WORK_DIR/$2/$3.txt" cpu
+  read -r -a cpu <<<"$(cpu_per_request "$WORK_DIR/$2" "$3")"
+  printf '%-34s %-17s %10.1f %8s %8s %8s %8s %14s\n' "$1" "${BACKEND_LABEL[$2]}" \
     "$(requests_per_second "$file")" "$(percentile_ms "$file" 50)" \
-    "$(percentile_ms "$file" 99)" "$(non_2xx_count "$file")" "$(socket_error_count "$file")"
+    "$(percentile_ms "$file" 99)" "$(non_2xx_count "$file")" "$(socket_error_count "$file")" \
+    "${cpu[0]} + ${cpu[1]}"
+}
+
+# round_ratios DIR A B → "0.81 0.79 0.83": per round, A's req/s over B's.
+round_ratios() {
+  local r
+  for ((r = 1; r <= ROUNDS; r++)); do
+    ratio "$(requests_per_second "$1/$2.r$r.txt")" "$(requests_per_second "$1/$3.r$r.txt")"
+    printf ' '
+  done | sed 's/ $//'
+}
+
+# median_of "0.81 0.79 0.83" → 0.81 (the lower of the middle two for an even count).
+median_of() {
+  tr ' ' '\n' <<<"$1" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# cpu_per_request DIR NAME → "52 24": the median over the rounds of the server's and wrk's CPU
+# time per request, in microseconds.
+cpu_per_request() {
+  local r s w server="" wrk="" requests
+  for ((r = 1; r <= ROUNDS; r++)); do
+    requests="$(request_count "$1/$2.r$r.txt")"
+    read -r s w <"$1/$2.r$r.cpu"
+    server+="$(awk -v s="$s" -v n="$requests" 'BEGIN { printf "%.0f ", s * 1e6 / n }')"
+    wrk+="$(awk -v w="$w" -v n="$requests" 'BEGIN { printf "%.0f ", w * 1e6 / n }')"
+  done
+  printf '%s %s\n' "$(median_of "${server% }")" "$(median_of "${wrk% }")"
 }
 
 # ratio A B → A / B with two decimals.
@@ -473,11 +539,14 @@ print_upstream_report() {
 
   echo
   echo "ZAK route, GET /v1/users/$ZAK_USER/zak: requests served (2xx) vs upstream calls"
-  local warm_served measured_served all_served zak_calls measured_zak measured_token
+  local warm_served measured_served all_served zak_calls measured_zak measured_token r
   for backend in "$@"; do
     dir="$WORK_DIR/$backend"
     warm_served="$(served_2xx "$dir/zak.warmup.txt")"
-    measured_served="$(served_2xx "$dir/zak.txt")"
+    measured_served=0
+    for ((r = 1; r <= ROUNDS; r++)); do
+      measured_served=$((measured_served + $(served_2xx "$dir/zak.r$r.txt")))
+    done
     # + 1: the check before the load.
     all_served=$((1 + warm_served + measured_served))
     zak_calls="$(stat_delta "$dir/start.json" "$dir/end.json" zak)"
@@ -487,7 +556,7 @@ print_upstream_report() {
       "${BACKEND_LABEL[$backend]}" "whole run" "$all_served" "$zak_calls" "$warm_served" \
       "$measured_served"
     printf '  %-17s %-12s %10s served %6s ZAK calls %6s S2S token requests\n' \
-      "" "measured run" "$measured_served" "$measured_zak" "$measured_token"
+      "" "measured runs" "$measured_served" "$measured_zak" "$measured_token"
   done
 }
 
@@ -498,11 +567,12 @@ target_row() {
 
 print_report() {
   local sqlite_dir="$WORK_DIR/$SQLITE" pg_dir="$WORK_DIR/$PGREDIS" backends=("$SQLITE")
-  local health_rps sign_rps sign_ratio zak_ratio sign_p99 rss
-  health_rps="$(requests_per_second "$sqlite_dir/healthz.txt")"
+  local sign_rps sign_ratios sign_ratio zak_ratios zak_ratio sign_p99 rss
   sign_rps="$(requests_per_second "$sqlite_dir/signature.txt")"
-  sign_ratio="$(ratio "$sign_rps" "$health_rps")"
-  zak_ratio="$(ratio "$(requests_per_second "$sqlite_dir/zak.txt")" "$health_rps")"
+  sign_ratios="$(round_ratios "$sqlite_dir" signature healthz)"
+  sign_ratio="$(median_of "$sign_ratios")"
+  zak_ratios="$(round_ratios "$sqlite_dir" zak healthz)"
+  zak_ratio="$(median_of "$zak_ratios")"
   sign_p99="$(percentile_ms "$sqlite_dir/signature.txt" 99)"
   rss="$(cat "$sqlite_dir/rss")"
   if [[ -z $PGREDIS_SKIPPED ]]; then
@@ -510,7 +580,8 @@ print_report() {
   fi
 
   echo
-  echo "ztv benchmark: wrk, $THREADS threads, $CONNECTIONS connections, $DURATION per route (after a $WARMUP warm-up)"
+  echo "ztv benchmark: wrk, $THREADS threads, $CONNECTIONS connections, $ROUNDS interleaved rounds of"
+  echo "$DURATION per route (after a $WARMUP warm-up); each row is the route's median round"
   echo "machine: $(nproc) CPUs, $(cpu_model)"
   echo "commit:  $(git_commit)"
   echo "server:  $("$ZTV" --version), release build, JSON logs at info, one server at a time"
@@ -526,8 +597,8 @@ print_report() {
     echo "skipped: ${BACKEND_LABEL[$PGREDIS]} run: $PGREDIS_SKIPPED"
   fi
   echo
-  printf '%-34s %-17s %10s %8s %8s %8s %8s\n' "route" "backend" "req/s" "p50 ms" "p99 ms" \
-    "non-2xx" "sock err"
+  printf '%-34s %-17s %10s %8s %8s %8s %8s %14s\n' "route" "backend" "req/s" "p50 ms" "p99 ms" \
+    "non-2xx" "sock err" "CPU us/req"
   route_row "GET  /healthz" "$SQLITE" healthz
   local backend first name label
   for name in signature zak; do
@@ -559,6 +630,8 @@ print_report() {
   target_row "peak RSS" "$rss MiB" "< $TARGET_RSS_MIB MiB" \
     "$(verdict "$rss" "<" "$TARGET_RSS_MIB")"
   target_row "zak/healthz req/s ratio" "$zak_ratio" "none" "(for information)"
+  echo "  (ratios are medians of the rounds': signature/healthz $sign_ratios; zak/healthz $zak_ratios)"
+  echo "  (CPU us/req: the server's + wrk's CPU time per request, median of the rounds)"
   if [[ -z $PGREDIS_SKIPPED ]]; then
     local pg_sign_p99 pg_rss
     pg_sign_p99="$(percentile_ms "$pg_dir/signature.txt" 99)"
@@ -581,15 +654,18 @@ print_report() {
 # require_all_2xx NAME…: non-2xx answers mean we measured error paths, not the service: that
 # run is invalid.
 require_all_2xx() {
-  local name file count
+  local name file count r
   for name in "$@"; do
-    file="$RUN_DIR/$name.txt"
-    [[ -n $(requests_per_second "$file") ]] || die "$name: cannot read wrk's report: $(cat "$file")"
-    count="$(non_2xx_count "$file")"
-    if [[ $count != 0 ]]; then
-      cat "$file" >&2
-      die "${BACKEND_LABEL[$BACKEND]} $name: $count non-2xx answers under load"
-    fi
+    for ((r = 1; r <= ROUNDS; r++)); do
+      file="$RUN_DIR/$name.r$r.txt"
+      [[ -n $(requests_per_second "$file") ]] || die "$name: cannot read wrk's report: $(cat "$file")"
+      count="$(non_2xx_count "$file")"
+      if [[ $count != 0 ]]; then
+        cat "$file" >&2
+        die "${BACKEND_LABEL[$BACKEND]} $name round $r: $count non-2xx answers under load"
+      fi
+    done
+    median_round "$name"
   done
 }
 
@@ -701,13 +777,16 @@ run_backend() {
   check_signature_route "$base" "$key"
   check_zak_route "$base" "$key"
 
-  if [[ $BACKEND == "$SQLITE" ]]; then
-    run_wrk healthz "$base/healthz"
-  fi
-  ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD=POST ZTV_BENCH_BODY="$SIGNATURE_BODY" \
-    run_wrk signature "$base/v1/meeting-sdk/signature" "$LUA_SCRIPT"
-  ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD=GET ZTV_BENCH_BODY="" \
-    run_wrk zak "$base/v1/users/$ZAK_USER/zak" "$LUA_SCRIPT"
+  local round
+  for ((round = 1; round <= ROUNDS; round++)); do
+    if [[ $BACKEND == "$SQLITE" ]]; then
+      run_wrk "$round" healthz "$base/healthz"
+    fi
+    ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD=POST ZTV_BENCH_BODY="$SIGNATURE_BODY" \
+      run_wrk "$round" signature "$base/v1/meeting-sdk/signature" "$LUA_SCRIPT"
+    ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD=GET ZTV_BENCH_BODY="" \
+      run_wrk "$round" zak "$base/v1/users/$ZAK_USER/zak" "$LUA_SCRIPT"
+  done
   kill -0 "$EMULATOR_PID" 2>/dev/null || die "the emulator died during the runs"
   emulator_stats "$RUN_DIR/end.json"
   if [[ $BACKEND == "$PGREDIS" ]]; then
