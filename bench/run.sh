@@ -69,6 +69,9 @@ declare -rA BACKEND_LABEL=([sqlite]="sqlite+in-process" [pgredis]="postgres+redi
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
+readonly SCRIPT_NAME="bench"
+# shellcheck source=bench/lib.sh
+source "$REPO_ROOT/bench/lib.sh"
 readonly LUA_SCRIPT="$REPO_ROOT/bench/request.lua"
 readonly ZTV="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/ztv"
 
@@ -86,30 +89,6 @@ BACKEND=""
 RUN_DIR=""
 # Why the PostgreSQL + Redis run did not happen; empty when it did.
 PGREDIS_SKIPPED=""
-
-log() { printf '==> %s\n' "$*" >&2; }
-
-die() {
-  printf 'bench: error: %s\n' "$*" >&2
-  # The server's own words are usually the quickest way to the cause.
-  if [[ -n $SERVER_LOG && -s $SERVER_LOG ]]; then
-    printf -- '--- last lines of the server log (%s) ---\n' "$SERVER_LOG" >&2
-    tail -n 20 "$SERVER_LOG" >&2
-  fi
-  if [[ -n $EMULATOR_LOG && -s $EMULATOR_LOG ]]; then
-    printf -- '--- last lines of the emulator log (%s) ---\n' "$EMULATOR_LOG" >&2
-    tail -n 5 "$EMULATOR_LOG" >&2
-  fi
-  exit 1
-}
-
-# stop_process PID: TERM, then wait for it (both ztv processes shut down on SIGTERM).
-stop_process() {
-  if [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; then
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-  fi
-}
 
 # Stops the server and the emulator, drops this run's PostgreSQL schema and Redis keys and
 # removes the temp dir whatever way the script ends.
@@ -146,20 +125,6 @@ random_hex() {
   python3 -c 'import secrets; print(secrets.token_hex(4))'
 }
 
-# ZTV_* variables override the config file; a developer's shell may have some set (say a
-# real database URL), and the benchmark must not pick them up.
-clear_ztv_environment() {
-  local name
-  for name in $(compgen -e); do
-    if [[ $name == ZTV_* ]]; then
-      unset "$name"
-    fi
-  done
-  # Production runs at the default level; a RUST_LOG=debug left in the shell would make the
-  # figures meaningless.
-  export RUST_LOG=info
-}
-
 build_release() {
   log "cargo build --release"
   (cd "$REPO_ROOT" && cargo build --release) || die "release build failed"
@@ -169,23 +134,7 @@ build_release() {
 ensure_tools() {
   command -v curl >/dev/null || die "curl is required"
   command -v python3 >/dev/null || die "python3 is required"
-  if command -v wrk >/dev/null; then
-    return
-  fi
-  log "installing wrk"
-  local sudo=""
-  if [[ $(id -u) -ne 0 ]]; then
-    sudo="sudo"
-  fi
-  # sudo drops the environment, hence `env` for the non-interactive front end.
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-  command -v wrk >/dev/null || die "wrk is still missing after apt-get install"
-}
-
-# Asks the kernel for a port nobody uses (bind to port 0), so parallel runs do not clash.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+  install_if_missing wrk wrk
 }
 
 # write_config CONFIG PORT DATABASE_URL [REDIS_URL ENCRYPTION_KEY KEY_PREFIX]
@@ -258,14 +207,7 @@ start_emulator() {
     --client-id "$EMU_CLIENT_ID" --client-secret "$EMU_CLIENT_SECRET" \
     --user "emuUser0001:$ZAK_USER" >"$EMULATOR_LOG" 2>&1 &
   EMULATOR_PID=$!
-  for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null --max-time 1 "$EMULATOR_URL/_emulator/stats" 2>/dev/null; then
-      return
-    fi
-    kill -0 "$EMULATOR_PID" 2>/dev/null || die "the emulator exited during start-up"
-    sleep 0.1
-  done
-  die "the emulator's GET /_emulator/stats did not answer 200 within 10 s"
+  wait_for_url "$EMULATOR_URL/_emulator/stats" "$EMULATOR_PID" "the emulator"
 }
 
 # emulator_stats FILE: the emulator's call counts (JSON) into FILE.
@@ -288,15 +230,7 @@ print(", ".join(f"{a}: {n}" for a, n in sorted(by.items())) or "none")' "$1"
 
 # Polls /healthz for up to 10 s; gives up early when the server has already exited.
 wait_until_healthy() {
-  local base="$1"
-  for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null --max-time 1 "$base/healthz" 2>/dev/null; then
-      return
-    fi
-    kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited during start-up"
-    sleep 0.1
-  done
-  die "GET /healthz did not answer 200 within 10 s"
+  wait_for_url "$1/healthz" "$SERVER_PID" "the server"
 }
 
 # One real request before the load, so that a wrong key or a broken route fails loudly

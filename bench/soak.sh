@@ -62,6 +62,9 @@ readonly VIDEO_SECRET="soak-alpha-video-secret-01234567"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
+readonly SCRIPT_NAME="soak"
+# shellcheck source=bench/lib.sh
+source "$REPO_ROOT/bench/lib.sh"
 readonly ZTV="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/ztv"
 readonly SOAK="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/examples/soak"
 
@@ -73,29 +76,6 @@ EMULATOR_PID=""
 EMULATOR_LOG=""
 EMULATOR_URL=""
 
-log() { printf '==> %s\n' "$*" >&2; }
-
-die() {
-  printf 'soak: error: %s\n' "$*" >&2
-  if [[ -n $SERVER_LOG && -s $SERVER_LOG ]]; then
-    printf -- '--- last lines of the server log (%s) ---\n' "$SERVER_LOG" >&2
-    tail -n 20 "$SERVER_LOG" >&2
-  fi
-  if [[ -n $EMULATOR_LOG && -s $EMULATOR_LOG ]]; then
-    printf -- '--- last lines of the emulator log (%s) ---\n' "$EMULATOR_LOG" >&2
-    tail -n 5 "$EMULATOR_LOG" >&2
-  fi
-  exit 1
-}
-
-# stop_process PID: TERM, then wait for it (both ztv processes shut down on SIGTERM).
-stop_process() {
-  if [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; then
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-  fi
-}
-
 cleanup() {
   stop_process "$SERVER_PID"
   stop_process "$EMULATOR_PID"
@@ -104,25 +84,8 @@ cleanup() {
   fi
 }
 
-# ZTV_* variables override the config file; a developer's shell may have some set.
-clear_ztv_environment() {
-  local name
-  for name in $(compgen -e); do
-    if [[ $name == ZTV_* ]]; then
-      unset "$name"
-    fi
-  done
-  # Production's level: a RUST_LOG=debug left in the shell would change what is measured.
-  export RUST_LOG=info
-}
-
 require_whole_number() {
   [[ $2 =~ ^[0-9]+$ && $2 -ge $3 ]] || die "$1 must be a whole number of at least $3, not '$2'"
-}
-
-# Asks the kernel for a port nobody uses (bind to port 0), so parallel runs do not clash.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
 build() {
@@ -156,14 +119,7 @@ start_emulator() {
     --account "$BETA_ACCOUNT_ID:$BETA_CLIENT_ID:$BETA_CLIENT_SECRET" \
     "${user_args[@]}" --token-lifetime "$TOKEN_LIFETIME" >"$EMULATOR_LOG" 2>&1 &
   EMULATOR_PID=$!
-  for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null --max-time 1 "$EMULATOR_URL/_emulator/stats" 2>/dev/null; then
-      return
-    fi
-    kill -0 "$EMULATOR_PID" 2>/dev/null || die "the emulator exited during start-up"
-    sleep 0.1
-  done
-  die "the emulator's GET /_emulator/stats did not answer 200 within 10 s"
+  wait_for_url "$EMULATOR_URL/_emulator/stats" "$EMULATOR_PID" "the emulator"
 }
 
 # write_config CONFIG PORT
@@ -223,14 +179,7 @@ create_api_key() {
 
 # Polls /healthz for up to 10 s; gives up early when the server has already exited.
 wait_until_healthy() {
-  for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null --max-time 1 "$1/healthz" 2>/dev/null; then
-      return
-    fi
-    kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited during start-up"
-    sleep 0.1
-  done
-  die "GET /healthz did not answer 200 within 10 s"
+  wait_for_url "$1/healthz" "$SERVER_PID" "the server"
 }
 
 # The server log's warnings and errors: how many, and each distinct message with its count.

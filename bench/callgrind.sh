@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Instructions per request: `bash bench/callgrind.sh` from anywhere in the repository.
+#
+# Throughput on a shared 2-core machine moves by ±15 % from one run to the next; instruction
+# counts do not. This builds the release binary, runs `ztv serve` (SQLite, in-process cache,
+# JSON request logs at info, as bench/run.sh does) under `valgrind --tool=callgrind` against
+# the built-in Zoom emulator, and for each of GET /healthz, POST /v1/meeting-sdk/signature and
+# GET /v1/users/{userId}/zak (warm) sends a few warm-up requests, zeroes the counters, sends
+# CALLGRIND_REQUESTS requests (default 2000, over 4 keep-alive connections, one at a time),
+# waits for the audit writer's next flush, and dumps the counters: every thread of the
+# server, the audit writer's SQLite inserts included. It prints the instructions per request
+# of each route and their ratio to /healthz. Figures depend on the binary and the CPU features
+# valgrind shows it (SHA-256 runs its AVX code under valgrind, SHA-NI where the CPU has it),
+# so compare builds on one machine.
+#
+# Environment: CALLGRIND_REQUESTS (default 2000), ZTV_BINARY (default: the release build of
+# this checkout, built first) to measure another build, CALLGRIND_KEEP=1 to keep the
+# callgrind.out files (their directory is printed) for `callgrind_annotate --inclusive=yes`.
+set -euo pipefail
+
+readonly REQUESTS="${CALLGRIND_REQUESTS:-2000}"
+readonly KEEP="${CALLGRIND_KEEP:-0}"
+readonly SIGNATURE_BODY='{"meetingNumber":"123456789","role":0}'
+readonly ZAK_USER="user@example.com"
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly REPO_ROOT
+readonly SCRIPT_NAME="callgrind"
+# shellcheck source=bench/lib.sh
+source "$REPO_ROOT/bench/lib.sh"
+
+WORK_DIR=""
+SERVER_PID=""
+EMULATOR_PID=""
+
+cleanup() {
+  stop_process "$SERVER_PID"
+  stop_process "$EMULATOR_PID"
+  if [[ -n $WORK_DIR && $KEEP != 1 ]]; then
+    rm -rf "$WORK_DIR"
+  fi
+}
+
+ensure_tools() {
+  command -v curl >/dev/null || die "curl is required"
+  command -v python3 >/dev/null || die "python3 is required"
+  install_if_missing callgrind_control valgrind
+}
+
+# Sends N requests to one route over 4 keep-alive connections, one at a time; fails on any
+# answer but 200.
+load() {
+  python3 - "$@" <<'PY'
+import http.client, sys
+port, key, method, path, body, n = sys.argv[1:7]
+connections = [http.client.HTTPConnection("127.0.0.1", int(port)) for _ in range(4)]
+headers = {"Authorization": "Bearer " + key}
+if body:
+    headers["Content-Type"] = "application/json"
+for i in range(int(n)):
+    c = connections[i % 4]
+    c.request(method, path, body=body or None, headers=headers)
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit(f"{method} {path} answered {r.status}")
+PY
+}
+
+main() {
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  ensure_tools
+  # Read before the ZTV_* variables are cleared for the server.
+  local ztv="${ZTV_BINARY:-}"
+  if [[ -z $ztv ]]; then
+    log "cargo build --release"
+    (cd "$REPO_ROOT" && cargo build --release) || die "release build failed"
+    ztv="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/ztv"
+  fi
+  [[ -x $ztv ]] || die "no binary at $ztv"
+  clear_ztv_environment
+
+  WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/ztv-callgrind.XXXXXX")"
+  local emulator_port port
+  emulator_port="$(free_port)"
+  port="$(free_port)"
+  "$ztv" emulator --bind "127.0.0.1:$emulator_port" --user "emuUser0001:$ZAK_USER" \
+    >"$WORK_DIR/emulator.log" 2>&1 &
+  EMULATOR_PID=$!
+  wait_for_url "http://127.0.0.1:$emulator_port/_emulator/stats" "$EMULATOR_PID" "the emulator"
+  cat >"$WORK_DIR/ztv.toml" <<EOF
+log_format = "json"
+
+[server]
+bind = "127.0.0.1:$port"
+
+[database]
+url = "sqlite://$WORK_DIR/ztv.db"
+
+[zoom]
+oauth_url = "http://127.0.0.1:$emulator_port"
+api_url = "http://127.0.0.1:$emulator_port/v2"
+
+[accounts.bench.s2s]
+account_id = "emuAccount"
+client_id = "emuClient"
+client_secret = "emu-client-secret"
+
+[accounts.bench.meeting_sdk]
+client_id = "benchSdkKey"
+client_secret = "bench-secret-0123456789abcdef"
+EOF
+  local key
+  key="$("$ztv" --config "$WORK_DIR/ztv.toml" clients create --name callgrind \
+    --rate-limit 100000/100000 --scope meeting-sdk:signature --scope zak:read --json |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')" ||
+    die "ztv clients create failed"
+
+  log "starting ztv serve under callgrind on port $port"
+  valgrind --tool=callgrind --callgrind-out-file="$WORK_DIR/callgrind.out.%p" \
+    "$ztv" --config "$WORK_DIR/ztv.toml" serve >"$WORK_DIR/server.log" 2>"$WORK_DIR/valgrind.log" &
+  SERVER_PID=$!
+  # valgrind starts slowly.
+  wait_for_url "http://127.0.0.1:$port/healthz" "$SERVER_PID" "ztv serve" 60
+
+  local route method path body dump instructions healthz=""
+  printf '\nztv under callgrind: %s requests per route, commit %s\n\n' "$REQUESTS" \
+    "$(git -C "$REPO_ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)"
+  printf '%-36s %16s %12s\n' "route" "instructions/req" "vs healthz"
+  for route in healthz signature zak; do
+    case $route in
+      healthz) method=GET path=/healthz body="" ;;
+      signature) method=POST path=/v1/meeting-sdk/signature body="$SIGNATURE_BODY" ;;
+      zak) method=GET path="/v1/users/$ZAK_USER/zak" body="" ;;
+    esac
+    load "$port" "$key" "$method" "$path" "$body" 50 || die "$method $path failed"
+    sleep 0.5
+    callgrind_control --zero "$SERVER_PID" >/dev/null 2>&1 || die "callgrind_control --zero failed"
+    load "$port" "$key" "$method" "$path" "$body" "$REQUESTS" || die "$method $path failed"
+    # The audit writer flushes every 200 ms: its inserts are counted too.
+    sleep 0.6
+    callgrind_control --dump="$route" "$SERVER_PID" >/dev/null 2>&1 ||
+      die "callgrind_control --dump failed"
+    dump=""
+    for _ in $(seq 1 50); do
+      dump="$(grep -l "^desc: Trigger: .*dump $route\$" "$WORK_DIR"/callgrind.out.* 2>/dev/null | head -n 1)" || true
+      [[ -n $dump ]] && break
+      sleep 0.1
+    done
+    [[ -n $dump ]] || die "no callgrind dump for $route"
+    instructions="$(awk -v n="$REQUESTS" '/^summary:/ { printf "%d", $2 / n }' "$dump")"
+    healthz="${healthz:-$instructions}"
+    printf '%-36s %16s %12s\n' "$method $path" "$instructions" \
+      "$(awk -v a="$instructions" -v b="$healthz" 'BEGIN { printf "%.2f", a / b }')"
+  done
+  if [[ $KEEP == 1 ]]; then
+    printf '\ncallgrind files kept in %s\n' "$WORK_DIR"
+  fi
+}
+
+main "$@"

@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+# Helpers shared by bench/run.sh, bench/soak.sh and bench/callgrind.sh; sourced, not run.
+# The sourcing script sets SCRIPT_NAME (for messages) and may set SERVER_LOG and EMULATOR_LOG,
+# whose last lines `die` shows.
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+die() {
+  printf '%s: error: %s\n' "$SCRIPT_NAME" "$*" >&2
+  # The server's own words are usually the quickest way to the cause.
+  if [[ -n ${SERVER_LOG:-} && -s $SERVER_LOG ]]; then
+    printf -- '--- last lines of the server log (%s) ---\n' "$SERVER_LOG" >&2
+    tail -n 20 "$SERVER_LOG" >&2
+  fi
+  if [[ -n ${EMULATOR_LOG:-} && -s $EMULATOR_LOG ]]; then
+    printf -- '--- last lines of the emulator log (%s) ---\n' "$EMULATOR_LOG" >&2
+    tail -n 5 "$EMULATOR_LOG" >&2
+  fi
+  exit 1
+}
+
+# stop_process PID: TERM, then wait for it (both ztv processes shut down on SIGTERM).
+stop_process() {
+  if [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; then
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+  fi
+}
+
+# ZTV_* variables override the config file; a developer's shell may have some set (say a
+# real database URL), and a benchmark must not pick them up.
+clear_ztv_environment() {
+  local name
+  for name in $(compgen -e); do
+    if [[ $name == ZTV_* ]]; then
+      unset "$name"
+    fi
+  done
+  # Production's level: a RUST_LOG=debug left in the shell would change what is measured.
+  export RUST_LOG=info
+}
+
+# Asks the kernel for a port nobody uses (bind to port 0), so parallel runs do not clash.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# install_if_missing COMMAND PACKAGE: installs Debian's PACKAGE when COMMAND is not on PATH.
+install_if_missing() {
+  if command -v "$1" >/dev/null; then
+    return
+  fi
+  log "installing $2"
+  local sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    sudo="sudo"
+  fi
+  # sudo drops the environment, hence `env` for the non-interactive front end.
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  command -v "$1" >/dev/null || die "$1 is still missing after apt-get install $2"
+}
+
+# wait_for_url URL PID WHAT [SECONDS]: polls URL until it answers 2xx (default 10 s); gives up
+# early when PID (WHAT, for the message) has already exited.
+wait_for_url() {
+  local i tries=$((${4:-10} * 10))
+  for ((i = 0; i < tries; i++)); do
+    if curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null; then
+      return
+    fi
+    kill -0 "$2" 2>/dev/null || die "$3 exited during start-up"
+    sleep 0.1
+  done
+  die "$3 did not answer $1 within ${4:-10} s"
+}
