@@ -185,17 +185,12 @@ async fn metrics_are_served_and_move_with_traffic() {
             Some("prod"),
         )
         .await;
-    let metrics = || async {
-        let response = app.http.get(app.url("/metrics")).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        response.text().await.unwrap()
-    };
-    let before = metrics().await;
+    let before = app.metrics().await;
 
     assert_eq!(app.signature(&key, json!({})).await.status(), 200);
     assert_eq!(app.zak(&key, ALICE_ID).await.status(), 200);
 
-    let after = metrics().await;
+    let after = app.metrics().await;
     let signature = [r#"route="/v1/meeting-sdk/signature""#, r#"status="200""#];
     assert!(
         series(&after, "ztv_http_requests_total", &signature)
@@ -231,15 +226,7 @@ async fn invented_methods_share_one_metrics_label() {
             .unwrap();
         assert_eq!(response.status(), 405);
     }
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let other = [
         r#"route="/healthz""#,
         r#"method="OTHER""#,

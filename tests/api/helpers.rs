@@ -173,6 +173,13 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The Prometheus text of `GET /metrics` on the main port (which must answer 200).
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     pub fn post(&self, path: &str, key: &str) -> RequestBuilder {
         self.http.post(self.url(path)).bearer_auth(key)
     }

@@ -354,15 +354,7 @@ async fn a_connection_flood_beyond_the_limit_is_refused_while_admitted_connectio
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("ztv_connections_refused_total{"),
         "{metrics}"
