@@ -32,7 +32,7 @@ use crate::settings::{Account, UserOAuthApp};
 use crate::store::OAuthState;
 use crate::zoom::{UserGrantRequest, ZoomError};
 
-use super::users::{ACCOUNT_ABOUT, USER_ID_ABOUT, UserPath, user_of};
+use super::users::{AccountParam, UserIdParam, UserPath, user_of};
 
 /// How long a `state` may wait for Zoom's redirect, in seconds.
 const STATE_LIFETIME: i64 = 600;
@@ -393,23 +393,8 @@ fn html_escape(text: &str) -> String {
     tag = "oauth",
     operation_id = "deleteGrant",
     params(
-        (
-            "userId" = String,
-            Path,
-            description = USER_ID_ABOUT,
-            example = "me",
-            min_length = 1,
-            max_length = 128,
-            pattern = "^[A-Za-z0-9._+@-]+$",
-        ),
-        (
-            "account" = Option<String>,
-            Query,
-            description = ACCOUNT_ABOUT,
-            min_length = 1,
-            max_length = 64,
-            pattern = "^[a-z0-9_-]+$",
-        ),
+        UserIdParam,
+        AccountParam,
     ),
     security(
         ("apiKey" = ["grants:admin"]),

@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -68,14 +68,34 @@ pub(crate) fn token_source_schema() -> ObjectBuilder {
         ))
 }
 
-/// The description of the `account` query parameter.
-pub(crate) const ACCOUNT_ABOUT: &str = "The account to act for; may be left out by a caller \
-    bound to one account, or when only one is configured.";
+/// The `{userId}` path parameter of the per-user routes, for the OpenAPI document (the
+/// handlers read it as [`UserPath`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, names("userId"))]
+#[allow(dead_code, reason = "documentation only")]
+pub(crate) struct UserIdParam(
+    /// A Zoom user ID, an email address, or `me` (an end user may name only themselves).
+    /// 1–128 characters of letters, digits and `. _ - + @`, other than `.` and `..`.
+    #[param(
+        example = "me",
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9._+@-]+$"
+    )]
+    String,
+);
 
-/// The description of the `{userId}` path parameter and `userId` fields.
-pub(crate) const USER_ID_ABOUT: &str = "A Zoom user ID, an email address, or `me` (an end user \
-    may name only themselves). 1–128 characters of letters, digits and `. _ - + @`, other than `.` \
-    and `..`.";
+/// The `account` query parameter, for the OpenAPI document (the handlers read it with
+/// [`input::query_fields`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "documentation only")]
+pub(crate) struct AccountParam {
+    /// The account to act for; may be left out by a caller bound to one account, or when only
+    /// one is configured.
+    #[param(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    account: Option<String>,
+}
 
 /// The path's `userId`, with a rejection in our shape.
 pub type UserPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
@@ -112,23 +132,8 @@ pub fn s2s_account<'s>(
     tag = "users",
     operation_id = "issueZak",
     params(
-        (
-            "userId" = String,
-            Path,
-            description = USER_ID_ABOUT,
-            example = "me",
-            min_length = 1,
-            max_length = 128,
-            pattern = "^[A-Za-z0-9._+@-]+$",
-        ),
-        (
-            "account" = Option<String>,
-            Query,
-            description = ACCOUNT_ABOUT,
-            min_length = 1,
-            max_length = 64,
-            pattern = "^[a-z0-9_-]+$",
-        ),
+        UserIdParam,
+        AccountParam,
     ),
     security(
         ("apiKey" = ["zak:read"]),
@@ -186,15 +191,7 @@ async fn issue_zak(
     tag = "users",
     operation_id = "issueObfToken",
     params(
-        (
-            "userId" = String,
-            Path,
-            description = USER_ID_ABOUT,
-            example = "me",
-            min_length = 1,
-            max_length = 128,
-            pattern = "^[A-Za-z0-9._+@-]+$",
-        ),
+        UserIdParam,
         (
             "meetingNumber" = String,
             Query,
@@ -202,14 +199,7 @@ async fn issue_zak(
             example = "85746065432",
             pattern = "^[0-9]{9,12}$",
         ),
-        (
-            "account" = Option<String>,
-            Query,
-            description = ACCOUNT_ABOUT,
-            min_length = 1,
-            max_length = 64,
-            pattern = "^[a-z0-9_-]+$",
-        ),
+        AccountParam,
     ),
     security(
         ("apiKey" = ["obf:read"]),
