@@ -206,6 +206,18 @@ impl TokenCache {
             async move {
                 let credentials =
                     credentials.ok_or_else(|| ZoomError::NoS2sCredentials(account.clone()))?;
+                // A caller who found no token just before a flight ended, and asked for one
+                // just after, starts this flight: the token that flight kept is the answer. (A
+                // refresh finds the token it replaces due, so it goes on.)
+                if let Some(token) = slots
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&account)
+                    .and_then(|slot| slot.token.clone())
+                    .filter(|token| fresh(token, margin))
+                {
+                    return Ok(token);
+                }
                 let result = match shared {
                     Some(shared) => {
                         fetch_shared(&shared, &zoom, &account, &credentials, margin, lock_ttl)
@@ -309,4 +321,60 @@ async fn fetch_shared(
 fn usable(token: &S2sToken, now: Instant) -> bool {
     let safety = Duration::from_secs(5).min(token.lifetime / 8);
     now + safety < token.expires
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::{Emulator, EmulatorAccount};
+
+    async fn cache_on(zoom: &Emulator) -> TokenCache {
+        zoom.add_account(EmulatorAccount {
+            account_id: "acc".into(),
+            client_id: "cid".into(),
+            client_secret: "csecret".into(),
+        });
+        let settings = Settings::from_toml(&format!(
+            "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\n\
+             [accounts.prod.s2s]\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"csecret\"\n",
+            zoom.base_url(),
+            zoom.api_url()
+        ))
+        .unwrap();
+        let client = Arc::new(ZoomClient::new(&settings.zoom).unwrap());
+        TokenCache::new(client, &settings, None)
+    }
+
+    #[tokio::test]
+    async fn a_caller_who_asks_for_a_fetch_just_after_one_ended_gets_its_token() {
+        let zoom = Emulator::start().await.unwrap();
+        let cache = cache_on(&zoom).await;
+        let first = cache.get("prod").await.unwrap();
+        assert_eq!(zoom.token_requests_for("acc"), 1);
+
+        // What a caller does who found the slot empty while the first fetch ran and reaches
+        // the single flight after it ended (a preempted thread, a loaded machine).
+        let late = cache.fetch("prod").await.unwrap();
+        assert!(Arc::ptr_eq(&late, &first));
+        assert_eq!(zoom.token_requests_for("acc"), 1, "no second fetch");
+
+        // A token Zoom refused is dropped, and then a fetch does go to Zoom.
+        cache.invalidate("prod", &first).await;
+        let next = cache.get("prod").await.unwrap();
+        assert!(!Arc::ptr_eq(&next, &first));
+        assert_eq!(zoom.token_requests_for("acc"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_of_a_token_due_for_it_still_goes_to_zoom() {
+        let zoom = Emulator::start().await.unwrap();
+        // Tokens of 2 s are due for refresh once less than half their life remains.
+        zoom.set_token_lifetime(2);
+        let cache = cache_on(&zoom).await;
+        let first = cache.get("prod").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let refreshed = cache.fetch("prod").await.unwrap();
+        assert!(!Arc::ptr_eq(&refreshed, &first));
+        assert_eq!(zoom.token_requests_for("acc"), 2);
+    }
 }
