@@ -332,6 +332,7 @@ async fn a_full_run_with_known_secrets_never_prints_them() {
     let http = reqwest::Client::new();
 
     let mut tokens = Vec::new();
+    let mut request_ids = Vec::new();
     for (path, body) in [
         (
             "/v1/meeting-sdk/signature",
@@ -351,6 +352,12 @@ async fn a_full_run_with_known_secrets_never_prints_them() {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
+        request_ids.push(
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
         let body: Value = response.json().await.unwrap();
         tokens.push(body["signature"].as_str().unwrap().to_string());
     }
@@ -411,6 +418,20 @@ async fn a_full_run_with_known_secrets_never_prints_them() {
         all.contains("\"status\":400"),
         "request lines carry the status"
     );
+    // One access line per request, with the request's own fields.
+    let served: Vec<Value> = printed
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "served" && line["request_id"] == request_ids[0])
+        .collect();
+    assert_eq!(served.len(), 1, "one access line for the request");
+    let line = &served[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["route"], "/v1/meeting-sdk/signature");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["caller"], "web");
+    assert!(line["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
     for needle in [
         SDK_SECRET,
         VIDEO_SECRET,
