@@ -23,7 +23,7 @@ use crate::store::{AuditEvent, Store};
 /// Events queued at most before new ones are dropped.
 const QUEUE: usize = 10_000;
 /// Events written in one transaction at most.
-const BATCH: usize = 500;
+const BATCH: usize = 2_000;
 /// Longest an event waits in the queue before it is written.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often old events are pruned.

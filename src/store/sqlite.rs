@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::audit_chunks;
 use super::{
     AuditEvent, ClientRecord, GrantRow, OAuthState, Store, StoreError, rate_limit_from_columns,
     scopes_from_column,
 };
+use super::{Placeholders, audit_chunks, audit_insert_sql};
 use crate::scope;
 
 pub struct SqliteStore {
@@ -262,21 +262,20 @@ impl Store for SqliteStore {
         // not one per event.
         let mut tx = self.pool.begin().await?;
         for chunk in audit_chunks(events) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO audit_events (at_ms, request_id, caller, route, account, target_user, target, outcome, status) ",
-            );
-            insert.push_values(chunk, |mut row, e| {
-                row.push_bind(e.at_ms)
-                    .push_bind(&e.request_id)
-                    .push_bind(&e.caller)
-                    .push_bind(&e.route)
-                    .push_bind(&e.account)
-                    .push_bind(&e.target_user)
-                    .push_bind(&e.target)
-                    .push_bind(&e.outcome)
-                    .push_bind(i32::from(e.status));
-            });
-            insert.build().execute(&mut *tx).await?;
+            let mut insert = sqlx::query(audit_insert_sql(chunk.len(), Placeholders::Question));
+            for e in chunk {
+                insert = insert
+                    .bind(e.at_ms)
+                    .bind(&e.request_id)
+                    .bind(&e.caller)
+                    .bind(&e.route)
+                    .bind(&e.account)
+                    .bind(&e.target_user)
+                    .bind(&e.target)
+                    .bind(&e.outcome)
+                    .bind(i32::from(e.status));
+            }
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
