@@ -68,6 +68,32 @@ fn audit_insert_sql(rows: usize, placeholders: Placeholders) -> &'static str {
 /// Values bound per audit event, in the column order of [`build_audit_insert`].
 const AUDIT_VALUES_PER_EVENT: usize = 9;
 
+/// The events of a chunk bound to its INSERT (from [`audit_insert_sql`]), in column order.
+fn bind_audit_events<'q, DB: sqlx::Database>(
+    mut insert: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    events: &'q [AuditEvent],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for e in events {
+        insert = insert
+            .bind(e.at_ms)
+            .bind(&e.request_id)
+            .bind(&e.caller)
+            .bind(&e.route)
+            .bind(&e.account)
+            .bind(&e.target_user)
+            .bind(&e.target)
+            .bind(&e.outcome)
+            .bind(i32::from(e.status));
+    }
+    insert
+}
+
 fn build_audit_insert(rows: usize, placeholders: Placeholders) -> String {
     let mut sql = String::from(
         "INSERT INTO audit_events \

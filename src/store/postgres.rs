@@ -9,10 +9,9 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{
-    AuditEvent, ClientRecord, GrantRow, OAuthState, Store, StoreError, rate_limit_from_columns,
-    scopes_from_column,
+    AuditEvent, ClientRecord, GrantRow, OAuthState, Placeholders, Store, StoreError, audit_chunks,
+    audit_insert_sql, bind_audit_events, rate_limit_from_columns, scopes_from_column,
 };
-use super::{Placeholders, audit_chunks, audit_insert_sql};
 use crate::scope;
 
 pub struct PostgresStore {
@@ -264,20 +263,8 @@ impl Store for PostgresStore {
         // not one per event.
         let mut tx = self.pool.begin().await?;
         for chunk in audit_chunks(events) {
-            let mut insert = sqlx::query(audit_insert_sql(chunk.len(), Placeholders::Numbered));
-            for e in chunk {
-                insert = insert
-                    .bind(e.at_ms)
-                    .bind(&e.request_id)
-                    .bind(&e.caller)
-                    .bind(&e.route)
-                    .bind(&e.account)
-                    .bind(&e.target_user)
-                    .bind(&e.target)
-                    .bind(&e.outcome)
-                    .bind(i32::from(e.status));
-            }
-            insert.execute(&mut *tx).await?;
+            let insert = sqlx::query(audit_insert_sql(chunk.len(), Placeholders::Numbered));
+            bind_audit_events(insert, chunk).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
