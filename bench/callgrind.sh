@@ -90,33 +90,10 @@ main() {
     >"$WORK_DIR/emulator.log" 2>&1 &
   EMULATOR_PID=$!
   wait_for_url "http://127.0.0.1:$emulator_port/_emulator/stats" "$EMULATOR_PID" "the emulator"
-  cat >"$WORK_DIR/ztv.toml" <<EOF
-log_format = "json"
-
-[server]
-bind = "127.0.0.1:$port"
-
-[database]
-url = "sqlite://$WORK_DIR/ztv.db"
-
-[zoom]
-oauth_url = "http://127.0.0.1:$emulator_port"
-api_url = "http://127.0.0.1:$emulator_port/v2"
-
-[accounts.bench.s2s]
-account_id = "emuAccount"
-client_id = "emuClient"
-client_secret = "emu-client-secret"
-
-[accounts.bench.meeting_sdk]
-client_id = "benchSdkKey"
-client_secret = "bench-secret-0123456789abcdef"
-EOF
+  write_bench_config "$WORK_DIR/ztv.toml" "$port" "http://127.0.0.1:$emulator_port" \
+    "sqlite://$WORK_DIR/ztv.db"
   local key
-  key="$("$ztv" --config "$WORK_DIR/ztv.toml" clients create --name callgrind \
-    --rate-limit 100000/100000 --scope meeting-sdk:signature --scope zak:read --json |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')" ||
-    die "ztv clients create failed"
+  key="$(create_api_key "$ztv" "$WORK_DIR/ztv.toml" callgrind meeting-sdk:signature zak:read)"
 
   log "starting ztv serve under callgrind on port $port"
   valgrind --tool=callgrind --callgrind-out-file="$WORK_DIR/callgrind.out.%p" \

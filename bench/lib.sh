@@ -74,3 +74,65 @@ wait_for_url() {
   done
   die "$3 did not answer $1 within ${4:-10} s"
 }
+
+# The emulator's defaults (`ztv emulator --help`): what a bench server's `bench` account
+# talks to.
+readonly EMU_ACCOUNT_ID="emuAccount"
+readonly EMU_CLIENT_ID="emuClient"
+readonly EMU_CLIENT_SECRET="emu-client-secret"
+
+# write_bench_config CONFIG PORT EMULATOR_URL DATABASE_URL [REDIS_URL ENCRYPTION_KEY KEY_PREFIX]:
+# a server with JSON logs and one account, `bench`: the emulator's default S2S app and a
+# Meeting SDK app. With the last three, the shared cache in Redis.
+write_bench_config() {
+  local config="$1" port="$2" emulator_url="$3" database_url="$4" cache=""
+  if [[ $# -gt 4 ]]; then
+    cache="
+[cache]
+redis_url = \"$5\"
+encryption_key = \"$6\"
+key_prefix = \"$7\"
+"
+  fi
+  cat >"$config" <<EOF
+log_format = "json"
+
+[server]
+bind = "127.0.0.1:$port"
+
+[database]
+url = "$database_url"
+$cache
+
+[zoom]
+oauth_url = "$emulator_url"
+api_url = "$emulator_url/v2"
+
+[accounts.bench.s2s]
+account_id = "$EMU_ACCOUNT_ID"
+client_id = "$EMU_CLIENT_ID"
+client_secret = "$EMU_CLIENT_SECRET"
+
+[accounts.bench.meeting_sdk]
+client_id = "benchSdkKey"
+client_secret = "bench-secret-0123456789abcdef"
+EOF
+}
+
+# create_api_key ZTV CONFIG NAME SCOPE…: prints a new key made with the binary ZTV. Where the
+# build has per-caller rate limits, the key's own is far above what one load generator
+# reaches, so a run measures the service, not the limiter.
+create_api_key() {
+  local ztv="$1" config="$2" name="$3" output scope args=()
+  shift 3
+  if "$ztv" clients create --help 2>/dev/null | grep -q -- '--rate-limit'; then
+    args+=(--rate-limit 100000/100000)
+  fi
+  for scope in "$@"; do
+    args+=(--scope "$scope")
+  done
+  output="$("$ztv" --config "$config" clients create --name "$name" "${args[@]}" --json)" ||
+    die "ztv clients create failed"
+  printf '%s' "$output" | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])' ||
+    die "no key in the output of ztv clients create"
+}

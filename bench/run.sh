@@ -56,10 +56,7 @@ readonly TARGET_P99_MS="5"
 readonly TARGET_RSS_MIB="64"
 
 readonly SIGNATURE_BODY='{"meetingNumber":"123456789","role":0}'
-# The emulator's defaults (`ztv emulator --help`): one account with one user.
-readonly EMU_ACCOUNT_ID="emuAccount"
-readonly EMU_CLIENT_ID="emuClient"
-readonly EMU_CLIENT_SECRET="emu-client-secret"
+# The emulator's default user (its default account is lib.sh's EMU_*).
 readonly ZAK_USER="user@example.com"
 
 # The two backends: a directory of results under $WORK_DIR each, and a label for the report.
@@ -137,57 +134,6 @@ ensure_tools() {
   install_if_missing wrk wrk
 }
 
-# write_config CONFIG PORT DATABASE_URL [REDIS_URL ENCRYPTION_KEY KEY_PREFIX]
-write_config() {
-  local config="$1" port="$2" database_url="$3" cache=""
-  if [[ $# -gt 3 ]]; then
-    cache="
-[cache]
-redis_url = \"$4\"
-encryption_key = \"$5\"
-key_prefix = \"$6\"
-"
-  fi
-  cat >"$config" <<EOF
-log_format = "json"
-
-[server]
-bind = "127.0.0.1:$port"
-
-[database]
-url = "$database_url"
-$cache
-
-[zoom]
-oauth_url = "$EMULATOR_URL"
-api_url = "$EMULATOR_URL/v2"
-
-[accounts.bench.s2s]
-account_id = "$EMU_ACCOUNT_ID"
-client_id = "$EMU_CLIENT_ID"
-client_secret = "$EMU_CLIENT_SECRET"
-
-[accounts.bench.meeting_sdk]
-client_id = "benchSdkKey"
-client_secret = "bench-secret-0123456789abcdef"
-EOF
-}
-
-# Prints a new API key allowed to ask for Meeting SDK signatures and ZAKs.
-create_api_key() {
-  local config="$1" output limit=()
-  # Where the build has per-caller rate limits, the default would throttle the one bench key
-  # long before the service: give it a limit far above what wrk reaches.
-  if "$ZTV" clients create --help 2>/dev/null | grep -q -- '--rate-limit'; then
-    limit=(--rate-limit 100000/100000)
-  fi
-  output="$("$ZTV" --config "$config" clients create --name bench "${limit[@]}" \
-    --scope meeting-sdk:signature --scope meeting-sdk:host --scope zak:read --json)" ||
-    die "ztv clients create failed"
-  printf '%s' "$output" | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])' ||
-    die "no key in the output of ztv clients create: $output"
-}
-
 start_server() {
   local config="$1"
   SERVER_LOG="$RUN_DIR/server.log"
@@ -226,11 +172,6 @@ stat_accounts() {
   python3 -c 'import json, sys
 by = json.load(open(sys.argv[1]))["tokenRequestsByAccount"]
 print(", ".join(f"{a}: {n}" for a, n in sorted(by.items())) or "none")' "$1"
-}
-
-# Polls /healthz for up to 10 s; gives up early when the server has already exited.
-wait_until_healthy() {
-  wait_for_url "$1/healthz" "$SERVER_PID" "the server"
 }
 
 # One real request before the load, so that a wrong key or a broken route fails loudly
@@ -698,13 +639,13 @@ run_backend() {
   fi
   port="$(free_port)"
   base="http://127.0.0.1:$port"
-  write_config "$config" "$port" "$@"
+  write_bench_config "$config" "$port" "$EMULATOR_URL" "$@"
   emulator_stats "$RUN_DIR/start.json"
-  key="$(create_api_key "$config")"
+  key="$(create_api_key "$ZTV" "$config" bench meeting-sdk:signature meeting-sdk:host zak:read)"
 
   log "starting ztv (${BACKEND_LABEL[$BACKEND]}) on $base"
   start_server "$config"
-  wait_until_healthy "$base"
+  wait_for_url "$base/healthz" "$SERVER_PID" "the server"
   if [[ $BACKEND == "$PGREDIS" ]]; then
     require_redis_in_use "$base"
   fi

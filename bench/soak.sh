@@ -163,25 +163,6 @@ client_secret = "$BETA_SDK_SECRET"
 EOF
 }
 
-# create_api_key CONFIG NAME SCOPE…: prints the new key. Its own rate limit is far above what
-# one client on this machine reaches, so the run measures the service, not the limiter.
-create_api_key() {
-  local config="$1" name="$2" output scope scopes=()
-  shift 2
-  for scope in "$@"; do
-    scopes+=(--scope "$scope")
-  done
-  output="$("$ZTV" --config "$config" clients create --name "$name" \
-    --rate-limit 100000/100000 "${scopes[@]}" --json)" || die "ztv clients create failed"
-  printf '%s' "$output" | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])' ||
-    die "no key in the output of ztv clients create"
-}
-
-# Polls /healthz for up to 10 s; gives up early when the server has already exited.
-wait_until_healthy() {
-  wait_for_url "$1/healthz" "$SERVER_PID" "the server"
-}
-
 # The server log's warnings and errors: how many, and each distinct message with its count.
 log_summary() {
   python3 - "$SERVER_LOG" <<'EOF'
@@ -236,15 +217,15 @@ main() {
   port="$(free_port)"
   base="http://127.0.0.1:$port"
   write_config "$config" "$port"
-  key="$(create_api_key "$config" soak meeting-sdk:signature meeting-sdk:host video-sdk:token \
+  key="$(create_api_key "$ZTV" "$config" soak meeting-sdk:signature meeting-sdk:host video-sdk:token \
     zak:read s2s:token)"
-  narrow_key="$(create_api_key "$config" soak-video-only video-sdk:token)"
+  narrow_key="$(create_api_key "$ZTV" "$config" soak-video-only video-sdk:token)"
 
   log "starting ztv on $base"
   SERVER_LOG="$WORK_DIR/server.log"
   "$ZTV" --config "$config" serve >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
-  wait_until_healthy "$base"
+  wait_for_url "$base/healthz" "$SERVER_PID" "the server"
 
   local user_args=() user status=0
   for user in "${USERS[@]}"; do
