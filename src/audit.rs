@@ -206,15 +206,14 @@ pub fn note_target(user: Option<&str>, target: Option<&str>) {
 
 /// An event about a user's grant (`created`, `refreshed`, `refused` by Zoom, `deleted`), on
 /// top of the event of the request it happened in, whose id and caller it carries.
-pub fn grant_event(action: &str, account: &str, zoom_user: &str) -> AuditEvent {
+pub fn grant_event(action: &'static str, account: &str, zoom_user: &str) -> AuditEvent {
     let caller = FACTS
         .try_with(|facts| {
             facts
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .caller
-                .as_deref()
-                .map(str::to_owned)
+                .clone()
         })
         .ok()
         .flatten();
@@ -226,7 +225,7 @@ pub fn grant_event(action: &str, account: &str, zoom_user: &str) -> AuditEvent {
         account: Some(account.to_string()),
         target_user: Some(zoom_user.to_string()),
         target: None,
-        outcome: action.to_string(),
+        outcome: action.into(),
         status: 0,
     }
 }
@@ -273,12 +272,12 @@ pub async fn record_request(
     state.audit.record(AuditEvent {
         at_ms: now_ms(),
         request_id,
-        caller: facts.caller.as_deref().map(str::to_owned),
+        caller: facts.caller,
         route,
         account: facts.account,
         target_user: facts.target_user,
         target: facts.target,
-        outcome: outcome.to_string(),
+        outcome: outcome.into(),
         status: status.as_u16(),
     });
     response

@@ -395,7 +395,7 @@ async fn read_audit(
 }
 
 /// Records an API-key change made with the CLI (the service is not involved).
-async fn audit_key_change(store: &dyn crate::store::Store, action: &str, name: &str) {
+async fn audit_key_change(store: &dyn crate::store::Store, action: &'static str, name: &str) {
     let event = crate::store::AuditEvent {
         at_ms: crate::audit::now_ms(),
         request_id: None,
@@ -404,7 +404,7 @@ async fn audit_key_change(store: &dyn crate::store::Store, action: &str, name: &
         account: None,
         target_user: None,
         target: Some(name.to_string()),
-        outcome: action.to_string(),
+        outcome: action.into(),
         status: 0,
     };
     if let Err(error) = store.append_audit(&[event]).await {

@@ -161,16 +161,17 @@ pub(crate) struct Body<'a> {
     message: &'a str,
     /// The request's id, also in the `x-request-id` response header; quote it in reports.
     #[schema(example = "3f2b9c1e-7d4a-4e0b-9a51-0c2d8e6f4b7a")]
-    request_id: String,
+    request_id: &'a str,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let request_id = request_id::current();
         let body = Envelope {
             error: Body {
                 code: self.code.as_str(),
                 message: &self.message,
-                request_id: request_id::current().unwrap_or_default(),
+                request_id: request_id.as_deref().unwrap_or_default(),
             },
         };
         let mut response = (self.code.status(), axum::Json(body)).into_response();

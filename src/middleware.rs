@@ -64,7 +64,7 @@ async fn access_log(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let request_id = request.extensions().get::<RequestId>().cloned();
-    let request_id = request_id.as_ref().map_or("", |id| id.0.as_str());
+    let request_id = request_id.as_ref().map_or("", |id| &*id.0);
     let span = tracing::info_span!("request", %method, route, request_id);
     let response = next.run(request).instrument(span).await;
     // The caller rides on the response: only the handler's extractor knows it.

@@ -1,6 +1,8 @@
 //! Request ids: taken from `x-request-id` when sane, generated otherwise; echoed on every
 //! response and readable anywhere inside the request (error bodies, log spans).
 
+use std::sync::Arc;
+
 use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
@@ -8,16 +10,17 @@ use axum::response::Response;
 
 pub const HEADER: &str = "x-request-id";
 
-/// The id of the request being served, as a request extension.
+/// The id of the request being served, as a request extension. Shared, not copied: the
+/// response header, the log line, an error body and the audit event all carry it.
 #[derive(Clone, Debug)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub Arc<str>);
 
 tokio::task_local! {
-    static CURRENT: String;
+    static CURRENT: Arc<str>;
 }
 
 /// The id of the request this task is serving, if any.
-pub fn current() -> Option<String> {
+pub fn current() -> Option<Arc<str>> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
@@ -33,10 +36,14 @@ fn is_sane(value: &str) -> bool {
 
 /// A random (version 4) UUID from the thread's generator: `Uuid::new_v4` asks the kernel
 /// for its 16 bytes, a system call on every request.
-fn new_id() -> String {
-    uuid::Builder::from_random_bytes(rand::random())
-        .into_uuid()
-        .to_string()
+fn new_id() -> Arc<str> {
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    Arc::from(
+        &*uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .hyphenated()
+            .encode_lower(&mut text),
+    )
 }
 
 pub async fn assign(mut request: Request, next: Next) -> Response {
@@ -45,10 +52,10 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_sane(v))
-        .map(str::to_owned)
+        .map(Arc::from)
         .unwrap_or_else(new_id);
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = CURRENT.scope(id.clone(), next.run(request)).await;
+    request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+    let mut response = CURRENT.scope(Arc::clone(&id), next.run(request)).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }

@@ -5,6 +5,7 @@
 mod postgres;
 mod sqlite;
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
@@ -76,22 +77,45 @@ fn bind_audit_events<'q, DB: sqlx::Database>(
 where
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     for e in events {
         insert = insert
             .bind(e.at_ms)
-            .bind(&e.request_id)
-            .bind(&e.caller)
-            .bind(&e.route)
-            .bind(&e.account)
-            .bind(&e.target_user)
-            .bind(&e.target)
-            .bind(&e.outcome)
+            .bind(e.request_id.as_deref())
+            .bind(e.caller.as_deref())
+            .bind(e.route.as_str())
+            .bind(e.account.as_deref())
+            .bind(e.target_user.as_deref())
+            .bind(e.target.as_deref())
+            .bind(&*e.outcome)
             .bind(i32::from(e.status));
     }
     insert
+}
+
+/// An audit event read back by `list_audit`, from a row of its SELECT.
+fn audit_event_from_row<R: sqlx::Row>(row: &R) -> Result<AuditEvent, StoreError>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let text = |column: &str| row.try_get::<Option<String>, _>(column);
+    Ok(AuditEvent {
+        at_ms: row.try_get("at_ms")?,
+        request_id: text("request_id")?.map(Arc::from),
+        caller: text("caller")?.map(Arc::from),
+        route: row.try_get("route")?,
+        account: text("account")?,
+        target_user: text("target_user")?,
+        target: text("target")?,
+        outcome: Cow::Owned(row.try_get("outcome")?),
+        status: u16::try_from(row.try_get::<i32, _>("status")?)
+            .map_err(|_| StoreError::Corrupt("audit status".into()))?,
+    })
 }
 
 fn build_audit_insert(rows: usize, placeholders: Placeholders) -> String {
@@ -160,15 +184,15 @@ pub struct ClientRecord {
 pub struct AuditEvent {
     /// Unix milliseconds.
     pub at_ms: i64,
-    pub request_id: Option<String>,
-    pub caller: Option<String>,
+    pub request_id: Option<Arc<str>>,
+    pub caller: Option<Arc<str>>,
     pub route: String,
     pub account: Option<String>,
     pub target_user: Option<String>,
     /// Meeting number or Video SDK session name.
     pub target: Option<String>,
     /// `issued`, `refused`, `failed`, or an action (`created`, `revoked`, …).
-    pub outcome: String,
+    pub outcome: Cow<'static, str>,
     pub status: u16,
 }
 
@@ -519,8 +543,8 @@ pub(crate) mod suite {
     ) {
         let event = |at_ms: i64, caller: Option<&str>| AuditEvent {
             at_ms,
-            request_id: Some(format!("r{at_ms}")),
-            caller: caller.map(str::to_string),
+            request_id: Some(format!("r{at_ms}").into()),
+            caller: caller.map(Arc::from),
             route: "POST /v1/meeting-sdk/signature".into(),
             account: Some("prod".into()),
             target_user: None,

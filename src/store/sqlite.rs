@@ -10,7 +10,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::{
     AuditEvent, ClientRecord, GrantRow, OAuthState, Placeholders, Store, StoreError, audit_chunks,
-    audit_insert_sql, bind_audit_events, rate_limit_from_columns, scopes_from_column,
+    audit_event_from_row, audit_insert_sql, bind_audit_events, rate_limit_from_columns,
+    scopes_from_column,
 };
 use crate::scope;
 
@@ -285,22 +286,7 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditEvent {
-                    at_ms: row.try_get("at_ms")?,
-                    request_id: row.try_get("request_id")?,
-                    caller: row.try_get("caller")?,
-                    route: row.try_get("route")?,
-                    account: row.try_get("account")?,
-                    target_user: row.try_get("target_user")?,
-                    target: row.try_get("target")?,
-                    outcome: row.try_get("outcome")?,
-                    status: u16::try_from(row.try_get::<i32, _>("status")?)
-                        .map_err(|_| StoreError::Corrupt("audit status".into()))?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_event_from_row).collect()
     }
 
     async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {

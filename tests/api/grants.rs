@@ -433,7 +433,7 @@ async fn grant_events(app: &ZoomApp, count: usize) -> Vec<(String, String)> {
             }
             return events
                 .into_iter()
-                .map(|e| (e.outcome, e.target_user.unwrap_or_default()))
+                .map(|e| (e.outcome.into_owned(), e.target_user.unwrap_or_default()))
                 .collect();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
