@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -37,12 +38,15 @@ struct KnownClient {
 /// within that time. If the store cannot be read, the last copy keeps serving.
 pub struct KeyRing {
     by_lookup: ArcSwap<HashMap<String, KnownClient>>,
+    /// Copies taken from the store so far (`ztv_api_key_refreshes_total`).
+    refreshes: AtomicU64,
 }
 
 impl KeyRing {
     pub async fn load(store: &dyn Store) -> Result<Self, StoreError> {
         let ring = Self {
             by_lookup: ArcSwap::from_pointee(HashMap::new()),
+            refreshes: AtomicU64::new(0),
         };
         ring.refresh(store).await?;
         Ok(ring)
@@ -75,7 +79,16 @@ impl KeyRing {
             );
         }
         self.by_lookup.store(Arc::new(map));
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("ztv_api_key_refreshes_total").increment(1);
         Ok(())
+    }
+
+    /// How many times the clients table has been read so far. A change to the table made
+    /// before a refresh started is in force once that refresh is counted: two counts after
+    /// the change, a refresh that was already reading cannot hide it.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
     }
 
     /// Re-reads the clients every `every` until the process ends.

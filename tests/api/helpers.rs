@@ -150,6 +150,13 @@ impl TestApp {
         key
     }
 
+    /// Returns once this app's key ring has re-read the clients table twice: a change made to
+    /// the table before the call is in force by then.
+    pub async fn wait_for_two_key_refreshes(&self) {
+        let keys = std::sync::Arc::clone(&self.state.keys);
+        wait_for_two_key_refreshes(|| std::future::ready(keys.refreshes())).await;
+    }
+
     /// Polls until the key ring has picked up `key` (it re-reads the store every second).
     pub async fn wait_until_known(&self, key: &str) {
         for _ in 0..60 {
@@ -453,4 +460,24 @@ pub async fn spawn_replica(first: &TestApp, extra: &str) -> TestApp {
         Settings::from_toml(&test_config(&dir.path().join("unused.db"), extra)).unwrap();
     settings.database.url = first.settings.database.url.clone();
     serve(settings, Arc::clone(&first.store), dir).await
+}
+
+/// Waits until `refreshes` (a key ring's count of reads of the clients table, see
+/// `KeyRing::refreshes`) has gone up by two: a change made to the table before the call is
+/// then in force, even if a read was already under way when it was made. The minute is a
+/// guard against a refresher that stopped, not a claim about its speed.
+pub async fn wait_for_two_key_refreshes<F, Fut>(mut refreshes: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    let from = refreshes().await;
+    let waiting = async {
+        while refreshes().await < from + 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the key ring stopped re-reading the clients table");
 }

@@ -1,7 +1,7 @@
 //! Two replicas on one PostgreSQL database act as one: keys created, revoked or rotated
-//! through the database are seen by both within five seconds.
+//! through the database are seen by both once their key rings have re-read it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use ztv::clients;
@@ -10,7 +10,7 @@ use ztv::scope::Scope;
 use crate::helpers::*;
 
 #[tokio::test]
-async fn a_key_revoked_through_the_database_is_refused_by_both_replicas_within_five_seconds() {
+async fn a_key_revoked_through_the_database_is_refused_by_both_replicas() {
     let Some(server) = postgres_url_or_skip() else {
         return;
     };
@@ -28,19 +28,11 @@ async fn a_key_revoked_through_the_database_is_refused_by_both_replicas_within_f
         .await
         .unwrap();
     clients::revoke(cli_store.as_ref(), "web").await.unwrap();
-    let revoked_at = Instant::now();
 
     for replica in [&first, &second] {
-        loop {
-            if replica.signature(&key, json!({})).await.status() == 401 {
-                break;
-            }
-            assert!(
-                revoked_at.elapsed() < Duration::from_secs(5),
-                "still accepted after 5 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        replica.wait_for_two_key_refreshes().await;
+        let response = replica.signature(&key, json!({})).await;
+        assert_error(response, 401, "unauthenticated", "revoked").await;
     }
 }
 
