@@ -6,6 +6,7 @@
 //! be served undocumented or documented but not served. This module holds what is shared: the
 //! document's info, tags, security schemes, the error schema and the error responses.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde_json::json;
@@ -13,7 +14,7 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 use crate::error::ErrorCode;
 
@@ -156,7 +157,7 @@ fn error_response(
 }
 
 /// Declares reusable error responses (`components/responses`), one per status an operation
-/// may list: `(status = 400, response = BadRequest)`.
+/// may list, alone (`(status = 400, response = BadRequest)`) or by family (`CallerErrors`, …).
 macro_rules! error_responses {
     ($(
         $name:ident: $code:ident, $description:literal, $example:literal
@@ -218,6 +219,51 @@ error_responses! {
     Internal: Internal,
         "an internal failure, logged in full on the server and answered opaquely",
         "internal error";
+}
+
+/// The error answers an operation lists, by family, each status a reference to its response
+/// above: `responses((status = 200, …), CallerErrors, BodyErrors, ZoomErrors)`.
+macro_rules! error_families {
+    ($(
+        $(#[$doc:meta])*
+        $family:ident { $($status:literal => $response:ident),* $(,)? }
+    )*) => {$(
+        $(#[$doc])*
+        pub struct $family;
+
+        impl IntoResponses for $family {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([$((
+                    $status.to_string(),
+                    RefOr::Ref(Ref::from_response_name($response::response().0)),
+                )),*])
+            }
+        }
+    )*};
+}
+
+error_families! {
+    /// What any route with a caller may answer: a bad field, no or a refused credential, a
+    /// missing scope or account, an unknown account, the request timeout, the rate limit.
+    CallerErrors {
+        "400" => BadRequest,
+        "401" => Unauthenticated,
+        "403" => Forbidden,
+        "404" => NotFound,
+        "408" => RequestTimeout,
+        "429" => RateLimited,
+        "500" => Internal,
+    }
+    /// What a route that reads a JSON body adds: too large, not JSON.
+    BodyErrors {
+        "413" => PayloadTooLarge,
+        "415" => UnsupportedMediaType,
+    }
+    /// What a route that asks Zoom adds: Zoom refused, or cannot be reached.
+    ZoomErrors {
+        "502" => UpstreamError,
+        "503" => UpstreamUnavailable,
+    }
 }
 
 /// The security schemes the operations name.

@@ -14,10 +14,7 @@ use crate::caller::Caller;
 use crate::clock;
 use crate::error::ApiError;
 use crate::input::{Fields, JsonObject, describe};
-use crate::openapi::{
-    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, RequestTimeout,
-    Unauthenticated, UnsupportedMediaType,
-};
+use crate::openapi::{BodyErrors, CallerErrors};
 use crate::scope::Scope;
 use crate::settings::{Account, MeetingSdkCredentials};
 use crate::signing::{self, MeetingNumber, MeetingSdkClaimsInput};
@@ -106,15 +103,8 @@ struct SignatureResponse {
     ),
     responses(
         (status = 200, description = "The signature", body = SignatureResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
+        CallerErrors,
+        BodyErrors,
     ),
 )]
 async fn issue_signature(

@@ -24,8 +24,8 @@ use crate::error::{ApiError, ErrorCode};
 use crate::grants::UserGrants;
 use crate::input::{self, JsonObject};
 use crate::openapi::{
-    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, RequestTimeout,
-    Unauthenticated, UnsupportedMediaType, UpstreamError, UpstreamUnavailable,
+    BadRequest, BodyErrors, CallerErrors, Forbidden, Internal, NotFound, RequestTimeout,
+    UpstreamError, UpstreamUnavailable,
 };
 use crate::scope::Scope;
 use crate::settings::{Account, UserOAuthApp};
@@ -114,15 +114,8 @@ fn state_hash(state: &str) -> String {
     ),
     responses(
         (status = 200, description = "Where to send the user", body = AuthorizeResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
+        CallerErrors,
+        BodyErrors,
     ),
 )]
 async fn start_authorization(
@@ -403,13 +396,7 @@ fn html_escape(text: &str) -> String {
     ),
     responses(
         (status = 204, description = "The grant and the user's cached tokens are gone"),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = RequestTimeout),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
+        CallerErrors,
     ),
 )]
 async fn delete_grant(

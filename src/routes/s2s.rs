@@ -14,10 +14,7 @@ use crate::caller::Caller;
 use crate::clock;
 use crate::error::ApiError;
 use crate::input::JsonObject;
-use crate::openapi::{
-    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, RequestTimeout,
-    Unauthenticated, UnsupportedMediaType, UpstreamError, UpstreamUnavailable,
-};
+use crate::openapi::{BodyErrors, CallerErrors, ZoomErrors};
 use crate::scope::Scope;
 
 use super::users::s2s_account;
@@ -75,17 +72,9 @@ struct S2sTokenResponse {
     ),
     responses(
         (status = 200, description = "The access token", body = S2sTokenResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 502, response = UpstreamError),
-        (status = 503, response = UpstreamUnavailable),
+        CallerErrors,
+        BodyErrors,
+        ZoomErrors,
     ),
 )]
 async fn issue_s2s_token(

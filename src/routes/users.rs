@@ -15,10 +15,7 @@ use crate::caller::Caller;
 use crate::clock;
 use crate::error::ApiError;
 use crate::input::{self, Fields};
-use crate::openapi::{
-    BadRequest, Forbidden, Internal, NotFound, RateLimited, RequestTimeout, Unauthenticated,
-    UpstreamError, UpstreamUnavailable,
-};
+use crate::openapi::{CallerErrors, ZoomErrors};
 use crate::scope::Scope;
 use crate::settings::{Account, Settings};
 use crate::zoom::{Acting, UserTokenKind};
@@ -142,15 +139,8 @@ pub fn s2s_account<'s>(
     ),
     responses(
         (status = 200, description = "The ZAK", body = ZakResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = RequestTimeout),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 502, response = UpstreamError),
-        (status = 503, response = UpstreamUnavailable),
+        CallerErrors,
+        ZoomErrors,
     ),
 )]
 async fn issue_zak(
@@ -208,15 +198,8 @@ async fn issue_zak(
     ),
     responses(
         (status = 200, description = "The OBF token", body = ObfResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = RequestTimeout),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 502, response = UpstreamError),
-        (status = 503, response = UpstreamUnavailable),
+        CallerErrors,
+        ZoomErrors,
     ),
 )]
 async fn issue_obf_token(

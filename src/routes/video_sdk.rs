@@ -14,10 +14,7 @@ use crate::caller::Caller;
 use crate::clock;
 use crate::error::ApiError;
 use crate::input::{Fields, JsonObject, check_text, describe};
-use crate::openapi::{
-    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, RequestTimeout,
-    Unauthenticated, UnsupportedMediaType,
-};
+use crate::openapi::{BodyErrors, CallerErrors};
 use crate::scope::Scope;
 use crate::signing::{self, VideoSdkClaimsInput, VideoUser};
 
@@ -152,15 +149,8 @@ struct VideoTokenResponse {
     ),
     responses(
         (status = 200, description = "The token", body = VideoTokenResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
+        CallerErrors,
+        BodyErrors,
     ),
 )]
 async fn issue_video_token(
