@@ -188,6 +188,8 @@ pub fn main() -> ExitCode {
         settings,
         cli.config,
     ));
+    // Log lines are buffered (see crate::telemetry): out before the process ends.
+    telemetry::flush();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
