@@ -6,7 +6,7 @@
 //! it, in order), and by [`flush`] before the process exits or when it panics.
 
 use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::Duration;
 
 use tracing::{Level, Metadata};
@@ -74,7 +74,7 @@ fn stdout_lines() -> &'static BufferedLines<Stdout> {
         // What was logged just before a panic is what explains it.
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |panic| {
-            lines.flush();
+            lines.flush_unless_busy();
             previous(panic);
         }));
     }
@@ -112,6 +112,17 @@ impl<W: Write> BufferedLines<W> {
     /// nowhere else to report it.
     pub(crate) fn flush(&self) {
         let _ = self.lock().flush();
+    }
+
+    /// As [`Self::flush`], unless the buffer is in use: a panic while this thread holds it
+    /// must not wait for itself.
+    fn flush_unless_busy(&self) {
+        let mut out = match self.out.try_lock() {
+            Ok(out) => out,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let _ = out.flush();
     }
 
     /// A writer for one line, written out at once when `urgent`.
@@ -233,6 +244,21 @@ mod tests {
             out.text(),
             "served\ncannot reach Zoom\nserved again\nstore down\n"
         );
+    }
+
+    #[test]
+    fn the_panic_flush_skips_a_buffer_its_own_thread_holds() {
+        let out = Recorded::default();
+        let lines = BufferedLines::new(out.clone());
+        log(&lines, Level::INFO, "served\n");
+
+        let held = lines.lock();
+        lines.flush_unless_busy();
+        drop(held);
+        assert_eq!(out.writes(), 0);
+
+        lines.flush_unless_busy();
+        assert_eq!(out.text(), "served\n");
     }
 
     #[test]
