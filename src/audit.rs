@@ -38,9 +38,12 @@ pub fn now_ms() -> i64 {
 }
 
 pub struct AuditLog {
-    queue: Mutex<Option<mpsc::Sender<AuditEvent>>>,
-    /// Wakes the writer before its timer when a full batch is waiting, or to stop.
+    /// Closed by the writer when told to stop; an event sent after that is dropped.
+    queue: mpsc::Sender<AuditEvent>,
+    /// Wakes the writer before its timer when a full batch is waiting.
     batch_waiting: Arc<Notify>,
+    /// Tells the writer to close the queue, write what it holds and end.
+    stop: Arc<Notify>,
     dropped: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -50,15 +53,18 @@ impl AuditLog {
     pub fn start(store: Arc<dyn Store>, retention: Duration) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let batch_waiting = Arc::new(Notify::new());
+        let stop = Arc::new(Notify::new());
         let writer = tokio::spawn(write_batches(
             store,
             rx,
             Arc::clone(&batch_waiting),
+            Arc::clone(&stop),
             retention,
         ));
         Arc::new(Self {
-            queue: Mutex::new(Some(tx)),
+            queue: tx,
             batch_waiting,
+            stop,
             dropped: AtomicU64::new(0),
             writer: Mutex::new(Some(writer)),
         })
@@ -68,15 +74,10 @@ impl AuditLog {
     /// writer is woken only once a batch's worth is waiting (otherwise its timer does it), so
     /// a request costs no task wake-up.
     pub fn record(&self, event: AuditEvent) {
-        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(queue) = queue.as_ref() else {
-            self.count_dropped();
-            return;
-        };
-        if queue.try_send(event).is_err() {
+        if self.queue.try_send(event).is_err() {
             self.count_dropped();
         }
-        if queue.max_capacity() - queue.capacity() >= BATCH {
+        if self.queue.max_capacity() - self.queue.capacity() >= BATCH {
             self.batch_waiting.notify_one();
         }
     }
@@ -92,8 +93,8 @@ impl AuditLog {
 
     /// Stops taking events and waits until every queued one is written.
     pub async fn flush_and_stop(&self) {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
-        self.batch_waiting.notify_one();
+        // A permit is kept if the writer is busy writing: it sees it at its next wait.
+        self.stop.notify_one();
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(writer) = writer {
             let _ = writer.await;
@@ -105,6 +106,7 @@ async fn write_batches(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<AuditEvent>,
     batch_waiting: Arc<Notify>,
+    stop: Arc<Notify>,
     retention: Duration,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -114,6 +116,8 @@ async fn write_batches(
         tokio::select! {
             _ = ticker.tick() => {}
             _ = batch_waiting.notified() => {}
+            // Takes no more events; those queued are still received, then `Disconnected`.
+            _ = stop.notified() => rx.close(),
             _ = prune.tick() => {
                 let before = now_ms() - retention.as_millis() as i64;
                 if let Err(error) = store.prune_audit(before).await {
@@ -136,7 +140,7 @@ async fn write_batches(
                     write(&*store, &mut batch).await;
                     break;
                 }
-                // Every sender is gone and the queue is empty: stop.
+                // Closed (or every sender gone) and empty: stop.
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     write(&*store, &mut batch).await;
                     return;
@@ -281,4 +285,46 @@ pub async fn record_request(
         status: status.as_u16(),
     });
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: usize) -> AuditEvent {
+        AuditEvent {
+            at_ms: 1_000 + n as i64,
+            request_id: None,
+            caller: Some("web".into()),
+            route: "POST /v1/meeting-sdk/signature".into(),
+            account: Some("prod".into()),
+            target_user: None,
+            target: Some(n.to_string()),
+            outcome: "issued".into(),
+            status: 200,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stopping_writes_every_queued_event_and_drops_later_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let store = crate::store::connect(&url.into()).await.unwrap();
+        let log = AuditLog::start(Arc::clone(&store), Duration::from_secs(3600));
+
+        // More than a batch, most of it still queued when the stop comes.
+        for n in 0..BATCH + 500 {
+            log.record(event(n));
+        }
+        log.flush_and_stop().await;
+        log.record(event(BATCH + 500));
+
+        assert_eq!(log.dropped(), 1, "an event after the stop is dropped");
+        let stored = store.list_audit(0, None, 10_000).await.unwrap();
+        assert_eq!(
+            stored.len(),
+            BATCH + 500,
+            "every event before it is written"
+        );
+    }
 }
