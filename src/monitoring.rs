@@ -45,17 +45,29 @@ pub fn handle() -> PrometheusHandle {
 /// nobody scrapes grows without bound (`bash bench/soak.sh` saw about 20 bytes a request).
 /// A plain thread, not a task, so it outlives any one runtime (tests run many).
 fn spawn_upkeep(handle: PrometheusHandle) {
-    let started = std::thread::Builder::new()
-        .name("ztv-metrics-upkeep".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(UPKEEP_INTERVAL);
-                handle.run_upkeep();
-            }
-        });
+    let started = spawn_every("ztv-metrics-upkeep", UPKEEP_INTERVAL, move || {
+        handle.run_upkeep();
+    });
     if let Err(error) = started {
         tracing::warn!(%error, "cannot start the metrics upkeep; only scrapes drain histograms");
     }
+}
+
+/// Runs `work` every `every` on a thread of its own named `name`, for the life of the process.
+pub(crate) fn spawn_every(
+    name: &str,
+    every: Duration,
+    mut work: impl FnMut() + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                work();
+            }
+        })
+        .map(drop)
 }
 
 /// `GET /metrics` on the main port: the Prometheus text format, unless `server.metrics_bind`

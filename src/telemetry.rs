@@ -59,14 +59,9 @@ fn stdout_lines() -> &'static BufferedLines<Stdout> {
         BufferedLines::new(io::stdout())
     });
     if first {
-        let started = std::thread::Builder::new()
-            .name("ztv-log-flush".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(FLUSH_EVERY);
-                    lines.flush();
-                }
-            });
+        let started = crate::monitoring::spawn_every("ztv-log-flush", FLUSH_EVERY, || {
+            lines.flush();
+        });
         if let Err(error) = started {
             // Lines are still written when the buffer fills and at exit.
             eprintln!("ztv: cannot start the log flusher: {error}");
