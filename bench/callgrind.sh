@@ -5,20 +5,24 @@
 # counts do not. This builds the release binary, runs `ztv serve` (SQLite, in-process cache,
 # JSON request logs at info, as bench/run.sh does) under `valgrind --tool=callgrind` against
 # the built-in Zoom emulator, and for each of GET /healthz, POST /v1/meeting-sdk/signature and
-# GET /v1/users/{userId}/zak (warm) sends a few warm-up requests, zeroes the counters, sends
-# CALLGRIND_REQUESTS requests (default 2000, over 4 keep-alive connections, one at a time),
-# waits for the audit writer's next flush, and dumps the counters: every thread of the
-# server, the audit writer's SQLite inserts included. It prints the instructions per request
-# of each route and their ratio to /healthz. Figures depend on the binary and the CPU features
-# valgrind shows it (SHA-256 runs its AVX code under valgrind, SHA-NI where the CPU has it),
-# so compare builds on one machine.
+# GET /v1/users/{userId}/zak (warm) sends CALLGRIND_WARMUP warm-up requests (default 400:
+# with fewer, the audit writer was still preparing its INSERT shapes on the pool's
+# connections, a one-off cost that counted as ~3 500 instructions a signature), zeroes the
+# counters, sends CALLGRIND_REQUESTS requests (default 2000, over 4 keep-alive connections,
+# one at a time), waits for the audit writer's next flush, and dumps the counters: every
+# thread of the server, the audit writer's SQLite inserts included. It prints the
+# instructions per request of each route and their ratio to /healthz. Figures depend on the
+# binary and the CPU features valgrind shows it (SHA-256 runs its AVX code under valgrind,
+# SHA-NI where the CPU has it), so compare builds on one machine.
 #
-# Environment: CALLGRIND_REQUESTS (default 2000), ZTV_BINARY (default: the release build of
-# this checkout, built first) to measure another build, CALLGRIND_KEEP=1 to keep the
-# callgrind.out files (their directory is printed) for `callgrind_annotate --inclusive=yes`.
+# Environment: CALLGRIND_REQUESTS (default 2000), CALLGRIND_WARMUP (400), ZTV_BINARY
+# (default: the release build of this checkout, built first) to measure another build,
+# CALLGRIND_KEEP=1 to keep the callgrind.out files (their directory is printed) for
+# `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
 
 readonly REQUESTS="${CALLGRIND_REQUESTS:-2000}"
+readonly WARMUP="${CALLGRIND_WARMUP:-400}"
 readonly KEEP="${CALLGRIND_KEEP:-0}"
 readonly SIGNATURE_BODY='{"meetingNumber":"123456789","role":0}'
 readonly ZAK_USER="user@example.com"
@@ -112,7 +116,7 @@ main() {
       signature) method=POST path=/v1/meeting-sdk/signature body="$SIGNATURE_BODY" ;;
       zak) method=GET path="/v1/users/$ZAK_USER/zak" body="" ;;
     esac
-    load "$port" "$key" "$method" "$path" "$body" 50 || die "$method $path failed"
+    load "$port" "$key" "$method" "$path" "$body" "$WARMUP" || die "$method $path failed"
     sleep 0.5
     callgrind_control --zero "$SERVER_PID" >/dev/null 2>&1 || die "callgrind_control --zero failed"
     load "$port" "$key" "$method" "$path" "$body" "$REQUESTS" || die "$method $path failed"
