@@ -3,6 +3,7 @@
 //! each with its own migrations (`migrations/sqlite`, `migrations/postgres`) applied at start.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::borrow::Cow;

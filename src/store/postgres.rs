@@ -1,19 +1,15 @@
 //! The PostgreSQL store: shared by several replicas. Migrations in `migrations/postgres`,
 //! applied at start under sqlx's advisory lock, so replicas that start together take turns.
+//! Its statements are [`super::sql`]'s, with numbered placeholders.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::{
-    AuditEvent, ClientRecord, GrantRow, OAuthState, Placeholders, Store, StoreError, audit_chunks,
-    audit_event_from_row, audit_insert_sql, bind_audit_events, rate_limit_from_columns,
-    scopes_from_column,
-};
-use crate::scope;
+use super::sql::{numbered, sql_store};
+use super::{Placeholders, StoreError};
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -32,380 +28,36 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
-}
 
-/// A second live client of the same name, inserted by another process between our check and
-/// our insert, is the same mistake as one found by the check.
-fn duplicate_name(error: sqlx::Error, name: &str) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some("api_clients_pkey") => {
-            StoreError::Duplicate(name.to_owned())
-        }
-        _ => StoreError::Database(error),
-    }
-}
+    const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
 
-fn client_from_row(row: &sqlx::postgres::PgRow) -> Result<ClientRecord, StoreError> {
-    let scopes: String = row.try_get("scopes")?;
-    Ok(ClientRecord {
-        rate_limit: rate_limit_from_columns(
-            row.try_get("rate_limit_per_second")?,
-            row.try_get("rate_limit_burst")?,
-        )?,
-        name: row.try_get("name")?,
-        key_lookup: row.try_get("key_prefix")?,
-        key_hash: row.try_get("key_hash")?,
-        scopes: scopes_from_column(&scopes)?,
-        account: row.try_get("account")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
+    /// "C": byte order, as SQLite sorts, whatever the database's locale.
+    const CLIENTS_BY_NAME: &str = "SELECT * FROM api_clients ORDER BY name COLLATE \"C\"";
 
-fn grant_from_row(row: &sqlx::postgres::PgRow) -> Result<GrantRow, StoreError> {
-    Ok(GrantRow {
-        account: row.try_get("account")?,
-        zoom_user_id: row.try_get("zoom_user_id")?,
-        email: row.try_get("email")?,
-        refresh_token: row.try_get("refresh_token")?,
-        access_token: row.try_get("access_token")?,
-        access_expires_at: row.try_get("access_expires_at")?,
-        scopes: row.try_get("scopes")?,
-        version: row.try_get("version")?,
-        refreshing_until: row.try_get("refreshing_until")?,
-        needs_reauth: row.try_get("needs_reauth")?,
-    })
-}
-
-#[async_trait]
-impl Store for PostgresStore {
-    async fn insert_oauth_state(
-        &self,
-        state_hash: &str,
-        state: &OAuthState,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oauth_states (state_hash, account, caller, user_hint, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(state_hash)
-        .bind(&state.account)
-        .bind(&state.caller)
-        .bind(&state.user_hint)
-        .bind(state.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// A statement with its placeholders numbered. None of these runs per request (the audit
+    /// INSERTs, which follow the traffic, have texts built once), so numbering on each call
+    /// costs nothing that matters next to the round trip.
+    fn sql(text: &'static str) -> Cow<'static, str> {
+        Cow::Owned(numbered(text))
     }
 
-    async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<OAuthState>, StoreError> {
-        let row = sqlx::query(
-            "DELETE FROM oauth_states WHERE state_hash = $1 \
-             RETURNING account, caller, user_hint, expires_at",
-        )
-        .bind(state_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(OAuthState {
-                account: row.try_get("account")?,
-                caller: row.try_get("caller")?,
-                user_hint: row.try_get("user_hint")?,
-                expires_at: row.try_get("expires_at")?,
-            })
-        })
-        .transpose()
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
     }
 
-    async fn put_grant(&self, g: &GrantRow, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO user_grants (account, zoom_user_id, email, refresh_token, access_token, \
-             access_expires_at, scopes, version, refreshing_until, needs_reauth, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, NULL, FALSE, $8, $9) \
-             ON CONFLICT (account, zoom_user_id) DO UPDATE SET email = excluded.email, \
-             refresh_token = excluded.refresh_token, access_token = excluded.access_token, \
-             access_expires_at = excluded.access_expires_at, scopes = excluded.scopes, \
-             version = user_grants.version + 1, refreshing_until = NULL, needs_reauth = FALSE, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(&g.account)
-        .bind(&g.zoom_user_id)
-        .bind(g.email.to_lowercase())
-        .bind(&g.refresh_token)
-        .bind(&g.access_token)
-        .bind(g.access_expires_at)
-        .bind(&g.scopes)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn find_grant(&self, account: &str, user: &str) -> Result<Option<GrantRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT * FROM user_grants WHERE account = $1 AND (zoom_user_id = $2 OR email = $3) LIMIT 1",
-        )
-        .bind(account)
-        .bind(user)
-        .bind(user.to_lowercase())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(grant_from_row).transpose()
-    }
-
-    async fn claim_refresh(
-        &self,
-        account: &str,
-        zoom_user_id: &str,
-        version: i64,
-        lease_until: i64,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE user_grants SET refreshing_until = $1, version = version + 1 \
-             WHERE account = $2 AND zoom_user_id = $3 AND version = $4 \
-             AND (refreshing_until IS NULL OR refreshing_until < $5)",
-        )
-        .bind(lease_until)
-        .bind(account)
-        .bind(zoom_user_id)
-        .bind(version)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    async fn store_refreshed(
-        &self,
-        account: &str,
-        zoom_user_id: &str,
-        claimed_version: i64,
-        refresh_token: &[u8],
-        access_token: &[u8],
-        access_expires_at: i64,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE user_grants SET refresh_token = $1, access_token = $2, access_expires_at = $3, \
-             version = version + 1, refreshing_until = NULL, updated_at = $4 \
-             WHERE account = $5 AND zoom_user_id = $6 AND version = $7",
-        )
-        .bind(refresh_token)
-        .bind(access_token)
-        .bind(access_expires_at)
-        .bind(now)
-        .bind(account)
-        .bind(zoom_user_id)
-        .bind(claimed_version)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    async fn release_refresh(
-        &self,
-        account: &str,
-        zoom_user_id: &str,
-        claimed_version: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE user_grants SET refreshing_until = NULL \
-             WHERE account = $1 AND zoom_user_id = $2 AND version = $3",
-        )
-        .bind(account)
-        .bind(zoom_user_id)
-        .bind(claimed_version)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn mark_needs_reauth(
-        &self,
-        account: &str,
-        zoom_user_id: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE user_grants SET needs_reauth = TRUE, refreshing_until = NULL, \
-             version = version + 1, updated_at = $1 WHERE account = $2 AND zoom_user_id = $3",
-        )
-        .bind(now)
-        .bind(account)
-        .bind(zoom_user_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn delete_grant(
-        &self,
-        account: &str,
-        user: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
-        let row = sqlx::query(
-            "DELETE FROM user_grants WHERE account = $1 AND (zoom_user_id = $2 OR email = $3) \
-             RETURNING zoom_user_id, email",
-        )
-        .bind(account)
-        .bind(user)
-        .bind(user.to_lowercase())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| Ok((row.try_get("zoom_user_id")?, row.try_get("email")?)))
-            .transpose()
-    }
-
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        // Multi-row INSERTs of a few fixed sizes: a batch costs a few prepared statements,
-        // not one per event.
-        let mut tx = self.pool.begin().await?;
-        for chunk in audit_chunks(events) {
-            let insert = sqlx::query(audit_insert_sql(chunk.len(), Placeholders::Numbered));
-            bind_audit_events(insert, chunk).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn list_audit(
-        &self,
-        since_ms: i64,
-        caller: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at_ms, request_id, caller, route, account, target_user, target, outcome, status FROM audit_events \
-             WHERE at_ms >= $1 AND ($2::text IS NULL OR caller = $3) \
-             ORDER BY at_ms DESC, id DESC LIMIT $4",
-        )
-        .bind(since_ms)
-        .bind(caller)
-        .bind(caller)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(audit_event_from_row).collect()
-    }
-
-    async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected())
-    }
-
-    async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let existing: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT revoked_at FROM api_clients WHERE name = $1")
-                .bind(&c.name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match existing {
-            Some(None) => return Err(StoreError::Duplicate(c.name.clone())),
-            Some(Some(_)) => {
-                sqlx::query("DELETE FROM api_clients WHERE name = $1")
-                    .bind(&c.name)
-                    .execute(&mut *tx)
-                    .await?;
+    /// A second live client of the same name, inserted by another process between our check
+    /// and our insert, is the same mistake as one found by the check.
+    fn duplicate_name(error: sqlx::Error, name: &str) -> StoreError {
+        match &error {
+            sqlx::Error::Database(db) if db.constraint() == Some("api_clients_pkey") => {
+                StoreError::Duplicate(name.to_owned())
             }
-            None => {}
+            _ => StoreError::Database(error),
         }
-        sqlx::query(
-            "INSERT INTO api_clients (name, key_prefix, key_hash, scopes, account, created_at, \
-             expires_at, revoked_at, updated_at, rate_limit_per_second, rate_limit_burst) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&c.name)
-        .bind(&c.key_lookup)
-        .bind(&c.key_hash)
-        .bind(scope::format_list(&c.scopes))
-        .bind(&c.account)
-        .bind(c.created_at)
-        .bind(c.expires_at)
-        .bind(c.revoked_at)
-        .bind(c.created_at)
-        .bind(c.rate_limit.map(|(r, _)| i64::from(r)))
-        .bind(c.rate_limit.map(|(_, b)| i64::from(b)))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| duplicate_name(e, &c.name))?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        let rows = sqlx::query(
-            // "C": byte order, as SQLite sorts, whatever the database's locale.
-            "SELECT * FROM api_clients ORDER BY name COLLATE \"C\"",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(client_from_row).collect()
-    }
-
-    async fn revoke_client(&self, name: &str, now: i64) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE api_clients SET revoked_at = $1, updated_at = $2 \
-             WHERE name = $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    async fn rotate_client(
-        &self,
-        name: &str,
-        key_lookup: &str,
-        key_hash: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE api_clients SET key_prefix = $1, key_hash = $2, updated_at = $3 \
-             WHERE name = $4 AND revoked_at IS NULL",
-        )
-        .bind(key_lookup)
-        .bind(key_hash)
-        .bind(now)
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    async fn set_client_rate_limit(
-        &self,
-        name: &str,
-        limit: Option<(u32, u32)>,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE api_clients SET rate_limit_per_second = $1, rate_limit_burst = $2, \
-             updated_at = $3 WHERE name = $4 AND revoked_at IS NULL",
-        )
-        .bind(limit.map(|(r, _)| i64::from(r)))
-        .bind(limit.map(|(_, b)| i64::from(b)))
-        .bind(now)
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 }
+
+sql_store!(PostgresStore);
 
 #[cfg(test)]
 mod tests {
