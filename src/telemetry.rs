@@ -2,7 +2,7 @@
 //!
 //! Lines go through one buffer, as nginx's `access_log … buffer= flush=` does, so a request's
 //! `served` line costs no system call of its own: the buffer is written out every
-//! [`FLUSH_EVERY`], when it fills, at once for a warning or an error (with every line before
+//! `FLUSH_EVERY`, when it fills, at once for a warning or an error (with every line before
 //! it, in order), and by [`flush`] before the process exits or when it panics.
 
 use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
