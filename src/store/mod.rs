@@ -133,16 +133,14 @@ fn build_audit_insert(rows: usize, placeholders: Placeholders) -> String {
             if value > 0 {
                 sql.push_str(", ");
             }
-            match placeholders {
-                Placeholders::Question => sql.push('?'),
-                Placeholders::Numbered => {
-                    sql.push_str(&format!("${}", row * AUDIT_VALUES_PER_EVENT + value + 1))
-                }
-            }
+            sql.push('?');
         }
         sql.push(')');
     }
-    sql
+    match placeholders {
+        Placeholders::Question => sql,
+        Placeholders::Numbered => sql::numbered(&sql),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

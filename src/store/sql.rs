@@ -22,12 +22,12 @@ use super::{ClientRecord, GrantRow, StoreError, rate_limit_from_columns, scopes_
 /// `text` with its `?` placeholders numbered `$1`, `$2`, … in order, as PostgreSQL wants
 /// them. The statements hold no `?` of their own (no string literals, no JSON operators).
 pub(super) fn numbered(text: &str) -> String {
+    use std::fmt::Write as _;
     let mut numbered = String::with_capacity(text.len() + 16);
     let mut next = 1;
     for c in text.chars() {
         if c == '?' {
-            numbered.push('$');
-            numbered.push_str(&next.to_string());
+            let _ = write!(numbered, "${next}");
             next += 1;
         } else {
             numbered.push(c);
