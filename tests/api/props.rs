@@ -57,7 +57,7 @@ struct Target {
 impl Target {
     async fn start(extra: &str) -> Target {
         let config = format!(
-            "[rate_limit]\nrequests_per_second = 100000\nburst = 100000\n\
+            "{NO_RATE_LIMIT}\
              [accounts.prod.user_oauth]\nclient_id = \"{OAUTH_CLIENT}\"\n\
              client_secret = \"{OAUTH_SECRET}\"\nredirect_uri = \"{REDIRECT_URI}\"\n\
              [grants]\nencryption_key = \"{GRANTS_KEY}\"\n\

@@ -15,12 +15,10 @@ fn cache_config(redis_url: &str, prefix: &str) -> String {
     )
 }
 
-/// Per-caller limits out of the way: the tests below send a hundred requests at once with one
-/// key, and the default burst is a hundred, of which the probe of `wait_until_known` takes
-/// one; on a fast machine the last request came back 429.
-const NO_RATE_LIMIT: &str = "[rate_limit]\nrequests_per_second = 100000\nburst = 100000\n";
-
-/// Two replicas on one database, one emulator and one Redis prefix.
+/// Two replicas on one database, one emulator and one Redis prefix. Per-caller limits are out
+/// of the way: the tests below send a hundred requests at once with one key, and the default
+/// burst is a hundred, of which the probe of `wait_until_known` takes one (on a fast machine
+/// the last request came back 429).
 async fn two_replicas(redis_url: &str, prefix: &str, zoom_keys: &str) -> (ZoomApp, TestApp) {
     let shared = format!("{}{NO_RATE_LIMIT}", cache_config(redis_url, prefix));
     let first = spawn_zoom_app_with(zoom_keys, &shared).await;

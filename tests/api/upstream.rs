@@ -322,8 +322,7 @@ async fn callers_arriving_as_a_zak_fetch_ends_never_cause_a_second_fetch() {
     // fetch had ended, so a caller slipping in between started another one. Many users whose
     // reuse ends at once, under steady load, make that window likely to be hit.
     const USERS: usize = 20;
-    let no_limit = "[rate_limit]\nrequests_per_second = 100000\nburst = 100000\n";
-    let app = spawn_zoom_app_with("user_token_cache_seconds = 1", no_limit).await;
+    let app = spawn_zoom_app_with("user_token_cache_seconds = 1", NO_RATE_LIMIT).await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     let users: Vec<String> = (0..USERS)
         .map(|n| format!("load{n:02}@example.com"))
