@@ -59,11 +59,11 @@ pub fn dev_settings(
         s2s: Some(s2s),
         meeting_sdk: Some(MeetingSdkCredentials {
             client_id: format!("devSdkKey{}", random_hex(6)),
-            client_secret: SecretString::from(random_hex(24)),
+            client_secret: SecretString::from(random_hex(24)).into(),
         }),
         video_sdk: Some(VideoSdkCredentials {
             key: format!("devVideoKey{}", random_hex(6)),
-            secret: SecretString::from(random_hex(24)),
+            secret: SecretString::from(random_hex(24)).into(),
         }),
         user_oauth: Some(UserOAuthApp {
             client_id: format!("devOAuthClient{}", random_hex(4)),

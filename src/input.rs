@@ -22,11 +22,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = request
+        let declared_json = request
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .is_some_and(is_json);
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -39,7 +39,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         if bytes.is_empty() {
             return Ok(Self(Fields::default()));
         }
-        if !content_type.as_deref().is_some_and(is_json) {
+        if !declared_json {
             return Err(ApiError::new(
                 ErrorCode::UnsupportedMediaType,
                 "Content-Type must be application/json",
@@ -61,15 +61,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
+/// `application/json` or `application/…+json`, in any case, parameters ignored.
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype
+                .get(subtype.len().saturating_sub(5)..)
+                .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json")))
 }
 
 /// The fields of a JSON object, taken by name; `null` counts as absent. What is left when the
@@ -273,5 +275,12 @@ mod tests {
         assert!(is_json("application/vnd.api+json"));
         assert!(!is_json("text/plain"));
         assert!(!is_json("application/x-www-form-urlencoded"));
+        assert!(is_json(" Application/JSON ;charset=UTF-8"));
+        assert!(is_json("APPLICATION/VND.API+JSON"));
+        assert!(!is_json("text/json"));
+        assert!(!is_json("application/jsonx"));
+        assert!(!is_json("application"));
+        assert!(!is_json("json"));
+        assert!(!is_json(""));
     }
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::scope::Scope;
+use crate::signing::SigningSecret;
 
 /// The shipped defaults, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -254,13 +255,13 @@ pub struct S2sCredentials {
 #[derive(Clone, Debug)]
 pub struct MeetingSdkCredentials {
     pub client_id: String,
-    pub client_secret: SecretString,
+    pub client_secret: SigningSecret,
 }
 
 #[derive(Clone, Debug)]
 pub struct VideoSdkCredentials {
     pub key: String,
-    pub secret: SecretString,
+    pub secret: SigningSecret,
 }
 
 impl S2sCredentials {
@@ -275,7 +276,7 @@ impl S2sCredentials {
 impl Account {
     /// Whether `other` has the same credentials and apps (secrets compared too).
     pub fn same_as(&self, other: &Account) -> bool {
-        fn secret(a: &SecretString, b: &SecretString) -> bool {
+        fn secret(a: &impl ExposeSecret<str>, b: &impl ExposeSecret<str>) -> bool {
             a.expose_secret() == b.expose_secret()
         }
         let s2s = match (&self.s2s, &other.s2s) {
@@ -1185,18 +1186,22 @@ fn validate_account(p: &mut Problems, name: &str, raw: RawAccount) -> Account {
         let key = format!("{base}.meeting_sdk");
         MeetingSdkCredentials {
             client_id: p.required(&format!("{key}.client_id"), s.client_id),
-            client_secret: p.secret(
-                &format!("{key}.client_secret"),
-                s.client_secret,
-                s.client_secret_file,
-            ),
+            client_secret: p
+                .secret(
+                    &format!("{key}.client_secret"),
+                    s.client_secret,
+                    s.client_secret_file,
+                )
+                .into(),
         }
     });
     let video_sdk = raw.video_sdk.map(|s| {
         let key = format!("{base}.video_sdk");
         VideoSdkCredentials {
             key: p.required(&format!("{key}.key"), s.key),
-            secret: p.secret(&format!("{key}.secret"), s.secret, s.secret_file),
+            secret: p
+                .secret(&format!("{key}.secret"), s.secret, s.secret_file)
+                .into(),
         }
     });
     let user_oauth = raw.user_oauth.map(|s| {
@@ -1386,7 +1391,7 @@ mod tests {
         assert_eq!(s.secret_files, vec![path]);
         let mut other = s.accounts["a"].clone();
         assert!(other.same_as(&s.accounts["a"]));
-        other.video_sdk.as_mut().unwrap().secret = SecretString::from("changed");
+        other.video_sdk.as_mut().unwrap().secret = SecretString::from("changed").into();
         assert!(!other.same_as(&s.accounts["a"]));
     }
 

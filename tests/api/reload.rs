@@ -71,7 +71,7 @@ async fn a_reload_puts_new_secrets_in_force_and_drops_only_changed_tokens() {
     let mut fresh = (*app.state.settings()).clone();
     let prod = fresh.accounts.get_mut("prod").unwrap();
     prod.s2s.as_mut().unwrap().client_secret = SecretString::from(NEW_S2S_SECRET);
-    prod.meeting_sdk.as_mut().unwrap().client_secret = SecretString::from(NEW_SDK_SECRET);
+    prod.meeting_sdk.as_mut().unwrap().client_secret = SecretString::from(NEW_SDK_SECRET).into();
     let done = ztv::reload::apply(&app.state, fresh).await.unwrap();
     assert_eq!(done.changed, vec!["prod".to_string()]);
     assert_eq!(done.tokens_dropped, vec!["prod".to_string()]);
@@ -117,7 +117,7 @@ async fn a_reload_that_changes_only_sdk_secrets_keeps_the_s2s_token() {
     let before = access_token(&app, &key).await;
     let mut fresh = (*app.state.settings()).clone();
     let prod = fresh.accounts.get_mut("prod").unwrap();
-    prod.meeting_sdk.as_mut().unwrap().client_secret = SecretString::from(NEW_SDK_SECRET);
+    prod.meeting_sdk.as_mut().unwrap().client_secret = SecretString::from(NEW_SDK_SECRET).into();
     fresh.accounts.remove("dev");
     let done = ztv::reload::apply(&app.state, fresh).await.unwrap();
     assert_eq!(done.changed, vec!["dev".to_string(), "prod".to_string()]);
