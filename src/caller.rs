@@ -281,9 +281,12 @@ impl FromRequestParts<AppState> for Caller {
         };
         crate::audit::note_caller(Arc::clone(&caller.name));
 
-        let limit = caller.rate_limit.unwrap_or(Limit {
-            per_second: state.settings().rate_limit.requests_per_second,
-            burst: state.settings().rate_limit.burst,
+        let limit = caller.rate_limit.unwrap_or_else(|| {
+            let default = &state.settings().rate_limit;
+            Limit {
+                per_second: default.requests_per_second,
+                burst: default.burst,
+            }
         });
         if let Decision::Limited { retry_after } =
             state.rate_limiter.check(&caller.rate_key(), limit).await

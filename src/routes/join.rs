@@ -177,7 +177,7 @@ async fn issue_join_bundle(
         app,
         &signature_request,
         clock::now(),
-        state.settings().iat_backdate_seconds,
+        settings.iat_backdate_seconds,
     );
     let expires_at = [
         Some(signed.expires_at),

@@ -127,12 +127,8 @@ async fn issue_signature(
     let settings = state.settings();
     let account = caller.account(&settings, account.as_deref())?;
     let app = meeting_sdk_app(account)?;
-    let signed = signing::meeting_sdk_signature(
-        app,
-        &input,
-        clock::now(),
-        state.settings().iat_backdate_seconds,
-    );
+    let signed =
+        signing::meeting_sdk_signature(app, &input, clock::now(), settings.iat_backdate_seconds);
     Ok(Json(SignatureResponse {
         signature: signed.token,
         sdk_key: app.client_id.clone(),

@@ -173,12 +173,7 @@ async fn issue_video_token(
             account.name
         ))
     })?;
-    let signed = signing::video_sdk_token(
-        app,
-        &input,
-        clock::now(),
-        state.settings().iat_backdate_seconds,
-    );
+    let signed = signing::video_sdk_token(app, &input, clock::now(), settings.iat_backdate_seconds);
     Ok(Json(VideoTokenResponse {
         signature: signed.token,
         expires_at: clock::rfc3339(signed.expires_at),
