@@ -291,9 +291,12 @@ pub async fn record_request(
 mod tests {
     use super::*;
 
+    /// Event `n`, timed now: the writer's first prune (at start, of events older than the
+    /// retention) must not take it. Timed at 1970, as they once were, the events were deleted
+    /// whenever that prune came after their write (about one run in four).
     fn event(n: usize) -> AuditEvent {
         AuditEvent {
-            at_ms: 1_000 + n as i64,
+            at_ms: now_ms() + n as i64,
             request_id: None,
             caller: Some("web".into()),
             route: "POST /v1/meeting-sdk/signature".into(),
