@@ -25,6 +25,8 @@ use crate::store::{Store, StoreError};
 /// An API client as held in memory for authentication.
 struct KnownClient {
     name: Arc<str>,
+    /// What the rate limiter counts this client under: `key:<name>`.
+    rate_key: Arc<str>,
     hash: [u8; 32],
     scopes: Arc<[Scope]>,
     account: Option<Arc<str>>,
@@ -66,6 +68,7 @@ impl KeyRing {
             map.insert(
                 c.key_lookup,
                 KnownClient {
+                    rate_key: format!("key:{}", c.name).into(),
                     name: c.name.into(),
                     hash,
                     scopes: c.scopes.into(),
@@ -133,6 +136,7 @@ impl KeyRing {
         }
         Ok(Caller {
             name: Arc::clone(&client.name),
+            rate_key: Arc::clone(&client.rate_key),
             scopes: Arc::clone(&client.scopes),
             account: client.account.clone(),
             end_user: None,
@@ -146,6 +150,10 @@ impl KeyRing {
 pub struct Caller {
     /// The client's name, or the end user's subject.
     pub name: Arc<str>,
+    /// The key the rate limiter counts this caller under: `key:<name>` for an API key,
+    /// `user:<subject>` for an end user, so the two never share a budget. Made once per
+    /// client (when the key ring is read), not per request.
+    rate_key: Arc<str>,
     scopes: Arc<[Scope]>,
     /// `None`: may name any configured account.
     account: Option<Arc<str>>,
@@ -171,14 +179,6 @@ impl Caller {
             Some(_) => Err(ApiError::forbidden(
                 "end users may only fetch tokens for themselves (`me`)",
             )),
-        }
-    }
-
-    /// The key the rate limiter counts this caller under; API keys and end users never share.
-    fn rate_key(&self) -> String {
-        match self.end_user {
-            None => format!("key:{}", self.name),
-            Some(_) => format!("user:{}", self.name),
         }
     }
 
@@ -288,8 +288,10 @@ impl FromRequestParts<AppState> for Caller {
                 burst: default.burst,
             }
         });
-        if let Decision::Limited { retry_after } =
-            state.rate_limiter.check(&caller.rate_key(), limit).await
+        if let Decision::Limited { retry_after } = state
+            .rate_limiter
+            .check(Arc::clone(&caller.rate_key), limit)
+            .await
         {
             let mut error = ApiError::new(
                 ErrorCode::RateLimited,
@@ -318,6 +320,7 @@ async fn end_user(state: &AppState, token: &str) -> Result<Caller, ApiError> {
         .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
     let settings = verifier.settings();
     Ok(Caller {
+        rate_key: format!("user:{}", user.subject).into(),
         name: user.subject.into(),
         scopes: settings.scopes.clone().into(),
         account: settings

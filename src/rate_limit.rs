@@ -163,14 +163,15 @@ impl RateLimiter {
 
     /// Checks and counts one request of `caller` against `limit`. The limit may differ
     /// between callers and change between calls.
-    pub async fn check(&self, caller: &str, limit: Limit) -> Decision {
+    pub async fn check(&self, caller: impl Into<Arc<str>>, limit: Limit) -> Decision {
+        let caller = caller.into();
         let limit = limit.normalised();
         if let Some(shared) = &self.shared
-            && let Some(decision) = shared.check(caller, limit).await
+            && let Some(decision) = shared.check(&caller, limit).await
         {
             return decision;
         }
-        self.local.check(caller, limit)
+        self.local.check(&caller, limit)
     }
 
     /// `"redis"` or `"in-process"`: what the limiter was built with.
@@ -192,7 +193,7 @@ impl RateLimiter {
 /// whose limit changes is counted against the new limit at once (its budget under the new
 /// limit starts full), and a caller whose limit alternates cannot reset its count by it.
 struct LocalLimiter {
-    by_limit: RwLock<HashMap<Limit, Arc<DefaultKeyedRateLimiter<String>>>>,
+    by_limit: RwLock<HashMap<Limit, Arc<DefaultKeyedRateLimiter<Arc<str>>>>>,
     epoch: Instant,
     /// When idle callers are next forgotten, in ms since `epoch`.
     next_sweep_ms: AtomicU64,
@@ -207,10 +208,10 @@ impl LocalLimiter {
         }
     }
 
-    fn check(&self, caller: &str, limit: Limit) -> Decision {
+    fn check(&self, caller: &Arc<str>, limit: Limit) -> Decision {
         self.sweep_if_due();
         let limiter = self.limiter_for(limit);
-        match limiter.check_key(&caller.to_owned()) {
+        match limiter.check_key(caller) {
             Ok(()) => Decision::Allowed,
             Err(not_until) => Decision::Limited {
                 retry_after: not_until.wait_time_from(limiter.clock().now()),
@@ -218,7 +219,7 @@ impl LocalLimiter {
         }
     }
 
-    fn limiter_for(&self, limit: Limit) -> Arc<DefaultKeyedRateLimiter<String>> {
+    fn limiter_for(&self, limit: Limit) -> Arc<DefaultKeyedRateLimiter<Arc<str>>> {
         if let Some(limiter) = self
             .by_limit
             .read()
@@ -461,13 +462,13 @@ mod tests {
             per_second: 100,
             burst: 1,
         };
-        limiter.check("a", tiny);
-        limiter.check("b", SMALL);
+        limiter.check(&"a".into(), tiny);
+        limiter.check(&"b".into(), SMALL);
         tokio::time::sleep(Duration::from_millis(30)).await;
 
         // Make the sweep due now.
         limiter.next_sweep_ms.store(0, Ordering::SeqCst);
-        limiter.check("b", SMALL);
+        limiter.check(&"b".into(), SMALL);
 
         // "a" (10 ms to refill) is forgotten, and with it its limit; "b" is still counted.
         let by_limit = limiter.by_limit.read().unwrap();

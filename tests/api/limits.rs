@@ -172,3 +172,29 @@ async fn rate_limits_hold_across_two_replicas_sharing_redis() {
     }
     assert_eq!(ok, 2, "the two replicas share one budget");
 }
+
+#[tokio::test]
+async fn an_end_user_and_an_api_key_of_the_same_name_never_share_a_budget() {
+    let signing_key = crate::idp::rsa_key(0);
+    let provider = crate::idp::Idp::start(&[&signing_key]).await;
+    // Both callers under the default limit, so only their rate keys can keep them apart.
+    let config = format!(
+        "{}[rate_limit]\nrequests_per_second = 1\nburst = 3\n",
+        crate::idp::end_users_config(&provider, r#""meeting-sdk:signature""#)
+    );
+    let app = spawn_zoom_app_with("", &config).await;
+    // An end user whose subject is also a client's name (client names take no `@`).
+    let subject = "alice-sub";
+    let mut claims = provider.claims(ALICE_EMAIL);
+    claims["sub"] = json!(subject);
+    let end_user = crate::idp::sign(&signing_key, &claims);
+    let api_key = app.key(subject, SIGN, Some("prod")).await;
+    let mut api_key_statuses = Vec::new();
+    while api_key_statuses.last() != Some(&429) && api_key_statuses.len() < 20 {
+        api_key_statuses.push(app.signature(&api_key, json!({})).await.status().as_u16());
+    }
+    assert_eq!(api_key_statuses.last(), Some(&429), "{api_key_statuses:?}");
+
+    let response = app.signature(&end_user, json!({})).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
