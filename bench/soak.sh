@@ -21,20 +21,20 @@
 # It exits non-zero when the run is broken (build, start-up, a process dying) or had an
 # unexpected error; never for a figure (throughput, latency, memory, upstream counts).
 #
-# Environment: SOAK_REQUESTS (default 200000: about half a minute on 2 cores; 1000000 for a
-# longer soak), SOAK_CONCURRENCY (32), SOAK_TOKEN_LIFETIME (`expires_in` of the emulator's
-# tokens, seconds; 10, so that even the default run sees a refresh every 5 s),
+# Environment: SOAK_REQUESTS (default 200000: 5 to 15 s on 2 cores, depending on the machine;
+# 1000000 for a longer soak), SOAK_CONCURRENCY (32), SOAK_TOKEN_LIFETIME (`expires_in` of the
+# emulator's tokens, seconds; 4, so that even a 5 s default run sees a refresh every 2 s),
 # SOAK_REFRESH_MARGIN (zoom.refresh_margin_seconds; 300, the shipped default, which ztv caps
-# at half a token's life), SOAK_ZAK_REUSE (zoom.user_token_cache_seconds; 5, so ZAKs are
+# at half a token's life), SOAK_ZAK_REUSE (zoom.user_token_cache_seconds; 2, so ZAKs are
 # fetched again, with the S2S token of the moment, throughout), SOAK_TIMEOUT (seconds one
 # request may take; 10).
 set -euo pipefail
 
 readonly REQUESTS="${SOAK_REQUESTS:-200000}"
 readonly CONCURRENCY="${SOAK_CONCURRENCY:-32}"
-readonly TOKEN_LIFETIME="${SOAK_TOKEN_LIFETIME:-10}"
+readonly TOKEN_LIFETIME="${SOAK_TOKEN_LIFETIME:-4}"
 readonly REFRESH_MARGIN="${SOAK_REFRESH_MARGIN:-300}"
-readonly ZAK_REUSE="${SOAK_ZAK_REUSE:-5}"
+readonly ZAK_REUSE="${SOAK_ZAK_REUSE:-2}"
 readonly TIMEOUT="${SOAK_TIMEOUT:-10}"
 
 # The emulator's two accounts (S2S apps) and users; ztv's config names them alpha and beta.
