@@ -151,8 +151,8 @@ pub struct Caller {
     /// The client's name, or the end user's subject.
     pub name: Arc<str>,
     /// The key the rate limiter counts this caller under: `key:<name>` for an API key,
-    /// `user:<subject>` for an end user, so the two never share a budget. Made once per
-    /// client (when the key ring is read), not per request.
+    /// `user:<subject>` for an end user, so the two never share a budget. An API key's is
+    /// made once, when the key ring is read, not per request.
     rate_key: Arc<str>,
     scopes: Arc<[Scope]>,
     /// `None`: may name any configured account.
