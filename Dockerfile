@@ -14,9 +14,10 @@ FROM rust:1.95-slim-bookworm AS builder
 WORKDIR /build
 
 # Dependencies first, with stub sources, so that this slow layer is reused as long as
-# Cargo.toml and Cargo.lock do not change. (SQLite is compiled from bundled C by sqlx; the
-# rust image already has gcc and make.)
+# Cargo.toml and Cargo.lock do not change. (SQLite is compiled from bundled C by sqlx, with
+# the flags in .cargo/config.toml; the rust image already has gcc and make.)
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo ./.cargo
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
