@@ -143,22 +143,24 @@ impl Application {
             Arc::clone(&audit),
         )
         .map(Arc::new);
-        let user_tokens = Arc::new(UserTokens::new(
-            Arc::clone(&zoom),
-            Arc::clone(&s2s),
-            grants.clone(),
-            settings.zoom.user_token_cache,
-        ));
-        let end_users = match &settings.end_users {
-            Some(end_users) => Some(Arc::new(Verifier::new(end_users.clone())?)),
-            None => None,
-        };
         let rate_limiter = Arc::new(match &settings.cache.redis_url {
             Some(url) => RateLimiter::redis(url.expose_secret(), &settings.cache.key_prefix)
                 .await
                 .map_err(|e| StartError::RateLimit(e.to_string()))?,
             None => RateLimiter::in_process(),
         });
+        let user_tokens = Arc::new(UserTokens::new(
+            Arc::clone(&zoom),
+            Arc::clone(&s2s),
+            grants.clone(),
+            Arc::clone(&rate_limiter),
+            settings.zoom.user_token_cache,
+            settings.zoom.user_token_cache_entries,
+        ));
+        let end_users = match &settings.end_users {
+            Some(end_users) => Some(Arc::new(Verifier::new(end_users.clone())?)),
+            None => None,
+        };
         let state = AppState(Arc::new(App {
             settings: ArcSwap::from_pointee(settings),
             store,

@@ -10,15 +10,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::app::AppState;
 use crate::request_id::RequestId;
 use crate::store::{AuditEvent, Store};
+use crate::zoom_user::ZoomUser;
 
 /// Events queued at most before new ones are dropped.
 const QUEUE: usize = 10_000;
@@ -28,6 +33,12 @@ const BATCH: usize = 2_000;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often old events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Refused requests without a caller written to the log at most, per second, per client
+/// address and in all: the rest are only counted (`ztv_unauthenticated_refused_total`).
+pub const UNAUTHENTICATED_PER_ADDRESS_PER_SECOND: u32 = 1;
+pub const UNAUTHENTICATED_PER_SECOND: u32 = 20;
+/// Client addresses remembered by the sampler before idle ones are forgotten.
+const SAMPLER_ADDRESSES: usize = 10_000;
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
@@ -46,6 +57,33 @@ pub struct AuditLog {
     stop: Arc<Notify>,
     dropped: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
+    sampler: Sampler,
+}
+
+/// Which refused requests without a caller are written: a few a second per address, and a
+/// few a second in all, so nobody without a credential can grow the table.
+struct Sampler {
+    by_address: DefaultKeyedRateLimiter<Option<IpAddr>>,
+    overall: DefaultDirectRateLimiter,
+}
+
+impl Sampler {
+    fn new() -> Self {
+        let quota = |n: u32| Quota::per_second(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        Self {
+            by_address: DefaultKeyedRateLimiter::keyed(quota(
+                UNAUTHENTICATED_PER_ADDRESS_PER_SECOND,
+            )),
+            overall: DefaultDirectRateLimiter::direct(quota(UNAUTHENTICATED_PER_SECOND)),
+        }
+    }
+
+    fn admit(&self, peer: Option<IpAddr>) -> bool {
+        if self.by_address.len() >= SAMPLER_ADDRESSES {
+            self.by_address.retain_recent();
+        }
+        self.by_address.check_key(&peer).is_ok() && self.overall.check().is_ok()
+    }
 }
 
 impl AuditLog {
@@ -67,6 +105,7 @@ impl AuditLog {
             stop,
             dropped: AtomicU64::new(0),
             writer: Mutex::new(Some(writer)),
+            sampler: Sampler::new(),
         })
     }
 
@@ -119,10 +158,7 @@ async fn write_batches(
             // Takes no more events; those queued are still received, then `Disconnected`.
             _ = stop.notified() => rx.close(),
             _ = prune.tick() => {
-                let before = now_ms() - retention.as_millis() as i64;
-                if let Err(error) = store.prune_audit(before).await {
-                    tracing::warn!(%error, "cannot prune old audit events");
-                }
+                housekeeping(&*store, retention).await;
                 continue;
             }
         }
@@ -147,6 +183,17 @@ async fn write_batches(
                 }
             }
         }
+    }
+}
+
+/// Deletes audit events older than `retention` and pending authorisations that expired.
+async fn housekeeping(store: &dyn Store, retention: Duration) {
+    let before = now_ms() - retention.as_millis() as i64;
+    if let Err(error) = store.prune_audit(before).await {
+        tracing::warn!(%error, "cannot prune old audit events");
+    }
+    if let Err(error) = store.prune_oauth_states(crate::clock::now()).await {
+        tracing::warn!(%error, "cannot delete expired OAuth states");
     }
 }
 
@@ -197,10 +244,10 @@ pub fn note_account(name: &str) {
 }
 
 /// The Zoom user and/or the meeting number or session name the request is about.
-pub fn note_target(user: Option<&str>, target: Option<&str>) {
+pub fn note_target(user: Option<&ZoomUser>, target: Option<&str>) {
     note(|f| {
         if let Some(user) = user {
-            f.target_user = Some(user.to_string());
+            f.target_user = Some(user.key().to_string());
         }
         if let Some(target) = target {
             f.target = Some(target.to_string());
@@ -210,7 +257,8 @@ pub fn note_target(user: Option<&str>, target: Option<&str>) {
 
 /// An event about a user's grant (`created`, `refreshed`, `refused` by Zoom, `deleted`), on
 /// top of the event of the request it happened in, whose id and caller it carries.
-pub fn grant_event(action: &'static str, account: &str, zoom_user: &str) -> AuditEvent {
+/// `user_key` is the user's folded identity ([`ZoomUser::key`]).
+pub fn grant_event(action: &'static str, account: &str, user_key: &str) -> AuditEvent {
     let caller = FACTS
         .try_with(|facts| {
             facts
@@ -227,7 +275,7 @@ pub fn grant_event(action: &'static str, account: &str, zoom_user: &str) -> Audi
         caller,
         route: "user grant".into(),
         account: Some(account.to_string()),
-        target_user: Some(zoom_user.to_string()),
+        target_user: Some(user_key.to_string()),
         target: None,
         outcome: action.into(),
         status: 0,
@@ -247,11 +295,20 @@ pub async fn record_request(
     if !request.uri().path().starts_with("/v1/") {
         return next.run(request).await;
     }
-    let route = request
+    // Only bounded values: the method as the metrics name it (`OTHER` for any other), the
+    // route's template, never the path or method as sent.
+    let template = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
-    let route = format!("{} {route}", request.method());
+    let route = format!(
+        "{} {template}",
+        crate::monitoring::method_label(request.method())
+    );
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
     let facts = Arc::new(Mutex::new(Facts::default()));
     let mut response = FACTS.scope(Arc::clone(&facts), next.run(request)).await;
@@ -264,6 +321,12 @@ pub async fn record_request(
     } else {
         "failed"
     };
+    if facts.caller.is_none() && status.is_client_error() {
+        crate::monitoring::count_unauthenticated_refused(&route);
+        if !state.audit.sampler.admit(peer) {
+            return response;
+        }
+    }
     if outcome == "issued" {
         crate::monitoring::count_token_issued(&route, facts.account.as_deref().unwrap_or(""));
     }

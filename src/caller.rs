@@ -17,10 +17,11 @@ use crate::api_key;
 use crate::app::AppState;
 use crate::clock;
 use crate::error::{ApiError, ErrorCode};
-use crate::rate_limit::{Decision, Limit};
+use crate::rate_limit::{Budget, Decision, Limit};
 use crate::scope::Scope;
 use crate::settings::{Account, Settings};
 use crate::store::{Store, StoreError};
+use crate::zoom_user::ZoomUser;
 
 /// An API client as held in memory for authentication.
 struct KnownClient {
@@ -33,6 +34,10 @@ struct KnownClient {
     expires_at: Option<i64>,
     revoked: bool,
     rate_limit: Option<Limit>,
+    /// What its Zoom calls are counted under: `upstream:key:<name>`.
+    upstream_key: Arc<str>,
+    /// Own budget of Zoom calls a minute; `None`: the configured default.
+    upstream_per_minute: Option<u32>,
 }
 
 /// The clients table, copied into memory and re-read every `auth.key_refresh_seconds`, so a
@@ -69,6 +74,7 @@ impl KeyRing {
                 c.key_lookup,
                 KnownClient {
                     rate_key: format!("key:{}", c.name).into(),
+                    upstream_key: format!("upstream:key:{}", c.name).into(),
                     name: c.name.into(),
                     hash,
                     scopes: c.scopes.into(),
@@ -77,7 +83,8 @@ impl KeyRing {
                     revoked: c.revoked_at.is_some(),
                     rate_limit: c
                         .rate_limit
-                        .map(|(per_second, burst)| Limit { per_second, burst }),
+                        .map(|(per_second, burst)| Limit::per_second(per_second, burst)),
+                    upstream_per_minute: c.upstream_per_minute,
                 },
             );
         }
@@ -141,6 +148,8 @@ impl KeyRing {
             account: client.account.clone(),
             end_user: None,
             rate_limit: client.rate_limit,
+            upstream_key: Arc::clone(&client.upstream_key),
+            upstream_per_minute: client.upstream_per_minute,
         })
     }
 }
@@ -158,27 +167,43 @@ pub struct Caller {
     /// `None`: may name any configured account.
     account: Option<Arc<str>>,
     /// `Some(me)` for an end user: the Zoom user they are, and the only one they act for.
-    end_user: Option<Arc<str>>,
+    end_user: Option<ZoomUser>,
     /// Own limit; `None`: the configured default.
     rate_limit: Option<Limit>,
+    /// What the upstream budget counts this caller's Zoom calls under: `upstream:` and the
+    /// rate key.
+    upstream_key: Arc<str>,
+    /// Own budget of Zoom calls a minute; `None`: the configured default.
+    upstream_per_minute: Option<u32>,
 }
 
 impl Caller {
     /// The end user's Zoom identity (`me`), if the caller is an end user.
-    pub fn end_user(&self) -> Option<&str> {
-        self.end_user.as_deref()
+    pub fn end_user(&self) -> Option<&ZoomUser> {
+        self.end_user.as_ref()
     }
 
-    /// The Zoom user to act for when `user_id` is asked: an API key acts for anyone (its
-    /// scopes say for what); an end user only for themselves, as `me` or by their own
-    /// identity, which is then what Zoom is asked about.
-    pub fn act_as(&self, user_id: &str) -> Result<String, ApiError> {
+    /// The Zoom user to act for when `user` is asked: an API key acts for anyone (its scopes
+    /// say for what); an end user only for themselves, as `me` or by their own identity
+    /// (compared as [`ZoomUser`]s), which is then what Zoom is asked about.
+    pub fn act_as(&self, user: &ZoomUser) -> Result<ZoomUser, ApiError> {
         match &self.end_user {
-            None => Ok(user_id.to_string()),
-            Some(me) if user_id == "me" || user_id.eq_ignore_ascii_case(me) => Ok(me.to_string()),
+            None => Ok(user.clone()),
+            Some(me) if user.is_me() || user == me => Ok(me.clone()),
             Some(_) => Err(ApiError::forbidden(
                 "end users may only fetch tokens for themselves (`me`)",
             )),
+        }
+    }
+
+    /// The budget of Zoom calls this caller's requests may cause.
+    pub fn upstream_budget(&self, settings: &Settings) -> Budget {
+        Budget {
+            key: Arc::clone(&self.upstream_key),
+            limit: Limit::per_minute(
+                self.upstream_per_minute
+                    .unwrap_or(settings.rate_limit.upstream_per_minute),
+            ),
         }
     }
 
@@ -283,10 +308,7 @@ impl FromRequestParts<AppState> for Caller {
 
         let limit = caller.rate_limit.unwrap_or_else(|| {
             let default = &state.settings().rate_limit;
-            Limit {
-                per_second: default.requests_per_second,
-                burst: default.burst,
-            }
+            Limit::per_second(default.requests_per_second, default.burst)
         });
         if let Decision::Limited { retry_after } = state
             .rate_limiter
@@ -295,10 +317,7 @@ impl FromRequestParts<AppState> for Caller {
         {
             let mut error = ApiError::new(
                 ErrorCode::RateLimited,
-                format!(
-                    "rate limit of {}/s (burst {}) exceeded; retry later",
-                    limit.per_second, limit.burst
-                ),
+                format!("rate limit of {limit} exceeded; retry later"),
             );
             error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
             return Err(error);
@@ -321,6 +340,8 @@ async fn end_user(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     let settings = verifier.settings();
     Ok(Caller {
         rate_key: format!("user:{}", user.subject).into(),
+        upstream_key: format!("upstream:user:{}", user.subject).into(),
+        upstream_per_minute: None,
         name: user.subject.into(),
         scopes: settings.scopes.clone().into(),
         account: settings
@@ -328,7 +349,7 @@ async fn end_user(state: &AppState, token: &str) -> Result<Caller, ApiError> {
             .clone()
             .or_else(|| state.settings().sole_account().map(|a| a.name.clone()))
             .map(Into::into),
-        end_user: Some(user.me.into()),
+        end_user: Some(user.me),
         rate_limit: None,
     })
 }

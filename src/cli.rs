@@ -120,6 +120,9 @@ enum ClientsCommand {
         /// Own rate limit, `RPS/BURST` (default: [rate_limit] of the config).
         #[arg(long, value_parser = parse_rate_limit, value_name = "RPS/BURST")]
         rate_limit: Option<RateLimitArg>,
+        /// Own budget of Zoom calls a minute (default: rate_limit.upstream_per_minute).
+        #[arg(long, value_parser = parse_upstream_limit, value_name = "N")]
+        upstream_per_minute: Option<UpstreamLimitArg>,
         #[arg(long)]
         json: bool,
     },
@@ -129,6 +132,9 @@ enum ClientsCommand {
         /// Own rate limit, `RPS/BURST`, or `default` for the config's.
         #[arg(long, value_parser = parse_rate_limit, value_name = "RPS/BURST|default")]
         rate_limit: Option<RateLimitArg>,
+        /// Own budget of Zoom calls a minute, or `default` for the config's.
+        #[arg(long, value_parser = parse_upstream_limit, value_name = "N|default")]
+        upstream_per_minute: Option<UpstreamLimitArg>,
     },
     /// List clients (never their keys).
     List {
@@ -151,6 +157,14 @@ struct RateLimitArg(Option<(u32, u32)>);
 
 fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
     clients::parse_rate_limit(text).map(RateLimitArg)
+}
+
+/// `--upstream-per-minute`: a budget, or `default` (none of the client's own).
+#[derive(Clone, Copy)]
+struct UpstreamLimitArg(Option<u32>);
+
+fn parse_upstream_limit(text: &str) -> Result<UpstreamLimitArg, String> {
+    clients::parse_upstream_limit(text).map(UpstreamLimitArg)
 }
 
 #[derive(Subcommand)]
@@ -325,6 +339,15 @@ fn check_config(settings: &Settings) {
         }
         println!("    {name}: {}", parts.join(", "));
     }
+    if let Some(path) = settings.database.sqlite_path() {
+        for exposed in store::readable_by_others(&path) {
+            println!(
+                "warning: {} is readable by other users of this machine (it holds sealed \
+                 tokens and key hashes): chmod 600 it",
+                exposed.display()
+            );
+        }
+    }
 }
 
 /// Fetches one S2S token per account that has S2S credentials.
@@ -383,17 +406,33 @@ async fn read_audit(
         println!(
             "{} {:<8} {:>3} {:<16} {:<40} account={} user={} target={} request={}",
             humantime::format_rfc3339_millis(at),
-            e.outcome,
+            printable(&e.outcome),
             e.status,
-            e.caller.as_deref().unwrap_or("-"),
-            e.route,
-            e.account.as_deref().unwrap_or("-"),
-            e.target_user.as_deref().unwrap_or("-"),
-            e.target.as_deref().unwrap_or("-"),
-            e.request_id.as_deref().unwrap_or("-"),
+            printable(e.caller.as_deref().unwrap_or("-")),
+            printable(&e.route),
+            printable(e.account.as_deref().unwrap_or("-")),
+            printable(e.target_user.as_deref().unwrap_or("-")),
+            printable(e.target.as_deref().unwrap_or("-")),
+            printable(e.request_id.as_deref().unwrap_or("-")),
         );
     }
     Ok(())
+}
+
+/// A stored field as one line can show it: control characters escaped (`\n`, `\u{1b}`), so
+/// no field, however it was written, can start a forged line or move the terminal's cursor.
+fn printable(field: &str) -> std::borrow::Cow<'_, str> {
+    if !field.chars().any(char::is_control) {
+        return field.into();
+    }
+    field
+        .chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Records an API-key change made with the CLI (the service is not involved).
@@ -424,6 +463,7 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
             account,
             expires_in,
             rate_limit,
+            upstream_per_minute,
             json,
         } => {
             let new = NewClient {
@@ -432,6 +472,7 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
                 account,
                 expires_in,
                 rate_limit: rate_limit.and_then(|r| r.0),
+                upstream_per_minute: upstream_per_minute.and_then(|u| u.0),
             };
             let (record, key) = clients::create(store.as_ref(), &settings, new).await?;
             audit_key_change(store.as_ref(), "create", &record.name).await;
@@ -442,16 +483,29 @@ async fn manage_clients(command: ClientsCommand, settings: Settings) -> anyhow::
             audit_key_change(store.as_ref(), "rotate", &name).await;
             print_key("Rotated", &record, &key, json, refresh);
         }
-        ClientsCommand::Update { name, rate_limit } => {
-            let Some(RateLimitArg(limit)) = rate_limit else {
-                anyhow::bail!("nothing to update: give --rate-limit");
-            };
-            clients::set_rate_limit(store.as_ref(), &name, limit).await?;
+        ClientsCommand::Update {
+            name,
+            rate_limit,
+            upstream_per_minute,
+        } => {
+            if rate_limit.is_none() && upstream_per_minute.is_none() {
+                anyhow::bail!("nothing to update: give --rate-limit or --upstream-per-minute");
+            }
+            if let Some(RateLimitArg(limit)) = rate_limit {
+                clients::set_rate_limit(store.as_ref(), &name, limit).await?;
+                let shown = limit.map_or("the default".to_string(), |(r, b)| {
+                    format!("{r}/s, burst {b}")
+                });
+                println!("Updated `{name}`: rate limit {shown}, in effect within {refresh} s.");
+            }
+            if let Some(UpstreamLimitArg(budget)) = upstream_per_minute {
+                clients::set_upstream_limit(store.as_ref(), &name, budget).await?;
+                let shown = budget.map_or("the default".to_string(), |n| format!("{n}/min"));
+                println!(
+                    "Updated `{name}`: Zoom call budget {shown}, in effect within {refresh} s."
+                );
+            }
             audit_key_change(store.as_ref(), "update", &name).await;
-            let shown = limit.map_or("the default".to_string(), |(r, b)| {
-                format!("{r}/s, burst {b}")
-            });
-            println!("Updated `{name}`: rate limit {shown}, in effect within {refresh} s.");
         }
         ClientsCommand::Revoke { name } => {
             clients::revoke(store.as_ref(), &name).await?;
@@ -481,6 +535,7 @@ fn client_json(c: &ClientRecord) -> serde_json::Value {
         "expiresAt": c.expires_at.map(clock::rfc3339),
         "revokedAt": c.revoked_at.map(clock::rfc3339),
         "rateLimit": c.rate_limit.map(|(r, b)| json!({"requestsPerSecond": r, "burst": b})),
+        "upstreamPerMinute": c.upstream_per_minute,
         "status": status(c),
     })
 }
@@ -547,5 +602,20 @@ fn print_table(clients: &[ClientRecord]) {
                 .collect::<Vec<_>>()
                 .join(" "),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn audit_fields_cannot_start_a_line_or_drive_the_terminal() {
+        assert_eq!(printable("web"), "web");
+        assert_eq!(
+            printable("x\n2026-01-01T00:00:00Z issued 200 admin"),
+            "x\\n2026-01-01T00:00:00Z issued 200 admin"
+        );
+        assert_eq!(printable("a\r\u{1b}[2Kb\u{85}"), "a\\r\\u{1b}[2Kb\\u{85}");
     }
 }

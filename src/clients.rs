@@ -32,6 +32,8 @@ pub struct NewClient<'a> {
     pub expires_in: Option<Duration>,
     /// Own rate limit (requests per second, burst); `None`: the configured default.
     pub rate_limit: Option<(u32, u32)>,
+    /// Own budget of Zoom calls a minute; `None`: the configured default.
+    pub upstream_per_minute: Option<u32>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -79,6 +81,7 @@ pub async fn create(
         expires_at,
         revoked_at: None,
         rate_limit: new.rate_limit,
+        upstream_per_minute: new.upstream_per_minute,
     };
     store.insert_client(&record).await?;
     Ok((record, key))
@@ -115,6 +118,34 @@ pub async fn set_rate_limit(
         true => Ok(()),
         false => Err(ClientError::NotFound(name.to_string())),
     }
+}
+
+/// Sets or clears a live client's own budget of Zoom calls a minute.
+pub async fn set_upstream_limit(
+    store: &dyn Store,
+    name: &str,
+    per_minute: Option<u32>,
+) -> Result<(), ClientError> {
+    match store
+        .set_client_upstream_limit(name, per_minute, clock::now())
+        .await?
+    {
+        true => Ok(()),
+        false => Err(ClientError::NotFound(name.to_string())),
+    }
+}
+
+/// Parses a budget of Zoom calls a minute, 1–100000; `default` clears it.
+pub fn parse_upstream_limit(text: &str) -> Result<Option<u32>, String> {
+    if text == "default" {
+        return Ok(None);
+    }
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=100_000).contains(n))
+        .map(Some)
+        .ok_or_else(|| format!("{text:?}: expected a number from 1 to 100000, or `default`"))
 }
 
 /// Parses `RPS/BURST` (or `RPS`, burst = 2 × RPS), both 1–100000; `default` clears it.

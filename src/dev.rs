@@ -120,6 +120,7 @@ pub async fn run(settings: Settings, bind: Option<SocketAddr>) -> anyhow::Result
             account: Some(ACCOUNT.into()),
             expires_in: None,
             rate_limit: None,
+            upstream_per_minute: None,
         },
     )
     .await?;

@@ -67,8 +67,8 @@ use tokio::task::JoinHandle;
 pub const DEFAULT_TOKEN_LIFETIME_SECONDS: u64 = 3599;
 /// Life of a ZAK, in seconds (Zoom: two hours).
 pub const ZAK_LIFETIME_SECONDS: i64 = 7200;
-/// Life of an On-Behalf-Of token, in seconds (Zoom: 30 minutes).
-pub const OBF_LIFETIME_SECONDS: i64 = 1800;
+/// Life of an On-Behalf-Of token, in seconds (Zoom: two hours; single-use).
+pub const OBF_LIFETIME_SECONDS: i64 = 7200;
 /// The scopes every access token is issued with.
 pub const TOKEN_SCOPE: &str = "user:read:token:admin user:read:zak:admin";
 /// `expires_in` of user access tokens until [`Emulator::set_user_token_lifetime`] says
@@ -1785,7 +1785,10 @@ mod tests {
         assert_eq!(payload["uid"], "u1");
         assert_eq!(payload["type"], "onbehalf");
         let exp = payload["exp"].as_i64().expect("integer exp");
-        assert!((exp - unix_now() - 1800).abs() <= 2, "{exp}");
+        assert!(
+            (exp - unix_now() - super::OBF_LIFETIME_SECONDS).abs() <= 2,
+            "{exp}"
+        );
 
         let required = json!({
             "code": 300,

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::settings::EndUserSettings;
+use crate::zoom_user::ZoomUser;
 
 /// The `alg` a token's header declares, read without trusting anything else in it.
 fn declared_algorithm(token: &str) -> Option<String> {
@@ -57,6 +58,10 @@ pub enum SignInError {
     Audience,
     #[error("end-user token lacks the `{0}` claim")]
     MissingClaim(String),
+    #[error("end-user token's `{0}` claim is not in a form ztv accepts")]
+    InvalidClaim(String),
+    #[error("end-user token's email is not verified (`email_verified`)")]
+    EmailNotVerified,
     #[error("the identity provider's keys cannot be fetched: {0}")]
     Keys(String),
 }
@@ -65,7 +70,7 @@ pub enum SignInError {
 #[derive(Debug, Clone)]
 pub struct EndUser {
     /// The value of `user_claim`: who `me` is at Zoom.
-    pub me: String,
+    pub me: ZoomUser,
     /// `sub`, or `me` when absent: names the caller for rate limits and logs.
     pub subject: String,
 }
@@ -88,9 +93,11 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(settings: EndUserSettings) -> Result<Self, SignInError> {
+        // No redirects: the keys come from the configured (or discovered) URL or not at all.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SignInError::Keys(e.to_string()))?;
         Ok(Self {
@@ -154,17 +161,48 @@ impl Verifier {
             .claims
             .get(claim)
             .and_then(Value::as_str)
-            .map(str::trim)
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| SignInError::MissingClaim(claim.clone()))?
-            .to_string();
-        let subject = data
-            .claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or(&me)
-            .to_string();
+            .ok_or_else(|| SignInError::MissingClaim(claim.clone()))?;
+        // The claim is the caller's identity everywhere: it must be one exactly as given (no
+        // trimming, no case folding beyond ASCII), and never `me`, which names whoever calls.
+        let me = ZoomUser::parse(me)
+            .ok()
+            .filter(|user| !user.is_me())
+            .ok_or_else(|| SignInError::InvalidClaim(claim.clone()))?;
+        self.check_email_verified(&data.claims)?;
+        // `sub` names the caller in rate limits, logs and the audit log: printable ASCII of
+        // at most 255 characters, as OpenID Connect bounds it, or the token is refused.
+        let subject = match data.claims.get("sub") {
+            None => me.key().to_string(),
+            Some(Value::String(sub))
+                if (1..=255).contains(&sub.len()) && sub.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                sub.clone()
+            }
+            Some(_) => return Err(SignInError::InvalidClaim("sub".into())),
+        };
         Ok(EndUser { me, subject })
+    }
+
+    /// `email_verified`: `false` is refused whenever the email names the user; a token without
+    /// it is refused when `end_users.require_email_verified` is on.
+    fn check_email_verified(&self, claims: &Value) -> Result<(), SignInError> {
+        let verified = match claims.get("email_verified") {
+            Some(Value::Bool(verified)) => Some(*verified),
+            // Some providers send it as a string.
+            Some(Value::String(text)) => Some(text == "true"),
+            Some(_) => Some(false),
+            None => None,
+        };
+        match verified {
+            Some(false) if self.settings.user_claim == "email" => {
+                Err(SignInError::EmailNotVerified)
+            }
+            Some(false) | None if self.settings.require_email_verified => {
+                Err(SignInError::EmailNotVerified)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn find_key(&self, kid: Option<&str>, algorithm: Algorithm) -> Option<DecodingKey> {
@@ -267,7 +305,13 @@ impl Verifier {
             self.settings.issuer.trim_end_matches('/')
         );
         let discovery: Discovery = self.get_json(&url).await?;
-        Ok(discovery.jwks_uri)
+        // The discovered URL is held to the rule the configured one is.
+        match url::Url::parse(&discovery.jwks_uri) {
+            Ok(jwks) if crate::settings::https_or_loopback(&jwks) => Ok(discovery.jwks_uri),
+            _ => Err(SignInError::Keys(
+                "the discovery document's jwks_uri is not an https URL".into(),
+            )),
+        }
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, SignInError> {

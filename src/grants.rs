@@ -23,6 +23,7 @@ use crate::sealing::Sealer;
 use crate::settings::{Account, Settings, UserOAuthApp};
 use crate::store::{GrantRow, Store, StoreError};
 use crate::zoom::{UserGrantRequest, UserOAuthTokens, ZoomClient, ZoomError};
+use crate::zoom_user::ZoomUser;
 
 /// How long a refresher holds its lease, in seconds (longer than a Zoom call can take).
 const LEASE_SECONDS: i64 = 30;
@@ -137,14 +138,16 @@ impl UserGrants {
     pub async fn store_new(
         &self,
         account: &str,
-        zoom_user_id: &str,
-        email: &str,
+        user: &ZoomUser,
+        email: &ZoomUser,
         tokens: &UserOAuthTokens,
     ) -> Result<(), GrantError> {
+        let zoom_user_id = user.as_str();
         let row = GrantRow {
             account: account.to_string(),
             zoom_user_id: zoom_user_id.to_string(),
-            email: email.to_lowercase(),
+            user_key: user.key().to_string(),
+            email: email.key().to_string(),
             refresh_token: self.seal(account, zoom_user_id, "refresh", &tokens.refresh_token),
             access_token: self.seal(account, zoom_user_id, "access", &tokens.access_token),
             access_expires_at: clock::now() + tokens.expires_in as i64,
@@ -155,7 +158,7 @@ impl UserGrants {
         };
         self.store.put_grant(&row, clock::now()).await?;
         self.audit
-            .record(crate::audit::grant_event("created", account, zoom_user_id));
+            .record(crate::audit::grant_event("created", account, user.key()));
         Ok(())
     }
 
@@ -164,7 +167,7 @@ impl UserGrants {
     pub async fn access_for(
         &self,
         account: &str,
-        user: &str,
+        user: &ZoomUser,
     ) -> Result<Option<UserAccess>, GrantError> {
         if !self.apps.load().contains_key(account) {
             return Ok(None);
@@ -266,9 +269,11 @@ async fn refresh_once(
 ) -> Result<UserAccess, GrantError> {
     let Upstream { store, sealer, .. } = *upstream;
     let started = tokio::time::Instant::now();
+    // Stored IDs were validated when the grant was made.
+    let user = ZoomUser::parse(zoom_user_id).map_err(|_| GrantError::ReauthorizationRequired)?;
     loop {
         let row = store
-            .find_grant(account, zoom_user_id)
+            .find_grant(account, &user)
             .await?
             .ok_or(GrantError::ReauthorizationRequired)?;
         if row.needs_reauth {
@@ -349,7 +354,11 @@ async fn refresh_with_lease(
                 return Err(GrantError::ReauthorizationRequired);
             }
             tracing::info!(account, "refreshed a user's grant");
-            audit.record(crate::audit::grant_event("refreshed", account, user));
+            audit.record(crate::audit::grant_event(
+                "refreshed",
+                account,
+                &row.user_key,
+            ));
             Ok(UserAccess {
                 zoom_user_id: user.to_string(),
                 access_token: tokens.access_token,
@@ -359,7 +368,7 @@ async fn refresh_with_lease(
         Err(ZoomError::InvalidGrant(detail)) => {
             tracing::warn!(account, %detail, "Zoom refused a user's refresh token; re-authorisation needed");
             store.mark_needs_reauth(account, user, clock::now()).await?;
-            audit.record(crate::audit::grant_event("refused", account, user));
+            audit.record(crate::audit::grant_event("refused", account, &row.user_key));
             Err(GrantError::ReauthorizationRequired)
         }
         Err(other) => {

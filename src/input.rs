@@ -10,6 +10,7 @@ use axum::http::header;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::zoom_user::ZoomUser;
 
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -174,26 +175,10 @@ pub fn query_fields(query: Option<&str>) -> Result<Fields, ApiError> {
     Ok(Fields { map })
 }
 
-/// A Zoom user: `me`, a Zoom user ID or an email address. 1–128 characters of letters,
-/// digits and `. _ - + @`.
-pub fn user_id(text: &str) -> Result<String, ApiError> {
-    const FIELD: &str = "userId";
-    if text.is_empty() || text.len() > 128 {
-        return Err(ApiError::invalid(FIELD, "must be 1 to 128 characters"));
-    }
-    // `.` and `..` would be dropped from, or climb out of, the Zoom URL the user goes into.
-    let dot_segment = matches!(text, "." | "..");
-    if dot_segment
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'@'))
-    {
-        return Err(ApiError::invalid(
-            FIELD,
-            "must be `me`, a Zoom user ID or an email address",
-        ));
-    }
-    Ok(text.to_string())
+/// A Zoom user named by a request: `me`, a Zoom user ID or an email address, as
+/// [`ZoomUser`] accepts it; `field` is named when it is not one.
+pub fn user_id(field: &str, text: &str) -> Result<ZoomUser, ApiError> {
+    ZoomUser::parse(text).map_err(|problem| ApiError::invalid(field, problem.to_string()))
 }
 
 /// Length and character checks shared by every free-text field.
@@ -262,10 +247,10 @@ mod tests {
 
     #[test]
     fn dot_segments_are_not_user_ids() {
-        assert!(user_id(".").is_err());
-        assert!(user_id("..").is_err());
-        assert!(user_id("first.last@example.com").is_ok());
-        assert!(user_id("...").is_ok());
+        assert!(user_id("userId", ".").is_err());
+        assert!(user_id("userId", "..").is_err());
+        assert!(user_id("userId", "first.last@example.com").is_ok());
+        assert!(user_id("userId", "...").is_ok());
     }
 
     #[test]

@@ -34,3 +34,4 @@ pub mod telemetry;
 pub mod token_cache;
 pub mod user_tokens;
 pub mod zoom;
+pub mod zoom_user;

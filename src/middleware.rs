@@ -60,12 +60,13 @@ pub fn apply(router: Router, state: &AppState) -> Router {
 /// one line (callgrind; README › Benchmarks).
 async fn access_log(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
-    let method = request.method().clone();
+    // Bounded: a method nobody standardised is logged as `OTHER`.
+    let method = monitoring::method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let request_id = request.extensions().get::<RequestId>().cloned();
     let request_id = request_id.as_ref().map_or("", |id| &*id.0);
-    let span = tracing::info_span!("request", %method, route, request_id);
+    let span = tracing::info_span!("request", method, route, request_id);
     let response = next.run(request).instrument(span).await;
     // The caller rides on the response: only the handler's extractor knows it.
     let caller = response
@@ -73,7 +74,7 @@ async fn access_log(request: Request, next: Next) -> Response {
         .get::<audit::CallerName>()
         .map_or("", |c| &*c.0);
     tracing::info!(
-        %method,
+        method,
         route,
         request_id,
         status = response.status().as_u16(),

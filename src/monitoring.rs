@@ -113,7 +113,7 @@ pub async fn track_request(request: Request, next: Next) -> Response {
 
 /// A method as a label: the standard ones by name, anything else as `OTHER`, so that callers
 /// inventing methods cannot grow the number of series.
-fn method_label(method: &Method) -> &'static str {
+pub fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -205,6 +205,13 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts a `/v1` request refused before any caller was known (`route` as the audit log names
+/// it), in `ztv_unauthenticated_refused_total`.
+pub fn count_unauthenticated_refused(route: &str) {
+    metrics::counter!("ztv_unauthenticated_refused_total", "route" => route.to_owned())
+        .increment(1);
 }
 
 /// The kind of token a `/v1` route issues, for `ztv_tokens_issued_total`.

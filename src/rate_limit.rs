@@ -1,8 +1,8 @@
 //! Per-caller rate limits (GCRA): in-process with `governor`, or shared by every replica
 //! through one Lua script in Redis, falling back to in-process while Redis does not answer.
 //!
-//! GCRA in one paragraph: a limit of `per_second` and `burst` has an emission interval
-//! T = 1 s / `per_second` and a tolerance τ = (`burst` − 1)·T. Each caller has a theoretical
+//! GCRA in one paragraph: a limit of `rate` a period (a second or a minute) and `burst` has an
+//! emission interval T = period / `rate` and a tolerance τ = (`burst` − 1)·T. Each caller has a theoretical
 //! arrival time (TAT); a request at `now` is allowed when `now ≥ TAT − τ`, and then moves the
 //! TAT to `max(TAT, now) + T`. So `burst` requests may come at once, and after that one per T.
 //! A refused request changes nothing, and its `retry_after` is `TAT − τ − now`.
@@ -56,25 +56,58 @@ return {1, 0}
 /// A limit: sustained rate and burst.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Limit {
-    /// Requests per second, sustained. 0 is taken as 1.
-    pub per_second: u32,
+    /// Requests per `period`, sustained. 0 is taken as 1.
+    rate: u32,
     /// Requests that may come at once. 0 is taken as 1.
-    pub burst: u32,
+    burst: u32,
+    period: Period,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Period {
+    Second,
+    Minute,
 }
 
 impl Limit {
+    /// `rate` a second, `burst` at once.
+    pub const fn per_second(rate: u32, burst: u32) -> Self {
+        Self {
+            rate,
+            burst,
+            period: Period::Second,
+        }
+    }
+
+    /// `rate` a minute, all of them at once if the caller likes.
+    pub const fn per_minute(rate: u32) -> Self {
+        Self {
+            rate,
+            burst: rate,
+            period: Period::Minute,
+        }
+    }
+
     /// The limit with both numbers at least 1: a limit of 0 would refuse everything forever,
     /// which no configuration means.
     fn normalised(self) -> Self {
         Self {
-            per_second: self.per_second.max(1),
+            rate: self.rate.max(1),
             burst: self.burst.max(1),
+            period: self.period,
+        }
+    }
+
+    fn period_micros(self) -> u64 {
+        match self.period {
+            Period::Second => 1_000_000,
+            Period::Minute => 60_000_000,
         }
     }
 
     /// Emission interval T, in µs, rounded up so the sustained rate is never exceeded.
     fn interval_micros(self) -> u64 {
-        1_000_000u64.div_ceil(u64::from(self.per_second.max(1)))
+        self.period_micros().div_ceil(u64::from(self.rate.max(1)))
     }
 
     /// Tolerance τ = (burst − 1)·T, in µs.
@@ -83,10 +116,30 @@ impl Limit {
     }
 
     fn quota(self) -> Quota {
-        let per_second = NonZeroU32::new(self.per_second).unwrap_or(NonZeroU32::MIN);
+        let rate = NonZeroU32::new(self.rate).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN);
-        Quota::per_second(per_second).allow_burst(burst)
+        match self.period {
+            Period::Second => Quota::per_second(rate),
+            Period::Minute => Quota::per_minute(rate),
+        }
+        .allow_burst(burst)
     }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.period {
+            Period::Second => write!(f, "{}/s (burst {})", self.rate, self.burst),
+            Period::Minute => write!(f, "{}/min", self.rate),
+        }
+    }
+}
+
+/// What one caller may spend of one kind of budget: the key it is counted under, and the limit.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    pub key: Arc<str>,
+    pub limit: Limit,
 }
 
 /// The answer to one request.
@@ -323,15 +376,9 @@ mod tests {
 
     use super::*;
 
-    const SMALL: Limit = Limit {
-        per_second: 5,
-        burst: 2,
-    };
+    const SMALL: Limit = Limit::per_second(5, 2);
     /// A limit that refills too slowly to matter within a test: exactly `burst` get through.
-    const SLOW: Limit = Limit {
-        per_second: 1,
-        burst: 5,
-    };
+    const SLOW: Limit = Limit::per_second(1, 5);
 
     async fn count_allowed(limiter: &RateLimiter, caller: &str, limit: Limit, n: usize) -> usize {
         let mut allowed = 0;
@@ -360,23 +407,11 @@ mod tests {
     fn gcra_parameters_are_in_microseconds() {
         assert_eq!(SMALL.interval_micros(), 200_000);
         assert_eq!(SMALL.tolerance_micros(), 200_000);
-        let odd = Limit {
-            per_second: 3,
-            burst: 1,
-        };
+        let odd = Limit::per_second(3, 1);
         assert_eq!(odd.interval_micros(), 333_334, "rounded up, never faster");
         assert_eq!(odd.tolerance_micros(), 0);
-        let zero = Limit {
-            per_second: 0,
-            burst: 0,
-        };
-        assert_eq!(
-            zero.normalised(),
-            Limit {
-                per_second: 1,
-                burst: 1
-            }
-        );
+        let zero = Limit::per_second(0, 0);
+        assert_eq!(zero.normalised(), Limit::per_second(1, 1));
     }
 
     #[tokio::test]
@@ -419,16 +454,10 @@ mod tests {
         let limiter = RateLimiter::in_process();
         assert_eq!(count_allowed(&limiter, "a", SMALL, 5).await, 2);
 
-        let larger = Limit {
-            per_second: 5,
-            burst: 10,
-        };
+        let larger = Limit::per_second(5, 10);
         assert_eq!(count_allowed(&limiter, "a", larger, 20).await, 10);
 
-        let smaller = Limit {
-            per_second: 1,
-            burst: 1,
-        };
+        let smaller = Limit::per_second(1, 1);
         assert_eq!(count_allowed(&limiter, "a", smaller, 5).await, 1);
         let wait = retry_after(limiter.check("a", smaller).await);
         assert!(wait > Duration::from_millis(900), "{wait:?}");
@@ -452,16 +481,13 @@ mod tests {
         for task in tasks {
             task.await.unwrap();
         }
-        assert_eq!(allowed.load(Ordering::SeqCst), SLOW.burst as usize);
+        assert_eq!(allowed.load(Ordering::SeqCst), 5);
     }
 
     #[tokio::test]
     async fn in_process_forgets_idle_callers() {
         let limiter = LocalLimiter::new();
-        let tiny = Limit {
-            per_second: 100,
-            burst: 1,
-        };
+        let tiny = Limit::per_second(100, 1);
         limiter.check(&"a".into(), tiny);
         limiter.check(&"b".into(), SMALL);
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -651,7 +677,7 @@ mod tests {
             + count_allowed(&two, "shared", SLOW, 3).await
             + count_allowed(&one, "shared", SLOW, 3).await;
 
-        assert_eq!(allowed, SLOW.burst as usize);
+        assert_eq!(allowed, 5);
         assert_eq!(count_allowed(&two, "someone else", SLOW, 10).await, 5);
     }
 
@@ -664,16 +690,10 @@ mod tests {
         assert_eq!(count_allowed(&limiter, "a", SMALL, 5).await, 2);
 
         // The caller's arrival time carries over: 8 of the larger burst of 10 remain.
-        let larger = Limit {
-            per_second: 5,
-            burst: 10,
-        };
+        let larger = Limit::per_second(5, 10);
         assert_eq!(count_allowed(&limiter, "a", larger, 20).await, 8);
 
-        let smaller = Limit {
-            per_second: 1,
-            burst: 1,
-        };
+        let smaller = Limit::per_second(1, 1);
         assert!(!limiter.check("a", smaller).await.is_allowed());
     }
 
@@ -703,7 +723,7 @@ mod tests {
             task.await.unwrap();
         }
 
-        assert_eq!(allowed.load(Ordering::SeqCst), SLOW.burst as usize);
+        assert_eq!(allowed.load(Ordering::SeqCst), 5);
         assert!(replicas.iter().all(|r| !r.degraded()));
     }
 
@@ -832,7 +852,7 @@ mod tests {
         for task in tasks {
             allowed += usize::from(task.await.unwrap());
         }
-        assert_eq!(allowed, SLOW.burst as usize);
+        assert_eq!(allowed, 5);
         assert!(through_proxy.degraded());
         assert_eq!(logs.lines_with("WARN"), 1);
 

@@ -8,6 +8,7 @@ pub enum Scope {
     MeetingSdkSignature,
     MeetingSdkHost,
     VideoSdkToken,
+    VideoSdkHost,
     ZakRead,
     ObfRead,
     S2sToken,
@@ -15,10 +16,11 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::MeetingSdkSignature,
         Scope::MeetingSdkHost,
         Scope::VideoSdkToken,
+        Scope::VideoSdkHost,
         Scope::ZakRead,
         Scope::ObfRead,
         Scope::S2sToken,
@@ -30,6 +32,7 @@ impl Scope {
             Scope::MeetingSdkSignature => "meeting-sdk:signature",
             Scope::MeetingSdkHost => "meeting-sdk:host",
             Scope::VideoSdkToken => "video-sdk:token",
+            Scope::VideoSdkHost => "video-sdk:host",
             Scope::ZakRead => "zak:read",
             Scope::ObfRead => "obf:read",
             Scope::S2sToken => "s2s:token",

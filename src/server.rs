@@ -19,12 +19,13 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::service::Service;
@@ -336,6 +337,7 @@ async fn serve_connection(
     let service = Tracked {
         inner: TowerToHyperService::new(router),
         in_flight: Arc::new(in_flight),
+        peer: stream.peer_addr().ok(),
     };
     let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
     let idle = tokio::select! {
@@ -381,6 +383,8 @@ async fn idle_for(mut in_flight: watch::Receiver<usize>, after: Duration) {
 struct Tracked {
     inner: TowerToHyperService<Router>,
     in_flight: Arc<watch::Sender<usize>>,
+    /// The client's address, for what is bounded per address (see `audit`).
+    peer: Option<SocketAddr>,
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -390,7 +394,10 @@ impl Service<Request<Incoming>> for Tracked {
     type Error = Infallible;
     type Future = Answer;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
         let busy = InFlight::start(Arc::clone(&self.in_flight));
         let answer = self.inner.call(request);
         Box::pin(async move {

@@ -115,6 +115,9 @@ pub struct EndUserSettings {
     pub jwks_url: Option<Url>,
     /// The claim that names the Zoom user (`me`).
     pub user_claim: String,
+    /// Refuse a token whose `email_verified` is absent (one that says `false` is always
+    /// refused when `user_claim` is `email`).
+    pub require_email_verified: bool,
     /// What any signed-in user may do.
     pub scopes: Vec<Scope>,
     /// The account end users act for; `None`: the only one configured.
@@ -137,6 +140,8 @@ pub struct CorsSettings {
 pub struct RateLimitSettings {
     pub requests_per_second: u32,
     pub burst: u32,
+    /// Zoom calls one caller's requests may cause a minute (all at once, if it likes).
+    pub upstream_per_minute: u32,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -220,6 +225,8 @@ pub struct ZoomSettings {
     pub breaker_cooldown: Duration,
     /// How long a ZAK or OBF token is reused for the same user (and meeting); 0 = never.
     pub user_token_cache: Duration,
+    /// ZAKs kept at most; past it the one nearest the end of its reuse goes first.
+    pub user_token_cache_entries: usize,
 }
 
 /// One named set of Zoom credentials.
@@ -473,6 +480,7 @@ struct RawEndUsers {
     audience: Option<String>,
     jwks_url: Option<String>,
     user_claim: Option<String>,
+    require_email_verified: Option<bool>,
     scopes: Option<Vec<String>>,
     account: Option<String>,
     leeway_seconds: Option<u64>,
@@ -491,6 +499,7 @@ struct RawCors {
 struct RawRateLimit {
     requests_per_second: Option<u64>,
     burst: Option<u64>,
+    upstream_per_minute: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -547,6 +556,7 @@ struct RawZoom {
     breaker_failures: Option<u64>,
     breaker_cooldown_seconds: Option<u64>,
     user_token_cache_seconds: Option<u64>,
+    user_token_cache_entries: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -815,8 +825,8 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
 
     let z = raw.zoom;
     let zoom = ZoomSettings {
-        oauth_url: http_url(p, "zoom.oauth_url", z.oauth_url),
-        api_url: http_url(p, "zoom.api_url", z.api_url),
+        oauth_url: fetched_url(p, "zoom.oauth_url", z.oauth_url),
+        api_url: fetched_url(p, "zoom.api_url", z.api_url),
         connect_timeout: millis_in(
             p,
             "zoom.connect_timeout_ms",
@@ -862,6 +872,13 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
             0..=1800,
             300,
         ),
+        user_token_cache_entries: number_in(
+            p,
+            "zoom.user_token_cache_entries",
+            z.user_token_cache_entries,
+            1..=10_000_000,
+            10_000,
+        ) as usize,
     };
 
     let end_users = validate_end_users(p, raw.end_users, &raw.accounts);
@@ -880,6 +897,13 @@ fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
             raw.rate_limit.burst,
             1..=100_000,
             100,
+        ) as u32,
+        upstream_per_minute: number_in(
+            p,
+            "rate_limit.upstream_per_minute",
+            raw.rate_limit.upstream_per_minute,
+            1..=100_000,
+            60,
         ) as u32,
     };
     let cache = validate_cache(p, raw.cache);
@@ -962,11 +986,17 @@ fn validate_end_users(
     accounts: &BTreeMap<String, RawAccount>,
 ) -> Option<EndUserSettings> {
     let issuer = non_empty(raw.issuer)?;
-    if !matches!(Url::parse(&issuer), Ok(u) if matches!(u.scheme(), "http" | "https")) {
-        p.add("end_users.issuer", "must be an http(s) URL");
+    let jwks_url = non_empty(raw.jwks_url).map(|u| fetched_url(p, "end_users.jwks_url", Some(u)));
+    match Url::parse(&issuer) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {
+            // Without jwks_url the keys are discovered from the issuer: it is fetched.
+            if jwks_url.is_none() && !https_or_loopback(&u) {
+                p.add("end_users.issuer", HTTPS_OR_LOOPBACK);
+            }
+        }
+        _ => p.add("end_users.issuer", "must be an http(s) URL"),
     }
     let audience = p.required("end_users.audience", raw.audience);
-    let jwks_url = non_empty(raw.jwks_url).map(|u| http_url(p, "end_users.jwks_url", Some(u)));
     let user_claim = non_empty(raw.user_claim).unwrap_or_else(|| "email".into());
     let mut scopes = Vec::new();
     for text in raw.scopes.unwrap_or_default() {
@@ -999,6 +1029,7 @@ fn validate_end_users(
         issuer,
         audience,
         jwks_url,
+        require_email_verified: raw.require_email_verified.unwrap_or(user_claim == "email"),
         user_claim,
         scopes,
         account,
@@ -1140,6 +1171,33 @@ fn millis_in(
     default: u64,
 ) -> Duration {
     Duration::from_millis(number_in(p, key, value, range, default))
+}
+
+/// Why a URL ztv fetches from was refused.
+const HTTPS_OR_LOOPBACK: &str = "must be an https URL (http only for a loopback address)";
+
+/// Whether ztv may send requests (and trust answers) to `url`: https, or http to this
+/// machine's loopback (the built-in emulator, a local identity provider in tests).
+pub fn https_or_loopback(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// A URL ztv fetches from: [`http_url`], and https unless it is a loopback address.
+fn fetched_url(p: &mut Problems, key: &str, value: Option<String>) -> Url {
+    let url = http_url(p, key, value);
+    if !https_or_loopback(&url) {
+        p.add(key, HTTPS_OR_LOOPBACK);
+    }
+    url
 }
 
 fn http_url(p: &mut Problems, key: &str, value: Option<String>) -> Url {

@@ -1,6 +1,10 @@
-//! ZAK and On-Behalf-Of tokens: fetched from Zoom with the account's S2S token (once for
-//! all concurrent callers), retried once with a fresh S2S token when Zoom refuses the cached
-//! one, and reused for a while per (account, user[, meeting]).
+//! ZAK and On-Behalf-Of tokens: fetched from Zoom with the user's own grant or the account's
+//! S2S token, retried once with a fresh token when Zoom refuses the one used.
+//!
+//! A ZAK is fetched once for all concurrent callers and reused for a while per (account,
+//! user). An OBF token is single-use at Zoom: every request mints its own, and none is ever
+//! cached, shared or handed to a second caller. Each fetch is charged to the asking caller's
+//! upstream budget first, so no one caller can spend the account's Zoom rate limit.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,18 +13,16 @@ use std::time::{Duration, Instant};
 use crate::clock;
 use crate::flight::SingleFlight;
 use crate::grants::UserGrants;
+use crate::rate_limit::{Budget, Decision, RateLimiter};
 use crate::token_cache::TokenCache;
 use crate::zoom::{Acting, UserToken, UserTokenKind, ZoomClient, ZoomError};
+use crate::zoom_user::ZoomUser;
 
-/// Entries kept before expired ones are swept.
-const SWEEP_ABOVE: usize = 10_000;
-
+/// A cached ZAK's key: the account and the user's folded identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     account: String,
-    /// Lower-cased: emails are case-insensitive at Zoom.
-    user: String,
-    kind: UserTokenKind,
+    user: Arc<str>,
 }
 
 struct Entry {
@@ -28,15 +30,24 @@ struct Entry {
     reuse_until: Instant,
 }
 
+/// The cached ZAKs, bounded.
+struct ZakCache {
+    entries: HashMap<Key, Entry>,
+    /// Entries kept at most.
+    capacity: usize,
+}
+
 pub struct UserTokens {
     zoom: Arc<ZoomClient>,
     s2s: Arc<TokenCache>,
     /// Users' own grants, when any account has `user_oauth`.
     grants: Option<Arc<UserGrants>>,
-    /// Longest reuse of one token; zero turns reuse off.
+    /// Counts each caller's Zoom calls against its budget.
+    limiter: Arc<RateLimiter>,
+    /// Longest reuse of one ZAK; zero turns reuse off.
     reuse: Duration,
     /// Shared with the fetches, which fill it before their flight ends.
-    cache: Arc<Mutex<HashMap<Key, Entry>>>,
+    cache: Arc<Mutex<ZakCache>>,
     flights: SingleFlight<Key, UserToken, ZoomError>,
 }
 
@@ -45,38 +56,61 @@ impl UserTokens {
         zoom: Arc<ZoomClient>,
         s2s: Arc<TokenCache>,
         grants: Option<Arc<UserGrants>>,
+        limiter: Arc<RateLimiter>,
         reuse: Duration,
+        capacity: usize,
     ) -> Self {
         Self {
             zoom,
             s2s,
             grants,
+            limiter,
             reuse,
-            cache: Arc::default(),
+            cache: Arc::new(Mutex::new(ZakCache {
+                entries: HashMap::new(),
+                capacity: capacity.max(1),
+            })),
             flights: SingleFlight::default(),
         }
     }
 
-    /// The ZAK or OBF token of `user` in `account`.
+    /// The ZAK or a new OBF token of `user` in `account`, for a caller with `budget`.
     pub async fn get(
         &self,
         account: &str,
-        user: &str,
+        user: &ZoomUser,
         kind: UserTokenKind,
+        budget: &Budget,
     ) -> Result<UserToken, ZoomError> {
+        if matches!(kind, UserTokenKind::OnBehalf { .. }) {
+            self.charge(budget).await?;
+            return fetch_either(
+                &self.zoom,
+                &self.s2s,
+                self.grants.as_deref(),
+                account,
+                user,
+                &kind,
+            )
+            .await;
+        }
         let key = Key {
             account: account.to_string(),
-            user: user.to_lowercase(),
-            kind,
+            user: user.shared_key(),
         };
         if let Some(token) = cached(&self.cache, &key) {
             return Ok(token);
+        }
+        // Only a caller who would start a fetch is charged; one joining a fetch under way
+        // costs Zoom nothing.
+        if !self.flights.in_flight(&key) {
+            self.charge(budget).await?;
         }
         let zoom = Arc::clone(&self.zoom);
         let s2s = Arc::clone(&self.s2s);
         let grants = self.grants.clone();
         let (cache, reuse) = (Arc::clone(&self.cache), self.reuse);
-        let user = user.to_string();
+        let user = user.clone();
         self.flights
             .join_or_start(&key, || {
                 let key = key.clone();
@@ -86,16 +120,9 @@ impl UserTokens {
                     if let Some(token) = cached(&cache, &key) {
                         return Ok(token);
                     }
-                    let access = match &grants {
-                        Some(grants) => grants.access_for(&key.account, &user).await?,
-                        None => None,
-                    };
-                    let token = match (&grants, access) {
-                        (Some(grants), Some(access)) => {
-                            fetch_as_user(&zoom, grants, &key.account, access, &key.kind).await?
-                        }
-                        _ => fetch(&zoom, &s2s, &key.account, &user, &key.kind).await?,
-                    };
+                    let token =
+                        fetch_either(&zoom, &s2s, grants.as_deref(), &key.account, &user, &kind)
+                            .await?;
                     // Inside the flight, so a caller who comes after it ends finds the token.
                     // (Remembered by the waiters instead, a caller slipping in between the
                     // flight's end and their `remember` started a second fetch.)
@@ -106,33 +133,54 @@ impl UserTokens {
             .await
     }
 
+    /// Counts one Zoom call against the caller's budget, or refuses it before Zoom is asked.
+    async fn charge(&self, budget: &Budget) -> Result<(), ZoomError> {
+        match self
+            .limiter
+            .check(Arc::clone(&budget.key), budget.limit)
+            .await
+        {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after } => Err(ZoomError::CallerBudgetSpent {
+                limit: budget.limit.to_string(),
+                retry_after: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            }),
+        }
+    }
+
     /// Forgets every cached token of `user` (grant deleted, user deauthorised).
-    pub fn forget_user(&self, account: &str, user: &str) {
-        let user = user.to_lowercase();
+    pub fn forget_user(&self, account: &str, user: &ZoomUser) {
         self.lock()
-            .retain(|key, _| !(key.account == account && key.user == user));
+            .entries
+            .retain(|key, _| !(key.account == account && *key.user == *user.key()));
     }
 
     /// Forgets every cached token of `account` (its credentials changed).
     pub fn forget_account(&self, account: &str) {
-        self.lock().retain(|key, _| key.account != account);
+        self.lock().entries.retain(|key, _| key.account != account);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+    /// ZAKs cached now.
+    pub fn cached_len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ZakCache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// The token cached for `key`, while it may still be reused.
-fn cached(cache: &Mutex<HashMap<Key, Entry>>, key: &Key) -> Option<UserToken> {
+fn cached(cache: &Mutex<ZakCache>, key: &Key) -> Option<UserToken> {
     let cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    let entry = cache.get(key)?;
+    let entry = cache.entries.get(key)?;
     (entry.reuse_until > Instant::now()).then(|| entry.token.clone())
 }
 
 /// Keeps a token for `reuse`, but never past half of what remains of its life, so a reused
-/// token always has most of its life ahead.
-fn remember(cache: &Mutex<HashMap<Key, Entry>>, reuse: Duration, key: Key, token: &UserToken) {
+/// token always has most of its life ahead. A full cache first drops what may no longer be
+/// reused, then, if still full, the entry whose reuse ends soonest.
+fn remember(cache: &Mutex<ZakCache>, reuse: Duration, key: Key, token: &UserToken) {
     if reuse.is_zero() {
         return;
     }
@@ -143,16 +191,42 @@ fn remember(cache: &Mutex<HashMap<Key, Entry>>, reuse: Duration, key: Key, token
     }
     let now = Instant::now();
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if cache.len() >= SWEEP_ABOVE {
-        cache.retain(|_, entry| entry.reuse_until > now);
+    if cache.entries.len() >= cache.capacity && !cache.entries.contains_key(&key) {
+        cache.entries.retain(|_, entry| entry.reuse_until > now);
+        if cache.entries.len() >= cache.capacity
+            && let Some(soonest) = cache
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.reuse_until)
+                .map(|(key, _)| key.clone())
+        {
+            cache.entries.remove(&soonest);
+        }
     }
-    cache.insert(
+    cache.entries.insert(
         key,
         Entry {
             token: token.clone(),
             reuse_until: now + keep,
         },
     );
+}
+
+/// With the user's own grant when they have one in `account`, else the account's S2S token.
+async fn fetch_either(
+    zoom: &ZoomClient,
+    s2s: &TokenCache,
+    grants: Option<&UserGrants>,
+    account: &str,
+    user: &ZoomUser,
+    kind: &UserTokenKind,
+) -> Result<UserToken, ZoomError> {
+    if let Some(grants) = grants
+        && let Some(access) = grants.access_for(account, user).await?
+    {
+        return fetch_as_user(zoom, grants, account, access, kind).await;
+    }
+    fetch(zoom, s2s, account, user.as_str(), kind).await
 }
 
 /// With the user's own token; one refresh and retry when Zoom refuses it.

@@ -61,6 +61,10 @@ pub enum ZoomError {
     /// An answer we could not read.
     #[error("unexpected answer from Zoom: {0}")]
     Malformed(String),
+    /// The asking caller has spent its budget of Zoom calls (`rate_limit.upstream_per_minute`);
+    /// Zoom was not asked. `retry_after` in seconds.
+    #[error("this caller's budget of {limit} Zoom calls is spent; retry later")]
+    CallerBudgetSpent { limit: String, retry_after: u64 },
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -81,6 +85,11 @@ impl From<ZoomError> for ApiError {
                 code: ErrorCode::UpstreamUnavailable,
                 message: format!("Zoom is unavailable ({reason}); try again later"),
                 retry_after: Some(retry_after.unwrap_or(1).max(1)),
+            },
+            ZoomError::CallerBudgetSpent { retry_after, .. } => ApiError {
+                code: ErrorCode::RateLimited,
+                message: error.to_string(),
+                retry_after: Some(retry_after),
             },
             ZoomError::UserNotFound(message) => {
                 ApiError::new(ErrorCode::NotFound, format!("Zoom: {message}"))

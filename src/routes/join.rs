@@ -18,6 +18,7 @@ use crate::openapi::{BodyErrors, CallerErrors, ZoomErrors};
 use crate::scope::Scope;
 use crate::signing;
 use crate::zoom::{UserToken, UserTokenKind};
+use crate::zoom_user::ZoomUser;
 
 use super::meeting_sdk::{meeting_number_schema, meeting_sdk_app, read_signature_request};
 use super::users::{s2s_account, token_source_schema};
@@ -123,9 +124,10 @@ async fn issue_join_bundle(
         return Err(ApiError::invalid("meetingNumber", "required"));
     };
     let user = match fields.string("userId", 128)? {
-        Some(user) => caller.act_as(&input::user_id(&user)?)?,
-        None => caller.act_as("me")?,
+        Some(user) => input::user_id("userId", &user)?,
+        None => ZoomUser::me(),
     };
+    let user = caller.act_as(&user)?;
     crate::audit::note_target(Some(&user), Some(&meeting_number.digits()));
     // A host needs a ZAK to start the meeting; participants ask for one when they want it.
     let with_zak = fields.bool("withZak")?.unwrap_or(role == 1);
@@ -150,13 +152,19 @@ async fn issue_join_bundle(
     };
     let app = meeting_sdk_app(account)?;
 
+    let budget = caller.upstream_budget(&settings);
     let fetch = |wanted: bool, kind: UserTokenKind| {
         let state = state.clone();
         let account = account.name.clone();
         let user = user.clone();
+        let budget = budget.clone();
         async move {
             match wanted {
-                true => state.user_tokens.get(&account, &user, kind).await.map(Some),
+                true => state
+                    .user_tokens
+                    .get(&account, &user, kind, &budget)
+                    .await
+                    .map(Some),
                 false => Ok(None),
             }
         }

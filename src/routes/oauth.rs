@@ -31,11 +31,14 @@ use crate::scope::Scope;
 use crate::settings::{Account, UserOAuthApp};
 use crate::store::OAuthState;
 use crate::zoom::{UserGrantRequest, ZoomError};
+use crate::zoom_user::ZoomUser;
 
 use super::users::{AccountParam, UserIdParam, UserPath, user_of};
 
 /// How long a `state` may wait for Zoom's redirect, in seconds.
 const STATE_LIFETIME: i64 = 600;
+/// Pending authorisations one caller may hold; a new one beyond drops the oldest.
+pub const PENDING_PER_CALLER: u32 = 10;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -133,14 +136,13 @@ async fn start_authorization(
             if user_hint.is_some() {
                 return Err(ApiError::invalid("userHint", "only API keys name a user"));
             }
-            me.to_string()
+            me.clone()
         }
         None => {
             caller.require(Scope::GrantsAdmin)?;
             let hint =
                 user_hint.ok_or_else(|| ApiError::invalid("userHint", "required for API keys"))?;
-            input::user_id(&hint)
-                .map_err(|_| ApiError::invalid("userHint", "must be a Zoom user ID or email"))?
+            input::user_id("userHint", &hint)?
         }
     };
     crate::audit::note_target(Some(&user_hint), None);
@@ -159,9 +161,11 @@ async fn start_authorization(
             &OAuthState {
                 account: account.name.clone(),
                 caller: caller.name.to_string(),
-                user_hint: Some(user_hint),
+                user_hint: Some(user_hint.as_str().to_string()),
+                created_ms: crate::audit::now_ms(),
                 expires_at: clock::now() + STATE_LIFETIME,
             },
+            PENDING_PER_CALLER,
         )
         .await
         .map_err(ApiError::internal)?;
@@ -181,7 +185,7 @@ async fn start_authorization(
 
 /// How the callback ended, told to the browser.
 enum Outcome {
-    Authorized { email: String },
+    Authorized { email: ZoomUser },
     Failed(ApiError),
 }
 
@@ -293,7 +297,7 @@ async fn finish_authorization(
         .and_then(|app| app.done_url.clone());
     match (outcome, done_url) {
         (Outcome::Authorized { email }, Some(mut url)) => {
-            url.query_pairs_mut().append_pair("status", "ok").append_pair("user", &email);
+            url.query_pairs_mut().append_pair("status", "ok").append_pair("user", email.as_str());
             Redirect::to(url.as_str()).into_response()
         }
         (Outcome::Failed(error), Some(mut url)) => {
@@ -307,7 +311,7 @@ async fn finish_authorization(
             StatusCode::OK,
             Html(format!(
                 "<!doctype html><title>Zoom connected</title><p>Zoom is connected for {}. You can close this window.</p>\n",
-                html_escape(&email)
+                html_escape(email.as_str())
             )),
         )
             .into_response(),
@@ -323,7 +327,7 @@ async fn complete(
     pending: &OAuthState,
     code: &str,
 ) -> Outcome {
-    let result: Result<String, ApiError> = async {
+    let result: Result<ZoomUser, ApiError> = async {
         let grants = grants(state)?;
         let app = oauth_app(grants, account)?;
         let tokens = state
@@ -341,20 +345,31 @@ async fn complete(
             .zoom
             .users_me(&account.name, &tokens.access_token)
             .await?;
-        if let Some(hint) = &pending.user_hint
-            && !(hint.eq_ignore_ascii_case(&email) || *hint == zoom_user_id)
+        // Zoom's answer crosses the boundary too: identities are validated like any other.
+        let identity = |text: &str| {
+            ZoomUser::parse(text).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::UpstreamError,
+                    "Zoom's GET /users/me named the user in a form ztv does not accept",
+                )
+            })
+        };
+        let (zoom_user, email) = (identity(&zoom_user_id)?, identity(&email)?);
+        let hint = pending.user_hint.as_deref().map(ZoomUser::parse);
+        if let Some(hint) = hint
+            && !hint.is_ok_and(|hint| hint == email || hint == zoom_user)
         {
             return Err(ApiError::forbidden(
                 "signed in to Zoom as a different user than the one this authorisation was for",
             ));
         }
         grants
-            .store_new(&account.name, &zoom_user_id, &email, &tokens)
+            .store_new(&account.name, &zoom_user, &email, &tokens)
             .await
             .map_err(ApiError::internal)?;
         // Tokens cached before the grant existed were fetched with the account's token.
         state.user_tokens.forget_user(&account.name, &email);
-        state.user_tokens.forget_user(&account.name, &zoom_user_id);
+        state.user_tokens.forget_user(&account.name, &zoom_user);
         tracing::info!(account = %account.name, caller = %pending.caller, "stored a user's grant");
         Ok(email)
     }
@@ -433,7 +448,11 @@ async fn delete_grant(
 }
 
 /// Deletes a user's grant and every cached token of theirs; `false` if there was none.
-pub async fn forget_grant(state: &AppState, account: &str, user: &str) -> Result<bool, ApiError> {
+pub async fn forget_grant(
+    state: &AppState,
+    account: &str,
+    user: &ZoomUser,
+) -> Result<bool, ApiError> {
     let deleted = state
         .store
         .delete_grant(account, user)
@@ -442,12 +461,18 @@ pub async fn forget_grant(state: &AppState, account: &str, user: &str) -> Result
     state.user_tokens.forget_user(account, user);
     match deleted {
         Some((zoom_user_id, email)) => {
-            state.user_tokens.forget_user(account, &zoom_user_id);
-            state.user_tokens.forget_user(account, &email);
+            // As stored: validated when the grant was made.
+            for stored in [&zoom_user_id, &email] {
+                if let Ok(stored) = ZoomUser::parse(stored) {
+                    state.user_tokens.forget_user(account, &stored);
+                }
+            }
             tracing::info!(account, "deleted a user's grant");
-            state
-                .audit
-                .record(crate::audit::grant_event("deleted", account, &zoom_user_id));
+            state.audit.record(crate::audit::grant_event(
+                "deleted",
+                account,
+                &zoom_user_id.to_ascii_lowercase(),
+            ));
             Ok(true)
         }
         None => Ok(false),

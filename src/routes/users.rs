@@ -19,6 +19,7 @@ use crate::openapi::{CallerErrors, ZoomErrors};
 use crate::scope::Scope;
 use crate::settings::{Account, Settings};
 use crate::zoom::{Acting, UserTokenKind};
+use crate::zoom_user::ZoomUser;
 
 use super::meeting_sdk::meeting_number;
 
@@ -97,9 +98,9 @@ pub(crate) struct AccountParam {
 /// The path's `userId`, with a rejection in our shape.
 pub type UserPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
 
-pub fn user_of(path: UserPath) -> Result<String, ApiError> {
+pub fn user_of(path: UserPath) -> Result<ZoomUser, ApiError> {
     let Path(user) = path.map_err(|_| ApiError::invalid("userId", "is not valid UTF-8"))?;
-    input::user_id(&user)
+    input::user_id("userId", &user)
 }
 
 /// The account to fetch user tokens for; it needs S2S credentials.
@@ -158,9 +159,10 @@ async fn issue_zak(
     let settings = state.settings();
     let account = s2s_account(&caller, &settings, account.as_deref())?;
 
+    let budget = caller.upstream_budget(&settings);
     let zak = state
         .user_tokens
-        .get(&account.name, &user, UserTokenKind::Zak)
+        .get(&account.name, &user, UserTokenKind::Zak, &budget)
         .await?;
     Ok(Json(ZakResponse {
         zak: zak.token.expose_secret().to_string(),
@@ -219,12 +221,14 @@ async fn issue_obf_token(
     let settings = state.settings();
     let account = s2s_account(&caller, &settings, account.as_deref())?;
 
+    let budget = caller.upstream_budget(&settings);
     let obf = state
         .user_tokens
         .get(
             &account.name,
             &user,
             UserTokenKind::OnBehalf { meeting_number },
+            &budget,
         )
         .await?;
     Ok(Json(ObfResponse {

@@ -17,6 +17,7 @@ use crate::input::{Fields, JsonObject, check_text, describe};
 use crate::openapi::{BodyErrors, CallerErrors};
 use crate::scope::Scope;
 use crate::signing::{self, VideoSdkClaimsInput, VideoUser};
+use crate::zoom_user::ZoomUser;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(issue_video_token))
@@ -37,7 +38,7 @@ struct VideoTokenRequest {
         pattern = r"^[A-Za-z0-9 !#$%&()+\-:;<=.>?@\[\]^_{}|~,\\]+$"
     )]
     session_name: String,
-    /// 0 to join as a participant, 1 as the host (`role_type`).
+    /// 0 to join as a participant, 1 as the host (`role_type`; needs `video-sdk:host`).
     #[schema(minimum = 0, maximum = 1)]
     role: u8,
     /// The token's lifetime, in seconds.
@@ -50,7 +51,8 @@ struct VideoTokenRequest {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
     )]
     session_key: Option<String>,
-    /// Your identifier for the user (`user_key`). Give this or `userIdentity`, not both.
+    /// Your identifier for the user (`user_key`). Give this or `userIdentity`, not both. An end
+    /// user may name only themselves; left out, it is their own identity.
     #[schema(
         min_length = 1,
         max_length = 36,
@@ -68,10 +70,10 @@ struct VideoTokenRequest {
     /// case-insensitive, duplicates dropped.
     #[schema(schema_with = geo_regions_schema)]
     geo_regions: Option<Vec<String>>,
-    /// 0/1: `cloud_recording_option`.
+    /// 0/1: `cloud_recording_option` (needs `video-sdk:host`).
     #[schema(minimum = 0, maximum = 1)]
     cloud_recording_option: Option<u8>,
-    /// 0/1: `cloud_recording_election`.
+    /// 0/1: `cloud_recording_election` (needs `video-sdk:host`).
     #[schema(minimum = 0, maximum = 1)]
     cloud_recording_election: Option<u8>,
     /// `telemetry_tracking_id`.
@@ -135,7 +137,9 @@ struct VideoTokenResponse {
 /// Issue a Video SDK token
 ///
 /// The session JWT a Video SDK client needs to join a session, signed locally with the
-/// account's Video SDK key and secret; no call to Zoom. Scope `video-sdk:token`.
+/// account's Video SDK key and secret; no call to Zoom. Scope `video-sdk:token`, and
+/// `video-sdk:host` for `role: 1` or either cloud-recording field. An end user's `userKey`
+/// defaults to their own identity, and they may name no one else.
 #[utoipa::path(
     post,
     path = "/v1/video-sdk/token",
@@ -160,8 +164,18 @@ async fn issue_video_token(
 ) -> Result<Json<VideoTokenResponse>, ApiError> {
     caller.require(Scope::VideoSdkToken)?;
     let JsonObject(mut fields) = body?;
-    let input = read_video_request(&mut fields)?;
-    crate::audit::note_target(None, Some(&input.session_name));
+    let mut input = read_video_request(&mut fields)?;
+    crate::audit::note_target(caller.end_user(), Some(&input.session_name));
+    // Hosting, and the session's cloud recording, are the host's.
+    if input.role == 1
+        || input.cloud_recording_option.is_some()
+        || input.cloud_recording_election.is_some()
+    {
+        caller.require(Scope::VideoSdkHost)?;
+    }
+    if let Some(me) = caller.end_user() {
+        input.user = own_video_user(me, input.user.take())?;
+    }
     let account = fields.string("account", 64)?;
     fields.finish()?;
 
@@ -178,6 +192,22 @@ async fn issue_video_token(
         signature: signed.token,
         expires_at: clock::rfc3339(signed.expires_at),
     }))
+}
+
+/// An end user's `userKey`/`userIdentity`: their own identity (compared as a [`ZoomUser`]),
+/// and by default `userKey` set to it when it fits Zoom's 36 characters.
+fn own_video_user(me: &ZoomUser, asked: Option<VideoUser>) -> Result<Option<VideoUser>, ApiError> {
+    match asked {
+        None => Ok((me.key().len() <= 36).then(|| VideoUser::Key(me.key().to_string()))),
+        Some(VideoUser::Key(text) | VideoUser::Identity(text))
+            if !ZoomUser::parse(&text).is_ok_and(|named| named == *me) =>
+        {
+            Err(ApiError::forbidden(
+                "end users may name only themselves in userKey or userIdentity",
+            ))
+        }
+        Some(user) => Ok(Some(user)),
+    }
 }
 
 fn read_video_request(fields: &mut Fields) -> Result<VideoSdkClaimsInput, ApiError> {

@@ -167,6 +167,7 @@ async fn receive_zoom_event(
             let user_id = payload["user_id"]
                 .as_str()
                 .ok_or_else(|| ApiError::invalid("payload.user_id", "required"))?;
+            let user_id = crate::input::user_id("payload.user_id", user_id)?;
             let client_id = payload["client_id"].as_str().unwrap_or("");
             let mut deleted = 0;
             for (name, account) in &state.settings().accounts {
@@ -174,7 +175,7 @@ async fn receive_zoom_event(
                     .user_oauth
                     .as_ref()
                     .is_some_and(|app| app.client_id == client_id)
-                    && forget_grant(&state, name, user_id).await?
+                    && forget_grant(&state, name, &user_id).await?
                 {
                     deleted += 1;
                 }

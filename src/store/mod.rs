@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::scope::{self, Scope};
+use crate::zoom_user::ZoomUser;
 
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, readable_by_others};
 
 /// Audit events per INSERT statement at most: 9 bound values each, well under SQLite's and
 /// PostgreSQL's limits on bound parameters. A power of two (see [`audit_chunks`]).
@@ -178,6 +179,8 @@ pub struct ClientRecord {
     pub revoked_at: Option<i64>,
     /// Requests per second and burst; `None`: the configured default.
     pub rate_limit: Option<(u32, u32)>,
+    /// Zoom calls a minute; `None`: the configured default.
+    pub upstream_per_minute: Option<u32>,
 }
 
 /// One audited action: who, what, for whom, with what outcome. Never a token or secret.
@@ -204,6 +207,8 @@ pub struct OAuthState {
     pub account: String,
     pub caller: String,
     pub user_hint: Option<String>,
+    /// Unix milliseconds: a caller's oldest pending states are the first dropped.
+    pub created_ms: i64,
     /// Unix seconds.
     pub expires_at: i64,
 }
@@ -212,7 +217,11 @@ pub struct OAuthState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantRow {
     pub account: String,
+    /// As Zoom gave it.
     pub zoom_user_id: String,
+    /// `zoom_user_id` with ASCII case folded ([`ZoomUser::key`]).
+    pub user_key: String,
+    /// ASCII case folded ([`ZoomUser::key`]).
     pub email: String,
     pub refresh_token: Vec<u8>,
     pub access_token: Vec<u8>,
@@ -225,17 +234,27 @@ pub struct GrantRow {
 
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Adds a pending authorisation, then drops the same caller's oldest beyond the newest
+    /// `keep_per_caller`.
     async fn insert_oauth_state(
         &self,
         state_hash: &str,
         state: &OAuthState,
+        keep_per_caller: u32,
     ) -> Result<(), StoreError>;
     /// Removes and returns a pending authorisation (single use), expired or not.
     async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<OAuthState>, StoreError>;
+    /// Deletes pending authorisations that expired before `now` (Unix seconds); returns how
+    /// many.
+    async fn prune_oauth_states(&self, now: i64) -> Result<u64, StoreError>;
     /// Stores a new grant, replacing any earlier one of the same user.
     async fn put_grant(&self, grant: &GrantRow, now: i64) -> Result<(), StoreError>;
-    /// A grant by Zoom user ID or email (case-insensitive).
-    async fn find_grant(&self, account: &str, user: &str) -> Result<Option<GrantRow>, StoreError>;
+    /// A grant by Zoom user ID or email, compared as [`ZoomUser`]s (ASCII case folded).
+    async fn find_grant(
+        &self,
+        account: &str,
+        user: &ZoomUser,
+    ) -> Result<Option<GrantRow>, StoreError>;
     /// Takes the refresh lease if the grant is still at `version` and nobody holds a live
     /// lease; the version is bumped. `false`: someone else got there first.
     async fn claim_refresh(
@@ -272,11 +291,12 @@ pub trait Store: Send + Sync {
         zoom_user_id: &str,
         now: i64,
     ) -> Result<(), StoreError>;
-    /// Deletes a grant by Zoom user ID or email; returns the deleted grant's user ID and email.
+    /// Deletes a grant by Zoom user ID or email, compared as [`ZoomUser`]s; returns the
+    /// deleted grant's user ID and email as stored.
     async fn delete_grant(
         &self,
         account: &str,
-        user: &str,
+        user: &ZoomUser,
     ) -> Result<Option<(String, String)>, StoreError>;
     /// Appends audit events in one transaction.
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
@@ -309,6 +329,14 @@ pub trait Store: Send + Sync {
         &self,
         name: &str,
         limit: Option<(u32, u32)>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Sets (or with `None` clears) a live client's own budget of Zoom calls a minute; `false`
+    /// when there is no live client of that name.
+    async fn set_client_upstream_limit(
+        &self,
+        name: &str,
+        per_minute: Option<u32>,
         now: i64,
     ) -> Result<bool, StoreError>;
     /// Answers when the store can be reached.
@@ -359,8 +387,11 @@ macro_rules! store_suite {
             clients_are_created_listed_rotated_and_revoked,
             clients_come_back_exactly_as_stored_in_byte_order_of_name,
             client_rate_limits_are_set_and_cleared,
+            client_upstream_limits_are_set_and_cleared,
             oauth_states_are_taken_once,
+            oauth_states_are_bounded_per_caller_and_pruned_when_expired,
             grants_are_found_by_user_id_or_email_in_any_case,
+            grants_are_never_found_by_a_unicode_case_fold,
             a_new_grant_replaces_the_old_one_and_clears_its_state,
             of_many_claims_on_one_version_exactly_one_wins,
             a_live_lease_blocks_a_claim_and_an_expired_one_does_not,
@@ -406,14 +437,21 @@ pub(crate) mod suite {
             expires_at: None,
             revoked_at: None,
             rate_limit: None,
+            upstream_per_minute: None,
         }
     }
 
-    fn grant(user: &str, email: &str) -> GrantRow {
+    fn user(text: &str) -> ZoomUser {
+        ZoomUser::parse(text).unwrap()
+    }
+
+    /// A grant as the domain stores it: identities folded.
+    fn grant(user_id: &str, email: &str) -> GrantRow {
         GrantRow {
             account: "prod".into(),
-            zoom_user_id: user.into(),
-            email: email.into(),
+            zoom_user_id: user_id.into(),
+            user_key: user_id.to_ascii_lowercase(),
+            email: email.to_ascii_lowercase(),
             // Every byte value survives the round trip, NUL included.
             refresh_token: vec![0, 1, 0xfe, 0xff],
             access_token: b"sealed access".to_vec(),
@@ -425,12 +463,12 @@ pub(crate) mod suite {
         }
     }
 
-    async fn find(store: &dyn Store, user: &str) -> GrantRow {
+    async fn find(store: &dyn Store, who: &str) -> GrantRow {
         store
-            .find_grant("prod", user)
+            .find_grant("prod", &user(who))
             .await
             .unwrap()
-            .unwrap_or_else(|| panic!("no grant for {user}"))
+            .unwrap_or_else(|| panic!("no grant for {who}"))
     }
 
     pub(crate) async fn clients_are_created_listed_rotated_and_revoked(store: &dyn Store) {
@@ -487,6 +525,7 @@ pub(crate) mod suite {
             expires_at: Some(1_800_000_000),
             revoked_at: None,
             rate_limit: Some((u32::MAX, 7)),
+            upstream_per_minute: Some(u32::MAX),
         };
         store.insert_client(&full).await.unwrap();
         store
@@ -535,6 +574,40 @@ pub(crate) mod suite {
         assert!(
             !store
                 .set_client_rate_limit("web", Some((1, 1)), 204)
+                .await
+                .unwrap()
+        );
+    }
+
+    pub(crate) async fn client_upstream_limits_are_set_and_cleared(store: &dyn Store) {
+        store
+            .insert_client(&record("web", "ztv_aaaaaaaa"))
+            .await
+            .unwrap();
+
+        assert!(
+            store
+                .set_client_upstream_limit("web", Some(600), 200)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.list_clients().await.unwrap()[0].upstream_per_minute,
+            Some(600)
+        );
+        assert!(
+            store
+                .set_client_upstream_limit("web", None, 201)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.list_clients().await.unwrap()[0].upstream_per_minute,
+            None
+        );
+        assert!(
+            !store
+                .set_client_upstream_limit("nobody", Some(1), 202)
                 .await
                 .unwrap()
         );
@@ -595,19 +668,78 @@ pub(crate) mod suite {
             account: "prod".into(),
             caller: "web".into(),
             user_hint: Some("ann@example.com".into()),
+            created_ms: 500_000,
             expires_at: 1_000,
         };
         let anonymous = OAuthState {
             user_hint: None,
             ..state.clone()
         };
-        store.insert_oauth_state("h1", &state).await.unwrap();
-        store.insert_oauth_state("h2", &anonymous).await.unwrap();
+        store.insert_oauth_state("h1", &state, 10).await.unwrap();
+        store
+            .insert_oauth_state("h2", &anonymous, 10)
+            .await
+            .unwrap();
 
         assert_eq!(store.take_oauth_state("h1").await.unwrap(), Some(state));
         assert_eq!(store.take_oauth_state("h1").await.unwrap(), None);
         assert_eq!(store.take_oauth_state("h2").await.unwrap(), Some(anonymous));
         assert_eq!(store.take_oauth_state("unknown").await.unwrap(), None);
+    }
+
+    pub(crate) async fn oauth_states_are_bounded_per_caller_and_pruned_when_expired(
+        store: &dyn Store,
+    ) {
+        let state = |caller: &str, created_ms: i64, expires_at: i64| OAuthState {
+            account: "prod".into(),
+            caller: caller.into(),
+            user_hint: None,
+            created_ms,
+            expires_at,
+        };
+        // "web" makes five with room for three: its two oldest go; "svc"'s one stays.
+        store
+            .insert_oauth_state("svc", &state("svc", 1, 2_000), 3)
+            .await
+            .unwrap();
+        for n in 1..=5 {
+            store
+                .insert_oauth_state(&format!("web{n}"), &state("web", n, 1_000 + n), 3)
+                .await
+                .unwrap();
+        }
+        for gone in ["web1", "web2"] {
+            assert_eq!(store.take_oauth_state(gone).await.unwrap(), None, "{gone}");
+        }
+        assert!(store.take_oauth_state("web3").await.unwrap().is_some());
+
+        // Expired before 1 005: web4 (1 004); web5 (1 005) and svc (2 000) stay.
+        assert_eq!(store.prune_oauth_states(1_005).await.unwrap(), 1);
+        assert_eq!(store.take_oauth_state("web4").await.unwrap(), None);
+        assert!(store.take_oauth_state("web5").await.unwrap().is_some());
+        assert!(store.take_oauth_state("svc").await.unwrap().is_some());
+    }
+
+    pub(crate) async fn grants_are_never_found_by_a_unicode_case_fold(store: &dyn Store) {
+        store
+            .put_grant(&grant("u1", "kate@example.com"), 100)
+            .await
+            .unwrap();
+        // What a Unicode lower-casing would fold to kate's email (KELVIN SIGN) cannot even be
+        // a ZoomUser; its nearest valid neighbours do not find her grant.
+        assert!(ZoomUser::parse("\u{212A}ate@example.com").is_err());
+        for other in [
+            "kate@example.co",
+            "ate@example.com",
+            "kate@example.com.evil",
+        ] {
+            assert_eq!(store.find_grant("prod", &user(other)).await.unwrap(), None);
+            assert_eq!(
+                store.delete_grant("prod", &user(other)).await.unwrap(),
+                None
+            );
+        }
+        assert_eq!(find(store, "KATE@example.com").await.zoom_user_id, "u1");
     }
 
     pub(crate) async fn grants_are_found_by_user_id_or_email_in_any_case(store: &dyn Store) {
@@ -628,10 +760,14 @@ pub(crate) mod suite {
                 ..grant("u1", "")
             }
         );
-        assert_eq!(store.find_grant("prod", "U1").await.unwrap(), None);
-        assert_eq!(store.find_grant("other", "u1").await.unwrap(), None);
+        // Zoom user IDs are compared with ASCII case folded too: one identity, one rule.
+        assert_eq!(find(store, "U1").await, by_id);
+        assert_eq!(store.find_grant("other", &user("u1")).await.unwrap(), None);
         assert_eq!(
-            store.find_grant("prod", "bob@example.com").await.unwrap(),
+            store
+                .find_grant("prod", &user("bob@example.com"))
+                .await
+                .unwrap(),
             None
         );
     }
@@ -671,7 +807,10 @@ pub(crate) mod suite {
             }
         );
         assert_eq!(
-            store.find_grant("prod", "ann@example.com").await.unwrap(),
+            store
+                .find_grant("prod", &user("ann@example.com"))
+                .await
+                .unwrap(),
             None
         );
     }
@@ -858,21 +997,33 @@ pub(crate) mod suite {
             .unwrap();
 
         assert_eq!(
-            store.delete_grant("prod", "ANN@example.com").await.unwrap(),
+            store
+                .delete_grant("prod", &user("ANN@example.com"))
+                .await
+                .unwrap(),
             Some(("u1".into(), "ann@example.com".into()))
         );
-        assert_eq!(store.find_grant("prod", "u1").await.unwrap(), None);
+        assert_eq!(store.find_grant("prod", &user("u1")).await.unwrap(), None);
         assert_eq!(
-            store.delete_grant("prod", "ann@example.com").await.unwrap(),
+            store
+                .delete_grant("prod", &user("ann@example.com"))
+                .await
+                .unwrap(),
             None
         );
-        assert_eq!(store.delete_grant("other", "u2").await.unwrap(), None);
         assert_eq!(
-            store.delete_grant("prod", "u2").await.unwrap(),
+            store.delete_grant("other", &user("u2")).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.delete_grant("prod", &user("u2")).await.unwrap(),
             Some(("u2".into(), "bob@example.com".into()))
         );
         assert_eq!(
-            store.find_grant("prod", "bob@example.com").await.unwrap(),
+            store
+                .find_grant("prod", &user("bob@example.com"))
+                .await
+                .unwrap(),
             None
         );
     }

@@ -57,6 +57,10 @@ where
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        upstream_per_minute: row
+            .try_get::<Option<i64>, _>("upstream_per_minute")?
+            .map(|n| u32::try_from(n).map_err(|_| StoreError::Corrupt("upstream limit".into())))
+            .transpose()?,
     })
 }
 
@@ -72,6 +76,7 @@ where
     Ok(GrantRow {
         account: row.try_get("account")?,
         zoom_user_id: row.try_get("zoom_user_id")?,
+        user_key: row.try_get("user_key")?,
         email: row.try_get("email")?,
         refresh_token: row.try_get("refresh_token")?,
         access_token: row.try_get("access_token")?,
@@ -92,20 +97,44 @@ macro_rules! sql_store {
                 &self,
                 state_hash: &str,
                 state: &$crate::store::OAuthState,
+                keep_per_caller: u32,
             ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.begin_write().await?;
                 let sql = Self::sql(
-                    "INSERT INTO oauth_states (state_hash, account, caller, user_hint, expires_at) \
-                     VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO oauth_states (state_hash, account, caller, user_hint, \
+                     created_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
                 );
                 sqlx::query(&sql)
                     .bind(state_hash)
                     .bind(&state.account)
                     .bind(&state.caller)
                     .bind(&state.user_hint)
+                    .bind(state.created_ms)
                     .bind(state.expires_at)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                let sql = Self::sql(
+                    "DELETE FROM oauth_states WHERE caller = ? AND state_hash NOT IN \
+                     (SELECT state_hash FROM oauth_states WHERE caller = ? \
+                     ORDER BY created_ms DESC, state_hash DESC LIMIT ?)",
+                );
+                sqlx::query(&sql)
+                    .bind(&state.caller)
+                    .bind(&state.caller)
+                    .bind(i64::from(keep_per_caller))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 Ok(())
+            }
+
+            async fn prune_oauth_states(
+                &self,
+                now: i64,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let sql = Self::sql("DELETE FROM oauth_states WHERE expires_at < ?");
+                let result = sqlx::query(&sql).bind(now).execute(&self.pool).await?;
+                Ok(result.rows_affected())
             }
 
             async fn take_oauth_state(
@@ -115,7 +144,7 @@ macro_rules! sql_store {
                 use sqlx::Row as _;
                 let sql = Self::sql(
                     "DELETE FROM oauth_states WHERE state_hash = ? \
-                     RETURNING account, caller, user_hint, expires_at",
+                     RETURNING account, caller, user_hint, created_ms, expires_at",
                 );
                 let row = sqlx::query(&sql)
                     .bind(state_hash)
@@ -126,6 +155,7 @@ macro_rules! sql_store {
                         account: row.try_get("account")?,
                         caller: row.try_get("caller")?,
                         user_hint: row.try_get("user_hint")?,
+                        created_ms: row.try_get("created_ms")?,
                         expires_at: row.try_get("expires_at")?,
                     })
                 })
@@ -138,11 +168,12 @@ macro_rules! sql_store {
                 now: i64,
             ) -> Result<(), $crate::store::StoreError> {
                 let sql = Self::sql(
-                    "INSERT INTO user_grants (account, zoom_user_id, email, refresh_token, \
-                     access_token, access_expires_at, scopes, version, refreshing_until, \
-                     needs_reauth, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, 1, NULL, FALSE, ?, ?) \
-                     ON CONFLICT (account, zoom_user_id) DO UPDATE SET email = excluded.email, \
+                    "INSERT INTO user_grants (account, zoom_user_id, user_key, email, \
+                     refresh_token, access_token, access_expires_at, scopes, version, \
+                     refreshing_until, needs_reauth, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, NULL, FALSE, ?, ?) \
+                     ON CONFLICT (account, zoom_user_id) DO UPDATE SET \
+                     user_key = excluded.user_key, email = excluded.email, \
                      refresh_token = excluded.refresh_token, access_token = excluded.access_token, \
                      access_expires_at = excluded.access_expires_at, scopes = excluded.scopes, \
                      version = user_grants.version + 1, refreshing_until = NULL, \
@@ -151,7 +182,8 @@ macro_rules! sql_store {
                 sqlx::query(&sql)
                     .bind(&g.account)
                     .bind(&g.zoom_user_id)
-                    .bind(g.email.to_lowercase())
+                    .bind(&g.user_key)
+                    .bind(&g.email)
                     .bind(&g.refresh_token)
                     .bind(&g.access_token)
                     .bind(g.access_expires_at)
@@ -166,16 +198,16 @@ macro_rules! sql_store {
             async fn find_grant(
                 &self,
                 account: &str,
-                user: &str,
+                user: &$crate::zoom_user::ZoomUser,
             ) -> Result<Option<$crate::store::GrantRow>, $crate::store::StoreError> {
                 let sql = Self::sql(
                     "SELECT * FROM user_grants \
-                     WHERE account = ? AND (zoom_user_id = ? OR email = ?) LIMIT 1",
+                     WHERE account = ? AND (user_key = ? OR email = ?) LIMIT 1",
                 );
                 let row = sqlx::query(&sql)
                     .bind(account)
-                    .bind(user)
-                    .bind(user.to_lowercase())
+                    .bind(user.key())
+                    .bind(user.key())
                     .fetch_optional(&self.pool)
                     .await?;
                 row.as_ref()
@@ -276,17 +308,17 @@ macro_rules! sql_store {
             async fn delete_grant(
                 &self,
                 account: &str,
-                user: &str,
+                user: &$crate::zoom_user::ZoomUser,
             ) -> Result<Option<(String, String)>, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let sql = Self::sql(
-                    "DELETE FROM user_grants WHERE account = ? AND (zoom_user_id = ? OR email = ?) \
+                    "DELETE FROM user_grants WHERE account = ? AND (user_key = ? OR email = ?) \
                      RETURNING zoom_user_id, email",
                 );
                 let row = sqlx::query(&sql)
                     .bind(account)
-                    .bind(user)
-                    .bind(user.to_lowercase())
+                    .bind(user.key())
+                    .bind(user.key())
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(|row| Ok((row.try_get("zoom_user_id")?, row.try_get("email")?)))
@@ -367,7 +399,8 @@ macro_rules! sql_store {
                 let sql = Self::sql(
                     "INSERT INTO api_clients (name, key_prefix, key_hash, scopes, account, \
                      created_at, expires_at, revoked_at, updated_at, rate_limit_per_second, \
-                     rate_limit_burst) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     rate_limit_burst, upstream_per_minute) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 );
                 sqlx::query(&sql)
                     .bind(&c.name)
@@ -381,6 +414,7 @@ macro_rules! sql_store {
                     .bind(c.created_at)
                     .bind(c.rate_limit.map(|(r, _)| i64::from(r)))
                     .bind(c.rate_limit.map(|(_, b)| i64::from(b)))
+                    .bind(c.upstream_per_minute.map(i64::from))
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| Self::duplicate_name(e, &c.name))?;
@@ -451,6 +485,25 @@ macro_rules! sql_store {
                 let result = sqlx::query(&sql)
                     .bind(limit.map(|(r, _)| i64::from(r)))
                     .bind(limit.map(|(_, b)| i64::from(b)))
+                    .bind(now)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn set_client_upstream_limit(
+                &self,
+                name: &str,
+                per_minute: Option<u32>,
+                now: i64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let sql = Self::sql(
+                    "UPDATE api_clients SET upstream_per_minute = ?, updated_at = ? \
+                     WHERE name = ? AND revoked_at IS NULL",
+                );
+                let result = sqlx::query(&sql)
+                    .bind(per_minute.map(i64::from))
                     .bind(now)
                     .bind(name)
                     .execute(&self.pool)

@@ -1,8 +1,9 @@
 //! The SQLite store: one file, WAL, for a single process. Migrations in `migrations/sqlite`.
+//! The folder it creates is 0700 and the files 0600: tokens and keys' hashes are in them.
 //! Its statements are [`super::sql`]'s, as written.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,13 +22,15 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5));
-        if let Some(parent) = Path::new(options.get_filename()).parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
-                path: parent.display().to_string(),
-                source,
-            })?;
+        let file = options.get_filename().to_path_buf();
+        if !is_in_memory(&file) {
+            create_private(&file)?;
+            for path in readable_by_others(&file) {
+                tracing::warn!(
+                    path = %path.display(),
+                    "the SQLite store is readable by other users of this machine; chmod 600 it"
+                );
+            }
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -62,6 +65,55 @@ impl SqliteStore {
 }
 
 sql_store!(SqliteStore);
+
+fn is_in_memory(file: &Path) -> bool {
+    file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:")
+}
+
+/// Creates the store's folder (0700, with any missing parents) and file (0600) before SQLite
+/// opens it; SQLite gives the `-wal` and `-shm` files it makes the mode of the database file.
+/// An existing folder or file is left as it is.
+fn create_private(file: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let folder_error = |path: &Path, source| StoreError::Folder {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(parent) = file.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| folder_error(parent, e))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(folder_error(file, e)),
+    }
+}
+
+/// The store's files (database, `-wal`, `-shm`) that other users may read.
+pub fn readable_by_others(file: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let mut path = file.as_os_str().to_owned();
+            path.push(suffix);
+            PathBuf::from(path)
+        })
+        .filter(|path| std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0))
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {

@@ -98,7 +98,9 @@ async fn zak_events_name_the_user_and_the_account() {
         .iter()
         .find(|e| e.route.ends_with("/obf-token"))
         .unwrap();
-    assert_eq!(obf.target_user.as_deref(), Some(ALICE_ID));
+    // Identities are audited as one form: ASCII case folded.
+    let alice = ALICE_ID.to_ascii_lowercase();
+    assert_eq!(obf.target_user.as_deref(), Some(alice.as_str()));
     assert_eq!(obf.target.as_deref(), Some("987654321"));
     assert_eq!(obf.account.as_deref(), Some("prod"));
 }

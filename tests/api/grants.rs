@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use ztv::emulator::{EmulatorOAuthApp, Endpoint};
 use ztv::scope::Scope;
+use ztv::zoom_user::ZoomUser;
 
 use crate::helpers::*;
 
@@ -172,8 +173,10 @@ async fn a_replayed_unknown_expired_or_foreign_state_stores_nothing() {
                 account: "prod".into(),
                 caller: "admin".into(),
                 user_hint: None,
+                created_ms: 0,
                 expires_at: ztv::clock::now() - 1,
             },
+            10,
         )
         .await
         .unwrap();
@@ -196,14 +199,14 @@ async fn a_replayed_unknown_expired_or_foreign_state_stores_nothing() {
     .await;
     assert!(
         app.store
-            .find_grant("prod", "bob@example.com")
+            .find_grant("prod", &ZoomUser::parse("bob@example.com").unwrap())
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         app.store
-            .find_grant("prod", ALICE_ID)
+            .find_grant("prod", &ZoomUser::parse(ALICE_ID).unwrap())
             .await
             .unwrap()
             .is_some(),
@@ -229,7 +232,7 @@ async fn a_code_zoom_refuses_stores_nothing() {
     .await;
     assert!(
         app.store
-            .find_grant("prod", ALICE_ID)
+            .find_grant("prod", &ZoomUser::parse(ALICE_ID).unwrap())
             .await
             .unwrap()
             .is_none()
@@ -287,7 +290,8 @@ async fn hundred_token_calls(apps: &[&TestApp], key: &str) {
 
 #[tokio::test]
 async fn a_hundred_callers_on_an_expired_grant_cause_exactly_one_refresh() {
-    let app = spawn_grant_app("").await;
+    // A hundred OBF tokens are a hundred Zoom calls: more than one caller's default budget.
+    let app = spawn_grant_app_with("", NO_RATE_LIMIT).await;
     let key = app.key("admin", &admin_scopes(), Some("prod")).await;
     expire_alices_access(&app, &key).await;
 
@@ -346,7 +350,7 @@ async fn alices_tokens(app: &ZoomApp) -> (String, String) {
     use base64::Engine;
     let row = app
         .store
-        .find_grant("prod", ALICE_ID)
+        .find_grant("prod", &ZoomUser::parse(ALICE_ID).unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -408,8 +412,8 @@ async fn grants_are_encrypted_at_rest_and_a_refused_refresh_token_needs_reauthor
     assert_eq!(
         events,
         vec![
-            ("created".into(), ALICE_ID.into()),
-            ("refused".into(), ALICE_ID.into()),
+            ("created".into(), ALICE_ID.to_ascii_lowercase()),
+            ("refused".into(), ALICE_ID.to_ascii_lowercase()),
         ]
     );
 }
@@ -442,7 +446,7 @@ async fn grant_events(app: &ZoomApp, count: usize) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn grants_created_refreshed_and_deleted_are_audited_once_each() {
-    let app = spawn_grant_app("").await;
+    let app = spawn_grant_app_with("", NO_RATE_LIMIT).await;
     let key = app.key("admin", &admin_scopes(), Some("prod")).await;
     expire_alices_access(&app, &key).await;
     hundred_token_calls(&[&app.app], &key).await;
@@ -458,9 +462,9 @@ async fn grants_created_refreshed_and_deleted_are_audited_once_each() {
     assert_eq!(
         events,
         vec![
-            ("created".into(), ALICE_ID.into()),
-            ("refreshed".into(), ALICE_ID.into()),
-            ("deleted".into(), ALICE_ID.into()),
+            ("created".into(), ALICE_ID.to_ascii_lowercase()),
+            ("refreshed".into(), ALICE_ID.to_ascii_lowercase()),
+            ("deleted".into(), ALICE_ID.to_ascii_lowercase()),
         ],
         "one event per change, however many callers needed the refresh"
     );
@@ -493,7 +497,7 @@ async fn deleting_a_grant_removes_it_and_every_cached_token() {
     );
     assert!(
         app.store
-            .find_grant("prod", ALICE_ID)
+            .find_grant("prod", &ZoomUser::parse(ALICE_ID).unwrap())
             .await
             .unwrap()
             .is_none()
@@ -562,7 +566,7 @@ async fn zooms_deauthorisation_webhook_deletes_the_grant_only_when_signed_and_fr
     .await;
     assert!(
         app.store
-            .find_grant("prod", ALICE_ID)
+            .find_grant("prod", &ZoomUser::parse(ALICE_ID).unwrap())
             .await
             .unwrap()
             .is_some(),
@@ -573,7 +577,7 @@ async fn zooms_deauthorisation_webhook_deletes_the_grant_only_when_signed_and_fr
     assert_eq!(response.status(), 200);
     assert!(
         app.store
-            .find_grant("prod", ALICE_ID)
+            .find_grant("prod", &ZoomUser::parse(ALICE_ID).unwrap())
             .await
             .unwrap()
             .is_none()
@@ -667,7 +671,7 @@ async fn a_signed_in_end_user_authorises_and_deletes_only_their_own_grant() {
     assert_eq!(own.status(), 204);
     assert!(
         app.store
-            .find_grant("prod", ALICE_ID)
+            .find_grant("prod", &ZoomUser::parse(ALICE_ID).unwrap())
             .await
             .unwrap()
             .is_none()

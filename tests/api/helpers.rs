@@ -26,7 +26,8 @@ pub const OTHER_SDK_SECRET: &str = "other-meeting-sdk-secret-4d5e6f";
 
 /// Config that puts per-caller rate limits out of the way, for tests that send a burst of
 /// requests with one key and test something else (the default burst is 100).
-pub const NO_RATE_LIMIT: &str = "[rate_limit]\nrequests_per_second = 100000\nburst = 100000\n";
+pub const NO_RATE_LIMIT: &str =
+    "[rate_limit]\nrequests_per_second = 100000\nburst = 100000\nupstream_per_minute = 100000\n";
 
 /// A running service and what a test needs to talk to it.
 pub struct TestApp {
@@ -145,6 +146,7 @@ impl TestApp {
                 account: account.map(str::to_string),
                 expires_in,
                 rate_limit: None,
+                upstream_per_minute: None,
             },
         )
         .await

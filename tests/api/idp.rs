@@ -138,6 +138,7 @@ impl Idp {
         let now = ztv::clock::now();
         json!({
             "iss": self.issuer, "aud": AUDIENCE, "sub": format!("sub-{email}"), "email": email,
+            "email_verified": true,
             "iat": now, "nbf": now - 5, "exp": now + 600,
         })
     }

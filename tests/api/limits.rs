@@ -108,6 +108,7 @@ async fn key_with_limit(app: &TestApp, name: &str, limit: (u32, u32)) -> String 
             account: Some("prod".into()),
             expires_in: None,
             rate_limit: Some(limit),
+            upstream_per_minute: None,
         },
     )
     .await

@@ -505,6 +505,7 @@ async fn real_answers_match_their_documented_schemas() {
                 Scope::MeetingSdkSignature,
                 Scope::MeetingSdkHost,
                 Scope::VideoSdkToken,
+                Scope::VideoSdkHost,
                 Scope::ZakRead,
                 Scope::ObfRead,
                 Scope::S2sToken,

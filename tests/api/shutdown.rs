@@ -27,6 +27,7 @@ async fn a_request_in_flight_at_shutdown_is_answered_before_the_server_stops() {
             account: Some("prod".into()),
             expires_in: None,
             rate_limit: None,
+            upstream_per_minute: None,
         },
     )
     .await

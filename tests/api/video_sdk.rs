@@ -5,7 +5,7 @@ use ztv::scope::Scope;
 
 use crate::helpers::*;
 
-const VIDEO: &[Scope] = &[Scope::VideoSdkToken];
+const VIDEO: &[Scope] = &[Scope::VideoSdkToken, Scope::VideoSdkHost];
 
 #[tokio::test]
 async fn a_minimal_video_token_has_exactly_zooms_required_claims() {
