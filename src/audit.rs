@@ -14,6 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
@@ -37,7 +38,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// address and in all: the rest are only counted (`ztv_unauthenticated_refused_total`).
 pub const UNAUTHENTICATED_PER_ADDRESS_PER_SECOND: u32 = 1;
 pub const UNAUTHENTICATED_PER_SECOND: u32 = 20;
-/// Client addresses remembered by the sampler before idle ones are forgotten.
+/// Refusals (429) of one caller over its limits written to the log at most, per second.
+pub const LIMITED_PER_CALLER_PER_SECOND: u32 = 1;
+/// Client addresses (or callers) remembered by the sampler before idle ones are forgotten.
 const SAMPLER_ADDRESSES: usize = 10_000;
 
 /// Unix milliseconds now.
@@ -65,6 +68,8 @@ pub struct AuditLog {
 struct Sampler {
     by_address: DefaultKeyedRateLimiter<Option<IpAddr>>,
     overall: DefaultDirectRateLimiter,
+    /// Refusals of callers over their rate limit or upstream budget, by caller.
+    limited: DefaultKeyedRateLimiter<Arc<str>>,
 }
 
 impl Sampler {
@@ -75,7 +80,15 @@ impl Sampler {
                 UNAUTHENTICATED_PER_ADDRESS_PER_SECOND,
             )),
             overall: DefaultDirectRateLimiter::direct(quota(UNAUTHENTICATED_PER_SECOND)),
+            limited: DefaultKeyedRateLimiter::keyed(quota(LIMITED_PER_CALLER_PER_SECOND)),
         }
+    }
+
+    fn admit_limited(&self, caller: &Arc<str>) -> bool {
+        if self.limited.len() >= SAMPLER_ADDRESSES {
+            self.limited.retain_recent();
+        }
+        self.limited.check_key(caller).is_ok()
     }
 
     fn admit(&self, peer: Option<IpAddr>) -> bool {
@@ -321,11 +334,21 @@ pub async fn record_request(
     } else {
         "failed"
     };
-    if facts.caller.is_none() && status.is_client_error() {
-        crate::monitoring::count_unauthenticated_refused(&route);
-        if !state.audit.sampler.admit(peer) {
-            return response;
+    match &facts.caller {
+        None if status.is_client_error() => {
+            crate::monitoring::count_unauthenticated_refused(&route);
+            if !state.audit.sampler.admit(peer) {
+                return response;
+            }
         }
+        // A caller over its limit is refused without work; its refusals are sampled too, so
+        // a key cannot write rows faster than its limit lets it work.
+        Some(caller) if status == StatusCode::TOO_MANY_REQUESTS => {
+            if !state.audit.sampler.admit_limited(caller) {
+                return response;
+            }
+        }
+        _ => {}
     }
     if outcome == "issued" {
         crate::monitoring::count_token_issued(&route, facts.account.as_deref().unwrap_or(""));

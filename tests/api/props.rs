@@ -1566,3 +1566,147 @@ async fn any_method_on_any_route_is_answered_in_shape() {
         answer(&t, probe)
     });
 }
+
+/// Characters whose Unicode case mapping lands on ASCII (KELVIN SIGN → `k`, LONG S → `S`,
+/// dotted and dotless I, the `ﬀ` ligature, sharp s), other non-ASCII letters, and controls.
+const FOLDING_TRAPS: &[char] = &[
+    '\u{212A}', '\u{017F}', '\u{0130}', '\u{0131}', '\u{FB00}', '\u{00DF}', '\u{00E9}', '\u{0000}',
+    '\n', '\r', '\u{1b}', '\u{85}', ' ',
+];
+
+/// The end users the emulator knows, by email.
+const PEOPLE: &[(&str, &str)] = &[
+    ("uKate0001", "kate@example.com"),
+    ("uKit00002", "kit@example.com"),
+    ("uSissi003", "sissi@example.com"),
+];
+
+/// A person's email with some letters' ASCII case flipped and some characters replaced by a
+/// trap, inserted or removed.
+fn identity_variant() -> BoxedStrategy<String> {
+    let edit = prop_oneof![
+        3 => Just(None),
+        2 => prop::sample::select(FOLDING_TRAPS).prop_map(Some),
+    ];
+    (
+        prop::sample::select(PEOPLE),
+        prop::collection::vec((any::<bool>(), edit, 0..4u8), 1..24),
+    )
+        .prop_map(|((_, email), edits)| {
+            let mut out = String::new();
+            for (c, (flip, edit, how)) in email.chars().zip(edits.iter().cycle()) {
+                match (edit, how) {
+                    (Some(trap), 0) => out.push(*trap),
+                    (Some(trap), 1) => {
+                        out.push(c);
+                        out.push(*trap);
+                    }
+                    (Some(_), 2) => {}
+                    _ if *flip => out.push(c.to_ascii_uppercase()),
+                    _ => out.push(c),
+                }
+            }
+            out
+        })
+        .boxed()
+}
+
+/// ASCII case folded: the only way two identities may be the same.
+fn fold(text: &str) -> String {
+    text.to_ascii_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_end_user_identities_never_reach_the_same_token_or_grant() {
+    let key = idp::ec_key("ec-identities");
+    let provider = Idp::start(&[&key]).await;
+    let t = Target::start(&idp::end_users_config(&provider, r#""zak:read""#)).await;
+    for (id, email) in PEOPLE {
+        t.app.zoom.add_user(S2S_ACCOUNT_ID, id, email);
+    }
+    // Kate has a grant while each case tries to delete it: only an identity that is hers
+    // (ASCII case aside) may. (Its tokens are not real: it never serves a ZAK.)
+    let kate = ztv::zoom_user::ZoomUser::parse(PEOPLE[0].1).unwrap();
+    let kates_grant = ztv::store::GrantRow {
+        account: "prod".into(),
+        zoom_user_id: PEOPLE[0].0.into(),
+        user_key: fold(PEOPLE[0].0),
+        email: PEOPLE[0].1.into(),
+        refresh_token: b"sealed".to_vec(),
+        access_token: b"sealed".to_vec(),
+        access_expires_at: 0,
+        scopes: String::new(),
+        version: 0,
+        refreshing_until: None,
+        needs_reauth: false,
+    };
+
+    check_all(identity_variant(), |claim| {
+        let (t, provider, key, kate, kates_grant) = (&t, &provider, &key, &kate, &kates_grant);
+        async move {
+            let mut claims = provider.claims(ALICE_EMAIL);
+            claims["email"] = json!(claim);
+            claims["sub"] = json!("identity-props");
+            let token = jsonwebtoken::encode(
+                &jsonwebtoken::Header {
+                    kid: Some("ec-identities".into()),
+                    ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256)
+                },
+                &claims,
+                &key.encoding,
+            )
+            .unwrap();
+            let valid = claim.is_ascii()
+                && ztv::zoom_user::ZoomUser::parse(&claim).is_ok_and(|u| !u.is_me());
+            let owner = PEOPLE.iter().find(|(_, email)| fold(email) == fold(&claim));
+
+            let response = t.app.zak(&token, "me").await;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            match (valid, owner) {
+                (false, _) => prop_assert_eq!(status, 401, "{:?}: {}", claim, body),
+                (true, None) => prop_assert_eq!(status, 404, "{:?}: {}", claim, body),
+                (true, Some((id, _))) => {
+                    prop_assert_eq!(status, 200, "{:?}: {}", claim, body);
+                    let zak = body["zak"].as_str().unwrap_or_default();
+                    let payload = zak.split('.').nth(1).unwrap_or_default();
+                    let payload: Value = base64::Engine::decode(
+                        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                        payload,
+                    )
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .unwrap_or(Value::Null);
+                    prop_assert_eq!(&payload["uid"], &json!(id), "{:?} got another's ZAK", claim);
+                }
+            }
+
+            t.app.store.put_grant(kates_grant, 0).await.unwrap();
+            let deleted = t
+                .http
+                .delete(t.app.url("/v1/oauth/grants/me"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            let hers = owner.is_some_and(|(id, _)| *id == PEOPLE[0].0);
+            let kept = t
+                .app
+                .store
+                .find_grant("prod", kate)
+                .await
+                .unwrap()
+                .is_some();
+            match (valid, hers) {
+                (true, true) => prop_assert!(deleted == 204 && !kept, "{:?}: {}", claim, deleted),
+                (true, false) => prop_assert!(deleted == 404 && kept, "{:?}: {}", claim, deleted),
+                (false, _) => prop_assert!(deleted == 401 && kept, "{:?}: {}", claim, deleted),
+            }
+            // Gone again before the next case's ZAK, which must come with the S2S token.
+            t.app.store.delete_grant("prod", kate).await.unwrap();
+            Ok(())
+        }
+    });
+}
