@@ -213,7 +213,7 @@ impl Kind {
         }
     }
 
-    /// For a deliberately bad request, the status and error code ztv must answer (DESIGN.md's
+    /// For a deliberately bad request, the status and error code ztv must answer (docs/api.md's
     /// error table); `None` for a good one, which must be a 200.
     fn refusal(self) -> Option<(u16, &'static str)> {
         match self {

@@ -10,7 +10,7 @@
 # operation answering without credentials (`ignored_auth`), and the stateful checks where
 # they apply. Left out: `positive_data_acceptance` (schema-valid input must be accepted). ztv
 # refuses on purpose some input that JSON Schema cannot tell from valid input: `1.0` where an
-# integer is due (DESIGN: integers only), `meetingNumber` without `role`, both `userKey` and
+# integer is due (docs/api.md: integers only), `meetingNumber` without `role`, both `userKey` and
 # `userIdentity`, an API key's `POST /v1/oauth/authorize` without `userHint`, and an OAuth
 # `state` that was never issued. SCHEMATHESIS_CHECKS replaces the list (e.g. `all`).
 #

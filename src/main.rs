@@ -1,9 +1,7 @@
 //! The `ztv` binary: everything lives in the library; this only hands over to the CLI.
 
 /// mimalloc rather than glibc's allocator: a request allocates and frees dozens of small
-/// objects on the runtime's threads, and with glibc's (arenas, consolidation) the server
-/// spent about 100 µs of CPU per signature request against about 83 µs with mimalloc
-/// (perf and /proc CPU times under `bash bench/run.sh`'s load).
+/// objects on the runtime's threads, which mimalloc serves from per-thread free lists.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -25,8 +25,7 @@ pub fn apply(router: Router, state: &AppState) -> Router {
     let settings = state.settings();
     let settings = settings.as_ref();
     // One stack, applied once: axum boxes each `Router::layer` around every route and clones
-    // every box per request, so nine separate layers cost nine boxed clones a request (a
-    // fifth of `/healthz`'s instructions); one `ServiceBuilder` is one box.
+    // every box per request; one `ServiceBuilder` is one box.
     let stack = ServiceBuilder::new()
         .layer(middleware::from_fn(request_id::assign))
         .option_layer(cors(settings))
@@ -56,8 +55,7 @@ pub fn apply(router: Router, state: &AppState) -> Router {
 /// while serving it carries them) and then writes one access-log line, `served`, with those
 /// fields, the status, the caller and the latency. The line is written after the span has
 /// closed, with the span's fields as its own: the JSON log format re-parses the current span's
-/// stored fields for every event inside a span, about 6 000 instructions a request for this
-/// one line (callgrind; README › Benchmarks).
+/// stored fields for every event inside a span.
 async fn access_log(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     // Bounded: a method nobody standardised is logged as `OTHER`.
@@ -116,7 +114,7 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
 }
 
 /// Any error response that is not already ours (the router's 405, the timeout's 408, a
-/// rejected body) is answered in DESIGN.md's shape, keeping headers such as `Allow`.
+/// rejected body) is answered in the error shape of docs/api.md, keeping headers such as `Allow`.
 pub(crate) async fn errors_as_json(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();

@@ -42,7 +42,7 @@ pub fn handle() -> PrometheusHandle {
 
 /// `install_recorder` leaves the upkeep to its caller: without it every histogram sample
 /// (one or more per request) stays queued until the next render of `/metrics`, so a server
-/// nobody scrapes grows without bound (`bash bench/soak.sh` saw about 20 bytes a request).
+/// nobody scrapes grows without bound.
 /// A plain thread, not a task, so it outlives any one runtime (tests run many).
 fn spawn_upkeep(handle: PrometheusHandle) {
     let started = spawn_every("ztv-metrics-upkeep", UPKEEP_INTERVAL, move || {

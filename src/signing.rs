@@ -79,10 +79,8 @@ fn issue_window(now: i64, backdate: u32, expiration_seconds: i64) -> (i64, i64) 
 
 /// An app secret that signs HS256 JWTs. Beside the secret it keeps the HMAC-SHA256 key
 /// schedule (the hash states after the padded key), computed once when the configuration is
-/// read. `jsonwebtoken::encode` derives it again for every token it signs, serialises the
-/// header and joins five pieces: signing took 3.1 µs of a signature request's ~86 µs of server
-/// CPU on a slow 2-core machine, 1.6 µs this way (`perf`; README › Benchmarks). Tokens are
-/// the same bytes as `jsonwebtoken`'s (a unit test compares them; the route tests decode every
+/// read, where `jsonwebtoken::encode` derives it again for every token. Tokens are the same
+/// bytes as `jsonwebtoken`'s (a unit test compares them; the route tests decode every
 /// token with it). Debug shows neither the secret nor the schedule.
 #[derive(Clone)]
 pub struct SigningSecret {

@@ -346,7 +346,7 @@ fn request(u: &mut Unstructured, key: &str) -> arbitrary::Result<Option<Request<
     Ok(builder.body(Body::from(body)).ok())
 }
 
-/// Panics unless `response` is a success or an error in DESIGN.md's shape.
+/// Panics unless `response` is a success or an error in the error shape of docs/api.md.
 fn judge(method: &Method, uri: &Uri, status: u16, response: &Response<Body>, body: &[u8]) {
     let shown = String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
     let context = format!("{method} {uri} → {status}: {shown}");

@@ -24,9 +24,8 @@ const AUDIT_ROWS_PER_INSERT: usize = 64;
 
 /// A batch of audit events as multi-row INSERTs of [`AUDIT_ROWS_PER_INSERT`] rows, then the
 /// rest in falling powers of two (32, 16, …, 1). So there are seven statement shapes, each
-/// prepared once per connection and then taken from its statement cache; with one shape per
-/// batch size, SQLite parsed a new statement on nearly every flush, which cost more than
-/// the rows' inserts (callgrind under `bash bench/run.sh`'s signature load).
+/// prepared once per connection and then taken from its statement cache, rather than a new
+/// statement parsed for nearly every flush.
 fn audit_chunks(events: &[AuditEvent]) -> impl Iterator<Item = &[AuditEvent]> {
     let mut rest = events;
     std::iter::from_fn(move || {
@@ -41,9 +40,8 @@ fn audit_chunks(events: &[AuditEvent]) -> impl Iterator<Item = &[AuditEvent]> {
 }
 
 /// How a database spells bound parameters. sqlx's SQLite driver also takes PostgreSQL's
-/// `$1, $2, …`, but binds them by name: giving SQLite the numbered audit INSERTs cost a
-/// signature about 24 000 more instructions (`bash bench/callgrind.sh`), all in the audit
-/// writer. So statements are written with `?` and numbered for PostgreSQL (see [`sql`]).
+/// `$1, $2, …`, but binds them by name, which is slower; so statements are written with `?`
+/// and numbered for PostgreSQL (see [`sql`]).
 #[derive(Clone, Copy)]
 enum Placeholders {
     /// SQLite: `?`.

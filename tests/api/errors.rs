@@ -1,4 +1,4 @@
-//! Errors produced outside the handlers keep DESIGN.md's shape; request ids are echoed.
+//! Errors produced outside the handlers keep the error shape of docs/api.md; request ids are echoed.
 
 use serde_json::{Value, json};
 use ztv::scope::Scope;

@@ -13,7 +13,7 @@
 //! * nothing served is undocumented: the one way to route a handler around `routes!` is a
 //!   plain `.route(…)` / `.route_service(…)` / `.nest(…)` or an axum `Router::new()` in
 //!   `src/routes/`, and the source has none;
-//! * the contract holds: every route of DESIGN.md's table is in the document with its method.
+//! * the contract holds: every route of docs/api.md's table is in the document with its method.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -23,8 +23,8 @@ use ztv::scope::Scope;
 
 use crate::helpers::*;
 
-/// DESIGN.md's HTTP API table, as (method, path).
-const DESIGN_ROUTES: [(&str, &str); 14] = [
+/// docs/api.md's route table, as (method, path).
+const CONTRACT_ROUTES: [(&str, &str); 14] = [
     ("POST", "/v1/meeting-sdk/signature"),
     ("POST", "/v1/video-sdk/token"),
     ("GET", "/v1/users/{userId}/zak"),
@@ -228,7 +228,7 @@ async fn every_documented_operation_is_served() {
     let doc = fetch_document(&app).await;
 
     let operations = operations(&doc);
-    assert!(operations.len() >= DESIGN_ROUTES.len());
+    assert!(operations.len() >= CONTRACT_ROUTES.len());
     for (method, template, _) in operations {
         let path = shape(&template).replace("{}", "me");
         let response = app
@@ -268,7 +268,7 @@ async fn every_route_of_the_design_is_documented_with_its_method() {
         .into_iter()
         .map(|(method, path, _)| (method, shape(&path)))
         .collect();
-    for (method, path) in DESIGN_ROUTES {
+    for (method, path) in CONTRACT_ROUTES {
         assert!(
             documented.contains(&(method.to_string(), shape(path))),
             "{method} {path} is missing from the document"

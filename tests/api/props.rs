@@ -1,7 +1,7 @@
 //! Hostile input, automatically: property tests that throw arbitrary JSON, fields of every
 //! type, random bytes, path parameters, query strings, credentials, end-user tokens, signed
 //! webhook events and methods at the real service over HTTP (with the Zoom emulator up), and
-//! judge every answer: never a 5xx; every error exactly DESIGN.md's
+//! judge every answer: never a 5xx; every error exactly docs/api.md's
 //! `{"error": {"code", "message", "requestId"}}` with a known code that matches the status and
 //! the `x-request-id` header; every success the route's documented body.
 //!
