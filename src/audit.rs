@@ -334,21 +334,20 @@ pub async fn record_request(
     } else {
         "failed"
     };
-    match &facts.caller {
+    let written = match &facts.caller {
         None if status.is_client_error() => {
             crate::monitoring::count_unauthenticated_refused(&route);
-            if !state.audit.sampler.admit(peer) {
-                return response;
-            }
+            state.audit.sampler.admit(peer)
         }
         // A caller over its limit is refused without work; its refusals are sampled too, so
         // a key cannot write rows faster than its limit lets it work.
         Some(caller) if status == StatusCode::TOO_MANY_REQUESTS => {
-            if !state.audit.sampler.admit_limited(caller) {
-                return response;
-            }
+            state.audit.sampler.admit_limited(caller)
         }
-        _ => {}
+        _ => true,
+    };
+    if !written {
+        return response;
     }
     if outcome == "issued" {
         crate::monitoring::count_token_issued(&route, facts.account.as_deref().unwrap_or(""));

@@ -92,6 +92,21 @@ fn oauth_app(grants: &UserGrants, account: &Account) -> Result<Arc<UserOAuthApp>
     })
 }
 
+/// Unix milliseconds, but strictly increasing within the process, so a caller's states made
+/// in the same millisecond still have an order to drop the oldest by.
+fn creation_order() -> i64 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let now = crate::audit::now_ms();
+    let previous = LAST
+        .fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |last| Some(last.max(now - 1) + 1),
+        )
+        .unwrap_or(now);
+    previous.max(now - 1) + 1
+}
+
 fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
@@ -162,7 +177,7 @@ async fn start_authorization(
                 account: account.name.clone(),
                 caller: caller.name.to_string(),
                 user_hint: Some(user_hint.as_str().to_string()),
-                created_ms: crate::audit::now_ms(),
+                created_ms: creation_order(),
                 expires_at: clock::now() + STATE_LIFETIME,
             },
             PENDING_PER_CALLER,
