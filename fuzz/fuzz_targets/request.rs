@@ -8,7 +8,7 @@
 //! a `requestId` equal to the `x-request-id` header.
 //!
 //! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run request -- -max_total_time=60` (from the repository
-//! root; see README "Hardening").
+//! root; see docs/testing.md).
 
 #![no_main]
 

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod cli;
+mod docs;
 mod end_users;
 mod errors;
 mod grants;
@@ -22,5 +23,6 @@ mod reload;
 mod replicas;
 mod shared_cache;
 mod shutdown;
+mod trust_boundary;
 mod upstream;
 mod video_sdk;
