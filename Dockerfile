@@ -34,13 +34,14 @@ COPY migrations ./migrations
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \
     && install -D -m 0755 target/release/ztv /out/ztv \
-    && mkdir -p /out/var/lib/ztv/data
+    && install -d -m 0700 /out/var/lib/ztv/data
 
 # ---- runtime ---------------------------------------------------------------------------
 FROM gcr.io/distroless/cc-debian12:nonroot
 
 COPY --from=builder /out/ztv /usr/local/bin/ztv
-# The SQLite database lives in /var/lib/ztv/data; mount a volume on /var/lib/ztv to keep it.
+# The SQLite database lives in /var/lib/ztv/data (0700; ztv creates its files 0600); mount a
+# volume on /var/lib/ztv to keep it.
 # A new named volume takes this folder's owner (65532); a bind mount must be made writable
 # for uid 65532 by hand.
 COPY --from=builder --chown=65532:65532 /out/var/lib/ztv /var/lib/ztv

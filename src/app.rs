@@ -11,17 +11,18 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
-use crate::caller::KeyRing;
-use crate::end_users::{SignInError, Verifier};
+use crate::auth::caller::KeyRing;
+use crate::auth::end_users::{SignInError, Verifier};
+use crate::auth::rate_limit::RateLimiter;
+use crate::config::Settings;
 use crate::grants::UserGrants;
-use crate::rate_limit::RateLimiter;
-use crate::settings::Settings;
-use crate::shared_tokens::SharedTokens;
+use crate::http::{middleware, routes};
+use crate::server;
 use crate::store::{self, Store, StoreError};
-use crate::token_cache::TokenCache;
-use crate::user_tokens::UserTokens;
+use crate::tokens::s2s::TokenCache;
+use crate::tokens::shared::SharedTokens;
+use crate::tokens::user::UserTokens;
 use crate::zoom::{ZoomClient, ZoomError};
-use crate::{middleware, routes, server};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -105,7 +106,7 @@ impl Application {
         store: Arc<dyn Store>,
     ) -> Result<Self, StartError> {
         // Installed before anything is counted.
-        crate::monitoring::handle();
+        crate::telemetry::metrics::handle();
         let keys = Arc::new(KeyRing::load(store.as_ref()).await?);
         keys.spawn_refresher(Arc::clone(&store), settings.key_refresh);
         let addr = settings.server.bind;
@@ -123,7 +124,7 @@ impl Application {
         let zoom = Arc::new(ZoomClient::new(&settings.zoom)?);
         let shared_tokens = match (&settings.cache.redis_url, &settings.cache.encryption_key) {
             (Some(url), Some(key)) => {
-                let key = crate::settings::decode_key(key).ok_or_else(|| {
+                let key = crate::config::decode_key(key).ok_or_else(|| {
                     StartError::RateLimit("cache.encryption_key is not 32 bytes".into())
                 })?;
                 Some(Arc::new(
@@ -219,7 +220,7 @@ impl Application {
             let mut stop = metrics_stop_rx;
             tokio::spawn(server::serve(
                 listener,
-                crate::monitoring::metrics_only_router(),
+                crate::telemetry::metrics::metrics_only_router(),
                 limits.clone(),
                 "metrics",
                 async move {

@@ -22,8 +22,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::app::AppState;
-use crate::request_id::RequestId;
 use crate::store::{AuditEvent, Store};
+use crate::telemetry::request_id::RequestId;
 use crate::zoom_user::ZoomUser;
 
 /// Events queued at most before new ones are dropped.
@@ -284,7 +284,7 @@ pub fn grant_event(action: &'static str, account: &str, user_key: &str) -> Audit
         .flatten();
     AuditEvent {
         at_ms: now_ms(),
-        request_id: crate::request_id::current(),
+        request_id: crate::telemetry::request_id::current(),
         caller,
         route: "user grant".into(),
         account: Some(account.to_string()),
@@ -316,7 +316,7 @@ pub async fn record_request(
         .map_or("unmatched", MatchedPath::as_str);
     let route = format!(
         "{} {template}",
-        crate::monitoring::method_label(request.method())
+        crate::telemetry::metrics::method_label(request.method())
     );
     let peer = request
         .extensions()
@@ -336,7 +336,7 @@ pub async fn record_request(
     };
     let written = match &facts.caller {
         None if status.is_client_error() => {
-            crate::monitoring::count_unauthenticated_refused(&route);
+            crate::telemetry::metrics::count_unauthenticated_refused(&route);
             state.audit.sampler.admit(peer)
         }
         // A caller over its limit is refused without work; its refusals are sampled too, so
@@ -350,10 +350,13 @@ pub async fn record_request(
         return response;
     }
     if outcome == "issued" {
-        crate::monitoring::count_token_issued(&route, facts.account.as_deref().unwrap_or(""));
+        crate::telemetry::metrics::count_token_issued(
+            &route,
+            facts.account.as_deref().unwrap_or(""),
+        );
     }
     if let Some(caller) = &facts.caller {
-        // For the request's log line (see crate::middleware), written after this returns.
+        // For the request's log line (see crate::http::middleware), written after this returns.
         response
             .extensions_mut()
             .insert(CallerName(Arc::clone(caller)));

@@ -36,8 +36,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::settings::ServerSettings;
+use crate::config::ServerSettings;
+use crate::http::error::{ApiError, ErrorCode};
 
 /// How many connections over `max_connections` are answered 503 at once; any beyond these are
 /// closed without an answer, so a flood costs a file descriptor for microseconds only.
@@ -311,7 +311,9 @@ fn busy_router() -> Router {
             error.retry_after = Some(BUSY_RETRY_AFTER_SECONDS);
             error.into_response()
         })
-        .layer(axum::middleware::from_fn(crate::request_id::assign))
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::request_id::assign,
+        ))
 }
 
 async fn answer_busy(

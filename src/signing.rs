@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::settings::{MeetingSdkCredentials, VideoSdkCredentials};
+use crate::config::{MeetingSdkCredentials, VideoSdkCredentials};
 
 /// Shortest token life Zoom accepts (`exp` − now), in seconds.
 pub const MIN_EXPIRATION_SECONDS: i64 = 1800;

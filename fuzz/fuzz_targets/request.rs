@@ -23,11 +23,11 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use sha2::Sha256;
 use tower::ServiceExt;
-use ztv::clients::{self, NewClient};
+use ztv::auth::api_clients::{self, NewClient};
 use ztv::emulator::{Emulator, EmulatorAccount, EmulatorOAuthApp};
-use ztv::error::ErrorCode;
-use ztv::scope::Scope;
-use ztv::settings::Settings;
+use ztv::http::error::ErrorCode;
+use ztv::auth::scope::Scope;
+use ztv::config::Settings;
 
 const WEBHOOK_SECRET: &str = "fuzz-webhook-secret";
 const USERS: [&str; 5] = [
@@ -167,7 +167,7 @@ client_secret = "fuzz-other-meeting-sdk-secret"
     let store = ztv::store::connect(&settings.database.url)
         .await
         .expect("the store opens");
-    let (_, key) = clients::create(
+    let (_, key) = api_clients::create(
         store.as_ref(),
         &settings,
         NewClient {
@@ -185,7 +185,7 @@ client_secret = "fuzz-other-meeting-sdk-secret"
         .await
         .expect("the application builds");
     let state = application.state().clone();
-    let router = ztv::middleware::apply(ztv::routes::router(state.clone()), &state);
+    let router = ztv::http::middleware::apply(ztv::http::routes::router(state.clone()), &state);
     (router, key.expose().to_string(), zoom)
 }
 

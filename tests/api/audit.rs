@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use ztv::scope::Scope;
+use ztv::auth::scope::Scope;
 use ztv::store::AuditEvent;
 
 use crate::cli::BIN;

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use ztv::clients;
-use ztv::scope::Scope;
+use ztv::auth::api_clients;
+use ztv::auth::scope::Scope;
 
 use crate::helpers::*;
 
@@ -118,7 +118,9 @@ async fn a_revoked_key_is_refused_once_the_key_ring_has_re_read_the_clients() {
     let key = app.key("web", SIGN, Some("prod")).await;
     assert_eq!(app.signature(&key, json!({})).await.status(), 200);
 
-    clients::revoke(app.store.as_ref(), "web").await.unwrap();
+    api_clients::revoke(app.store.as_ref(), "web")
+        .await
+        .unwrap();
     // Every `auth.key_refresh_seconds` (1 s here), not at a time this test measures.
     app.wait_for_two_key_refreshes().await;
 
@@ -131,7 +133,9 @@ async fn a_rotated_key_replaces_the_old_one() {
     let app = spawn_app().await;
     let old = app.key("web", SIGN, Some("prod")).await;
 
-    let (_, new) = clients::rotate(app.store.as_ref(), "web").await.unwrap();
+    let (_, new) = api_clients::rotate(app.store.as_ref(), "web")
+        .await
+        .unwrap();
     let new = new.expose().to_string();
     app.wait_until_known(&new).await;
 

@@ -1,7 +1,7 @@
 //! Errors produced outside the handlers keep the error shape of docs/api.md; request ids are echoed.
 
 use serde_json::{Value, json};
-use ztv::scope::Scope;
+use ztv::auth::scope::Scope;
 
 use crate::helpers::*;
 
@@ -179,8 +179,8 @@ async fn metrics_are_served_and_move_with_traffic() {
         .key(
             "metered",
             &[
-                ztv::scope::Scope::MeetingSdkSignature,
-                ztv::scope::Scope::ZakRead,
+                ztv::auth::scope::Scope::MeetingSdkSignature,
+                ztv::auth::scope::Scope::ZakRead,
             ],
             Some("prod"),
         )
@@ -247,7 +247,7 @@ async fn metrics_bind_moves_the_metrics_off_the_main_port() {
     let key = app
         .key(
             "metered",
-            &[ztv::scope::Scope::MeetingSdkSignature],
+            &[ztv::auth::scope::Scope::MeetingSdkSignature],
             Some("prod"),
         )
         .await;

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use ztv::auth::scope::Scope;
 use ztv::emulator::{EmulatorOAuthApp, Endpoint};
-use ztv::scope::Scope;
 use ztv::zoom_user::ZoomUser;
 
 use crate::helpers::*;

@@ -12,9 +12,9 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use ztv::app::Application;
-use ztv::clients::{self, NewClient};
-use ztv::scope::Scope;
-use ztv::settings::Settings;
+use ztv::auth::api_clients::{self, NewClient};
+use ztv::auth::scope::Scope;
+use ztv::config::Settings;
 use ztv::store::{self, Store};
 
 pub const SDK_KEY: &str = "testSdkKey";
@@ -137,7 +137,7 @@ impl TestApp {
         account: Option<&str>,
         expires_in: Option<Duration>,
     ) -> String {
-        let (_, key) = clients::create(
+        let (_, key) = api_clients::create(
             self.store.as_ref(),
             &self.settings,
             NewClient {

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use ztv::scope::Scope;
+use ztv::auth::scope::Scope;
 
 use crate::cli::{BIN, KillOnDrop, line_reader};
 use crate::helpers::*;

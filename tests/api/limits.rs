@@ -2,8 +2,8 @@
 //! replicas sharing Redis.
 
 use serde_json::json;
-use ztv::clients::{self, NewClient};
-use ztv::scope::Scope;
+use ztv::auth::api_clients::{self, NewClient};
+use ztv::auth::scope::Scope;
 
 use crate::helpers::*;
 
@@ -99,7 +99,7 @@ async fn without_configured_origins_there_are_no_cors_headers() {
 }
 
 async fn key_with_limit(app: &TestApp, name: &str, limit: (u32, u32)) -> String {
-    let (_, key) = clients::create(
+    let (_, key) = api_clients::create(
         app.store.as_ref(),
         &app.settings,
         NewClient {

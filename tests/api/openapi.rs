@@ -12,14 +12,14 @@
 //!   server, gets an answer other than the router's 404 "no such route" or a 405;
 //! * nothing served is undocumented: the one way to route a handler around `routes!` is a
 //!   plain `.route(…)` / `.route_service(…)` / `.nest(…)` or an axum `Router::new()` in
-//!   `src/routes/`, and the source has none;
+//!   `src/http/routes/`, and the source has none;
 //! * the contract holds: every route of docs/api.md's table is in the document with its method.
 
 use std::collections::{BTreeSet, HashSet};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use ztv::scope::Scope;
+use ztv::auth::scope::Scope;
 
 use crate::helpers::*;
 
@@ -279,7 +279,7 @@ async fn every_route_of_the_design_is_documented_with_its_method() {
 /// The one gap `routes!` leaves: a handler routed around it. See the module comment.
 #[test]
 fn no_route_is_registered_around_the_documentation() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/routes");
     let mut files = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

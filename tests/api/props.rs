@@ -22,10 +22,10 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
+use ztv::auth::scope::Scope;
 use ztv::emulator::EmulatorOAuthApp;
-use ztv::error::ErrorCode;
-use ztv::input::BODY_LIMIT;
-use ztv::scope::Scope;
+use ztv::http::error::ErrorCode;
+use ztv::http::extract::BODY_LIMIT;
 
 use crate::helpers::*;
 use crate::idp::{self, Idp};

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use ztv::auth::scope::Scope;
+use ztv::config::{Settings, Sources};
 use ztv::emulator::EmulatorAccount;
-use ztv::scope::Scope;
-use ztv::settings::{Settings, Sources};
 
 use crate::cli::{BIN, KillOnDrop, line_reader};
 use crate::helpers::*;
@@ -72,7 +72,7 @@ async fn a_reload_puts_new_secrets_in_force_and_drops_only_changed_tokens() {
     let prod = fresh.accounts.get_mut("prod").unwrap();
     prod.s2s.as_mut().unwrap().client_secret = SecretString::from(NEW_S2S_SECRET);
     prod.meeting_sdk.as_mut().unwrap().client_secret = SecretString::from(NEW_SDK_SECRET).into();
-    let done = ztv::reload::apply(&app.state, fresh).await.unwrap();
+    let done = ztv::config::reload::apply(&app.state, fresh).await.unwrap();
     assert_eq!(done.changed, vec!["prod".to_string()]);
     assert_eq!(done.tokens_dropped, vec!["prod".to_string()]);
 
@@ -98,7 +98,7 @@ async fn a_reload_puts_new_secrets_in_force_and_drops_only_changed_tokens() {
 
     // Reloading the same configuration changes nothing and drops nothing.
     let same = (*app.state.settings()).clone();
-    let done = ztv::reload::apply(&app.state, same).await.unwrap();
+    let done = ztv::config::reload::apply(&app.state, same).await.unwrap();
     assert!(done.changed.is_empty() && done.tokens_dropped.is_empty());
     assert_eq!(access_token(&app, &key).await, tokens[0]);
     assert_eq!(app.zoom.token_requests_for(S2S_ACCOUNT_ID), 2);
@@ -119,7 +119,7 @@ async fn a_reload_that_changes_only_sdk_secrets_keeps_the_s2s_token() {
     let prod = fresh.accounts.get_mut("prod").unwrap();
     prod.meeting_sdk.as_mut().unwrap().client_secret = SecretString::from(NEW_SDK_SECRET).into();
     fresh.accounts.remove("dev");
-    let done = ztv::reload::apply(&app.state, fresh).await.unwrap();
+    let done = ztv::config::reload::apply(&app.state, fresh).await.unwrap();
     assert_eq!(done.changed, vec!["dev".to_string(), "prod".to_string()]);
     assert!(done.tokens_dropped.is_empty());
     assert_eq!(access_token(&app, &key).await, before);
@@ -169,7 +169,7 @@ async fn a_broken_configuration_is_refused_and_the_running_one_kept() {
             file: Some(path.clone()),
             env: HashMap::new(),
         };
-        let error = ztv::reload::reload(&app.state, &sources, "test")
+        let error = ztv::config::reload::reload(&app.state, &sources, "test")
             .await
             .unwrap_err();
         assert!(
@@ -183,13 +183,15 @@ async fn a_broken_configuration_is_refused_and_the_running_one_kept() {
 
     // Turning user OAuth on needs a restart (its encryption key is read at start).
     let mut fresh: Settings = (*app.state.settings()).clone();
-    fresh.accounts.get_mut("prod").unwrap().user_oauth = Some(ztv::settings::UserOAuthApp {
+    fresh.accounts.get_mut("prod").unwrap().user_oauth = Some(ztv::config::UserOAuthApp {
         client_id: "c".into(),
         client_secret: SecretString::from("s"),
         redirect_uri: "http://127.0.0.1/v1/oauth/callback".parse().unwrap(),
         done_url: None,
     });
-    let error = ztv::reload::apply(&app.state, fresh).await.unwrap_err();
+    let error = ztv::config::reload::apply(&app.state, fresh)
+        .await
+        .unwrap_err();
     assert!(
         error.to_string().contains("accounts.prod.user_oauth"),
         "{error}"

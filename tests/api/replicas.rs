@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use ztv::clients;
-use ztv::scope::Scope;
+use ztv::auth::api_clients;
+use ztv::auth::scope::Scope;
 
 use crate::helpers::*;
 
@@ -27,7 +27,9 @@ async fn a_key_revoked_through_the_database_is_refused_by_both_replicas() {
     let cli_store = ztv::store::connect(&secrecy::SecretString::from(schema.url()))
         .await
         .unwrap();
-    clients::revoke(cli_store.as_ref(), "web").await.unwrap();
+    api_clients::revoke(cli_store.as_ref(), "web")
+        .await
+        .unwrap();
 
     for replica in [&first, &second] {
         replica.wait_for_two_key_refreshes().await;
@@ -48,7 +50,9 @@ async fn a_key_rotated_on_one_replica_works_on_the_other() {
         .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
         .await;
 
-    let (_, new) = clients::rotate(first.store.as_ref(), "web").await.unwrap();
+    let (_, new) = api_clients::rotate(first.store.as_ref(), "web")
+        .await
+        .unwrap();
     let new = new.expose().to_string();
     second.wait_until_known(&new).await;
 

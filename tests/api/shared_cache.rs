@@ -3,7 +3,7 @@
 //! token, and an unreachable Redis.
 
 use serde_json::Value;
-use ztv::scope::Scope;
+use ztv::auth::scope::Scope;
 
 use crate::helpers::*;
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use ztv::app::Application;
-use ztv::clients::{self, NewClient};
-use ztv::scope::Scope;
-use ztv::settings::Settings;
+use ztv::auth::api_clients::{self, NewClient};
+use ztv::auth::scope::Scope;
+use ztv::config::Settings;
 use ztv::store;
 
 use crate::helpers::test_config;
@@ -18,7 +18,7 @@ async fn a_request_in_flight_at_shutdown_is_answered_before_the_server_stops() {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings::from_toml(&test_config(&dir.path().join("ztv.db"), "")).unwrap();
     let store = store::connect(&settings.database.url).await.unwrap();
-    let (_, key) = clients::create(
+    let (_, key) = api_clients::create(
         store.as_ref(),
         &settings,
         NewClient {

@@ -12,8 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use ztv::auth::scope::Scope;
 use ztv::emulator::{EmulatorOAuthApp, Endpoint};
-use ztv::scope::Scope;
 use ztv::store::AuditEvent;
 use ztv::zoom_user::ZoomUser;
 
@@ -660,7 +660,7 @@ async fn without_require_email_verified_a_token_may_omit_the_claim_but_never_say
 #[test]
 fn urls_ztv_fetches_from_must_be_https_unless_they_are_loopback() {
     let db = std::env::temp_dir().join("ztv-never-opened.db");
-    let load = |extra: &str| ztv::settings::Settings::from_toml(&test_config(&db, extra));
+    let load = |extra: &str| ztv::config::Settings::from_toml(&test_config(&db, extra));
     let end_users = |issuer: &str, jwks: &str| {
         format!(
             "[end_users]\nissuer = \"{issuer}\"\naudience = \"a\"\njwks_url = \"{jwks}\"\n\

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use ztv::auth::scope::Scope;
 use ztv::emulator::{Endpoint, Fault};
-use ztv::scope::Scope;
 
 use crate::helpers::*;
 

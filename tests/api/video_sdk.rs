@@ -1,7 +1,7 @@
 //! `POST /v1/video-sdk/token`.
 
 use serde_json::{Value, json};
-use ztv::scope::Scope;
+use ztv::auth::scope::Scope;
 
 use crate::helpers::*;
 

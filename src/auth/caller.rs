@@ -1,0 +1,355 @@
+//! Who is calling: the `Caller` extractor authenticates an API key against an in-memory copy
+//! of the clients table (the hot path never touches the database), or an end user's JWT
+//! against the identity provider's keys; then counts the request against the caller's rate
+//! limit, and answers scope, account and "acting for whom" questions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+
+use crate::app::AppState;
+use crate::auth::keys;
+use crate::auth::rate_limit::{Budget, Decision, Limit};
+use crate::auth::scope::Scope;
+use crate::clock;
+use crate::config::{Account, Settings};
+use crate::http::error::{ApiError, ErrorCode};
+use crate::store::{Store, StoreError};
+use crate::zoom_user::ZoomUser;
+
+/// An API client as held in memory for authentication.
+struct KnownClient {
+    name: Arc<str>,
+    /// What the rate limiter counts this client under: `key:<name>`.
+    rate_key: Arc<str>,
+    hash: [u8; 32],
+    scopes: Arc<[Scope]>,
+    account: Option<Arc<str>>,
+    expires_at: Option<i64>,
+    revoked: bool,
+    rate_limit: Option<Limit>,
+    /// What its Zoom calls are counted under: `upstream:key:<name>`.
+    upstream_key: Arc<str>,
+    /// Own budget of Zoom calls a minute; `None`: the configured default.
+    upstream_per_minute: Option<u32>,
+}
+
+/// The clients table, copied into memory and re-read every `auth.key_refresh_seconds`, so a
+/// key created, rotated or revoked anywhere (another replica, the CLI) takes effect here
+/// within that time. If the store cannot be read, the last copy keeps serving.
+pub struct KeyRing {
+    by_lookup: ArcSwap<HashMap<String, KnownClient>>,
+    /// Copies taken from the store so far (`ztv_api_key_refreshes_total`).
+    refreshes: AtomicU64,
+}
+
+impl KeyRing {
+    pub async fn load(store: &dyn Store) -> Result<Self, StoreError> {
+        let ring = Self {
+            by_lookup: ArcSwap::from_pointee(HashMap::new()),
+            refreshes: AtomicU64::new(0),
+        };
+        ring.refresh(store).await?;
+        Ok(ring)
+    }
+
+    pub async fn refresh(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let clients = store.list_clients().await?;
+        let mut map = HashMap::with_capacity(clients.len());
+        for c in clients {
+            let Some(hash) = hex::decode(&c.key_hash)
+                .ok()
+                .and_then(|h| <[u8; 32]>::try_from(h).ok())
+            else {
+                tracing::warn!(client = %c.name, "stored key hash is malformed; client ignored");
+                continue;
+            };
+            map.insert(
+                c.key_lookup,
+                KnownClient {
+                    rate_key: format!("key:{}", c.name).into(),
+                    upstream_key: format!("upstream:key:{}", c.name).into(),
+                    name: c.name.into(),
+                    hash,
+                    scopes: c.scopes.into(),
+                    account: c.account.map(Into::into),
+                    expires_at: c.expires_at,
+                    revoked: c.revoked_at.is_some(),
+                    rate_limit: c
+                        .rate_limit
+                        .map(|(per_second, burst)| Limit::per_second(per_second, burst)),
+                    upstream_per_minute: c.upstream_per_minute,
+                },
+            );
+        }
+        self.by_lookup.store(Arc::new(map));
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("ztv_api_key_refreshes_total").increment(1);
+        Ok(())
+    }
+
+    /// How many times the clients table has been read so far. A change to the table made
+    /// before a refresh started is in force once that refresh is counted: two counts after
+    /// the change, a refresh that was already reading cannot hide it.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// Re-reads the clients every `every` until the process ends.
+    pub fn spawn_refresher(self: &Arc<Self>, store: Arc<dyn Store>, every: Duration) {
+        let ring = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                ticker.tick().await;
+                match ring.refresh(store.as_ref()).await {
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::info!("API keys are being read from the store again");
+                    }
+                    Ok(()) => {}
+                    Err(error) if !failing => {
+                        failing = true;
+                        tracing::warn!(%error, "cannot re-read API keys; serving the last copy");
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+
+    /// The caller a presented key belongs to.
+    pub fn authenticate(&self, presented: &str, now: i64) -> Result<Caller, ApiError> {
+        let unknown = || ApiError::unauthenticated("unknown API key");
+        let lookup = keys::lookup_of(presented).ok_or_else(unknown)?;
+        let clients = self.by_lookup.load();
+        let client = clients.get(lookup).ok_or_else(unknown)?;
+        if !keys::matches(presented, &client.hash) {
+            return Err(unknown());
+        }
+        if client.revoked {
+            return Err(ApiError::unauthenticated("API key has been revoked"));
+        }
+        if client.expires_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::unauthenticated("API key has expired"));
+        }
+        Ok(Caller {
+            name: Arc::clone(&client.name),
+            rate_key: Arc::clone(&client.rate_key),
+            scopes: Arc::clone(&client.scopes),
+            account: client.account.clone(),
+            end_user: None,
+            rate_limit: client.rate_limit,
+            upstream_key: Arc::clone(&client.upstream_key),
+            upstream_per_minute: client.upstream_per_minute,
+        })
+    }
+}
+
+/// An authenticated caller: an API client, or a signed-in end user.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The client's name, or the end user's subject.
+    pub name: Arc<str>,
+    /// The key the rate limiter counts this caller under: `key:<name>` for an API key,
+    /// `user:<subject>` for an end user, so the two never share a budget. An API key's is
+    /// made once, when the key ring is read, not per request.
+    rate_key: Arc<str>,
+    scopes: Arc<[Scope]>,
+    /// `None`: may name any configured account.
+    account: Option<Arc<str>>,
+    /// `Some(me)` for an end user: the Zoom user they are, and the only one they act for.
+    end_user: Option<ZoomUser>,
+    /// Own limit; `None`: the configured default.
+    rate_limit: Option<Limit>,
+    /// What the upstream budget counts this caller's Zoom calls under: `upstream:` and the
+    /// rate key.
+    upstream_key: Arc<str>,
+    /// Own budget of Zoom calls a minute; `None`: the configured default.
+    upstream_per_minute: Option<u32>,
+}
+
+impl Caller {
+    /// The end user's Zoom identity (`me`), if the caller is an end user.
+    pub fn end_user(&self) -> Option<&ZoomUser> {
+        self.end_user.as_ref()
+    }
+
+    /// The Zoom user to act for when `user` is asked: an API key acts for anyone (its scopes
+    /// say for what); an end user only for themselves, as `me` or by their own identity
+    /// (compared as [`ZoomUser`]s), which is then what Zoom is asked about.
+    pub fn act_as(&self, user: &ZoomUser) -> Result<ZoomUser, ApiError> {
+        match &self.end_user {
+            None => Ok(user.clone()),
+            Some(me) if user.is_me() || user == me => Ok(me.clone()),
+            Some(_) => Err(ApiError::forbidden(
+                "end users may only fetch tokens for themselves (`me`)",
+            )),
+        }
+    }
+
+    /// The budget of Zoom calls this caller's requests may cause.
+    pub fn upstream_budget(&self, settings: &Settings) -> Budget {
+        Budget {
+            key: Arc::clone(&self.upstream_key),
+            limit: Limit::per_minute(
+                self.upstream_per_minute
+                    .unwrap_or(settings.rate_limit.upstream_per_minute),
+            ),
+        }
+    }
+
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        match self.has(scope) {
+            true => Ok(()),
+            false => Err(ApiError::forbidden(format!(
+                "this caller lacks the `{scope}` scope"
+            ))),
+        }
+    }
+
+    /// The account to act for: the one `requested` (if the caller may use it), else the one
+    /// the caller is bound to, else the only one configured. Noted for the audit log.
+    pub fn account<'s>(
+        &self,
+        settings: &'s Settings,
+        requested: Option<&str>,
+    ) -> Result<&'s Account, ApiError> {
+        let account = self.resolve_account(settings, requested)?;
+        crate::audit::note_account(&account.name);
+        Ok(account)
+    }
+
+    fn resolve_account<'s>(
+        &self,
+        settings: &'s Settings,
+        requested: Option<&str>,
+    ) -> Result<&'s Account, ApiError> {
+        let name = match (requested, self.account.as_deref()) {
+            (Some(asked), Some(bound)) if asked != bound => {
+                return Err(ApiError::forbidden(format!(
+                    "this caller is bound to account `{bound}`"
+                )));
+            }
+            (Some(name), _) | (None, Some(name)) => name,
+            (None, None) => {
+                return settings
+                    .sole_account()
+                    .ok_or_else(|| match settings.accounts.len() {
+                        0 => ApiError::not_found("no accounts are configured"),
+                        _ => ApiError::invalid(
+                            "account",
+                            format!(
+                                "required: name one of {}",
+                                settings
+                                    .accounts
+                                    .keys()
+                                    .cloned()
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ),
+                    });
+            }
+        };
+        settings
+            .accounts
+            .get(name)
+            .ok_or_else(|| ApiError::not_found(format!("account `{name}` is not configured")))
+    }
+}
+
+/// The credential a request presents: `Authorization: Bearer …` or `X-Api-Key: …`.
+fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let malformed = || ApiError::unauthenticated("Authorization must be `Bearer <key>`");
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| malformed())?;
+        let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(malformed());
+        }
+        return Ok(token.trim());
+    }
+    if let Some(value) = headers.get("x-api-key") {
+        return value
+            .to_str()
+            .map(str::trim)
+            .map_err(|_| ApiError::unauthenticated("X-Api-Key is not a valid key"));
+    }
+    Err(ApiError::new(
+        ErrorCode::Unauthenticated,
+        "credentials required: send `Authorization: Bearer ztv_…` or `X-Api-Key: ztv_…`",
+    ))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = presented_key(&parts.headers)?;
+        let caller = if keys::looks_like_key(presented) {
+            state.keys.authenticate(presented, clock::now())?
+        } else {
+            end_user(state, presented).await?
+        };
+        crate::audit::note_caller(Arc::clone(&caller.name));
+
+        let limit = caller.rate_limit.unwrap_or_else(|| {
+            let default = &state.settings().rate_limit;
+            Limit::per_second(default.requests_per_second, default.burst)
+        });
+        if let Decision::Limited { retry_after } = state
+            .rate_limiter
+            .check(Arc::clone(&caller.rate_key), limit)
+            .await
+        {
+            let mut error = ApiError::new(
+                ErrorCode::RateLimited,
+                format!("rate limit of {limit} exceeded; retry later"),
+            );
+            error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+            return Err(error);
+        }
+        Ok(caller)
+    }
+}
+
+/// A bearer value that is not a ztv key: an end user's JWT, when sign-in is configured.
+async fn end_user(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let Some(verifier) = &state.end_users else {
+        return Err(ApiError::unauthenticated(
+            "not a ztv API key (keys start with `ztv_`), and end-user sign-in is not configured",
+        ));
+    };
+    let user = verifier
+        .verify(token)
+        .await
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    let settings = verifier.settings();
+    Ok(Caller {
+        rate_key: format!("user:{}", user.subject).into(),
+        upstream_key: format!("upstream:user:{}", user.subject).into(),
+        upstream_per_minute: None,
+        name: user.subject.into(),
+        scopes: settings.scopes.clone().into(),
+        account: settings
+            .account
+            .clone()
+            .or_else(|| state.settings().sole_account().map(|a| a.name.clone()))
+            .map(Into::into),
+        end_user: Some(user.me),
+        rate_limit: None,
+    })
+}

@@ -1,0 +1,379 @@
+//! Users' own OAuth grants: stored sealed, and refreshed **exactly once** however many callers
+//! and replicas need a fresh access token at the same moment, because Zoom's refresh tokens
+//! are single-use.
+//!
+//! A refresh is a lease taken with a compare-and-swap on the grant's version (one process
+//! wins; the others wait and read what it stored), and the new refresh token is committed
+//! before the new access token is used. If the refresher dies between Zoom's answer and that
+//! commit, the new refresh token is lost and the old one is spent: when its lease runs out the
+//! next refresher gets `invalid_grant`, the grant is marked as needing re-authorisation, and
+//! the user must authorise again. No lost write can produce a loop or a second spend.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::audit::AuditLog;
+use crate::clock;
+use crate::config::{Account, Settings, UserOAuthApp};
+use crate::flight::SingleFlight;
+use crate::sealing::Sealer;
+use crate::store::{GrantRow, Store, StoreError};
+use crate::zoom::{UserGrantRequest, UserOAuthTokens, ZoomClient, ZoomError};
+use crate::zoom_user::ZoomUser;
+
+/// How long a refresher holds its lease, in seconds (longer than a Zoom call can take).
+const LEASE_SECONDS: i64 = 30;
+/// A user token is refreshed when less than this remains, in seconds.
+const REFRESH_BEFORE_SECONDS: i64 = 60;
+/// How often a waiting caller re-reads the grant while another refreshes it.
+const POLL: Duration = Duration::from_millis(50);
+/// How long a caller waits for another's refresh before giving up.
+const WAIT_AT_MOST: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GrantError {
+    #[error("the user must authorise the app again (Zoom refused their grant)")]
+    ReauthorizationRequired,
+    #[error(transparent)]
+    Zoom(#[from] ZoomError),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("a stored grant does not open with the configured grants.encryption_key")]
+    Sealed,
+    #[error("timed out waiting for another refresh of the same grant")]
+    Busy,
+}
+
+impl From<StoreError> for GrantError {
+    fn from(e: StoreError) -> Self {
+        GrantError::Store(e.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for GrantError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        GrantError::Store(format!("a refresh task failed: {e}"))
+    }
+}
+
+impl From<GrantError> for ZoomError {
+    fn from(e: GrantError) -> Self {
+        match e {
+            GrantError::ReauthorizationRequired => ZoomError::ReauthorizationRequired,
+            GrantError::Zoom(zoom) => zoom,
+            other => ZoomError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A usable user access token.
+#[derive(Clone)]
+pub struct UserAccess {
+    pub zoom_user_id: String,
+    pub access_token: SecretString,
+    /// The grant's version this token was read at.
+    pub version: i64,
+}
+
+pub struct UserGrants {
+    store: Arc<dyn Store>,
+    /// Grants created, refreshed and refused are audit events.
+    audit: Arc<AuditLog>,
+    zoom: Arc<ZoomClient>,
+    sealer: Arc<Sealer>,
+    /// Each account's user OAuth app; replaced by a reload.
+    apps: ArcSwap<HashMap<String, Arc<UserOAuthApp>>>,
+    flights: SingleFlight<(String, String), UserAccess, GrantError>,
+}
+
+fn apps_of(accounts: &BTreeMap<String, Account>) -> HashMap<String, Arc<UserOAuthApp>> {
+    accounts
+        .iter()
+        .filter_map(|(name, a)| Some((name.clone(), Arc::new(a.user_oauth.clone()?))))
+        .collect()
+}
+
+/// The sealing context of a grant's tokens: the row they belong to.
+fn context(account: &str, zoom_user_id: &str, what: &str) -> String {
+    format!("ztv-grant/{account}/{zoom_user_id}/{what}")
+}
+
+impl UserGrants {
+    /// `None` when no account has `user_oauth` (or no key is configured).
+    pub fn new(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        zoom: Arc<ZoomClient>,
+        audit: Arc<AuditLog>,
+    ) -> Option<Self> {
+        let key = crate::config::decode_key(settings.grants_key.as_ref()?)?;
+        let apps = apps_of(&settings.accounts);
+        if apps.is_empty() {
+            return None;
+        }
+        Some(Self {
+            store,
+            audit,
+            zoom,
+            sealer: Arc::new(Sealer::new(&key)),
+            apps: ArcSwap::from_pointee(apps),
+            flights: SingleFlight::default(),
+        })
+    }
+
+    pub fn app(&self, account: &str) -> Option<Arc<UserOAuthApp>> {
+        self.apps.load().get(account).cloned()
+    }
+
+    /// Puts reloaded user OAuth apps in force.
+    pub fn replace_apps(&self, accounts: &BTreeMap<String, Account>) {
+        self.apps.store(Arc::new(apps_of(accounts)));
+    }
+
+    /// Stores a grant just obtained with an authorization code.
+    pub async fn store_new(
+        &self,
+        account: &str,
+        user: &ZoomUser,
+        email: &ZoomUser,
+        tokens: &UserOAuthTokens,
+    ) -> Result<(), GrantError> {
+        let zoom_user_id = user.as_str();
+        let row = GrantRow {
+            account: account.to_string(),
+            zoom_user_id: zoom_user_id.to_string(),
+            user_key: user.key().to_string(),
+            email: email.key().to_string(),
+            refresh_token: self.seal(account, zoom_user_id, "refresh", &tokens.refresh_token),
+            access_token: self.seal(account, zoom_user_id, "access", &tokens.access_token),
+            access_expires_at: clock::now() + tokens.expires_in as i64,
+            scopes: tokens.scope.clone(),
+            version: 0,
+            refreshing_until: None,
+            needs_reauth: false,
+        };
+        self.store.put_grant(&row, clock::now()).await?;
+        self.audit
+            .record(crate::audit::grant_event("created", account, user.key()));
+        Ok(())
+    }
+
+    /// The user's own access token if they have a grant in `account` (by Zoom ID or email),
+    /// refreshed first when it is about to expire.
+    pub async fn access_for(
+        &self,
+        account: &str,
+        user: &ZoomUser,
+    ) -> Result<Option<UserAccess>, GrantError> {
+        if !self.apps.load().contains_key(account) {
+            return Ok(None);
+        }
+        let Some(row) = self.store.find_grant(account, user).await? else {
+            return Ok(None);
+        };
+        if row.needs_reauth {
+            return Err(GrantError::ReauthorizationRequired);
+        }
+        if row.access_expires_at - REFRESH_BEFORE_SECONDS > clock::now() {
+            return Ok(Some(self.open_access(&row)?));
+        }
+        self.refreshed(account, &row.zoom_user_id, row.version)
+            .await
+            .map(Some)
+    }
+
+    /// A fresh access token for the grant, refreshing it at most once (see the module docs):
+    /// if the grant has moved past `seen_version` (someone refreshed it since the caller
+    /// looked), their result is used instead of refreshing again.
+    pub async fn refreshed(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        seen_version: i64,
+    ) -> Result<UserAccess, GrantError> {
+        let key = (account.to_string(), zoom_user_id.to_string());
+        let store = Arc::clone(&self.store);
+        let zoom = Arc::clone(&self.zoom);
+        let sealer = Arc::clone(&self.sealer);
+        let audit = Arc::clone(&self.audit);
+        let app = self.app(account);
+        let (account, user) = key.clone();
+        self.flights
+            .join_or_start(&key, || async move {
+                let app = app.ok_or(GrantError::ReauthorizationRequired)?;
+                let upstream = Upstream {
+                    store: &*store,
+                    zoom: &zoom,
+                    sealer: &sealer,
+                    audit: &audit,
+                };
+                refresh_once(&upstream, &app, &account, &user, seen_version).await
+            })
+            .await
+    }
+
+    /// Zoom refused `access`: refresh, unless someone already did.
+    pub async fn replace_refused(
+        &self,
+        account: &str,
+        access: &UserAccess,
+    ) -> Result<UserAccess, GrantError> {
+        self.refreshed(account, &access.zoom_user_id, access.version)
+            .await
+    }
+
+    fn seal(&self, account: &str, user: &str, what: &str, token: &SecretString) -> Vec<u8> {
+        self.sealer.seal(
+            token.expose_secret().as_bytes(),
+            &context(account, user, what),
+        )
+    }
+
+    fn open_access(&self, row: &GrantRow) -> Result<UserAccess, GrantError> {
+        open_access(&self.sealer, row)
+    }
+}
+
+fn open(sealer: &Sealer, row: &GrantRow, what: &str) -> Result<SecretString, GrantError> {
+    let sealed = match what {
+        "refresh" => &row.refresh_token,
+        _ => &row.access_token,
+    };
+    let bytes = sealer
+        .open(sealed, &context(&row.account, &row.zoom_user_id, what))
+        .map_err(|_| GrantError::Sealed)?;
+    String::from_utf8(bytes)
+        .map(SecretString::from)
+        .map_err(|_| GrantError::Sealed)
+}
+
+/// What a refresh works with.
+struct Upstream<'a> {
+    store: &'a dyn Store,
+    zoom: &'a ZoomClient,
+    sealer: &'a Sealer,
+    audit: &'a AuditLog,
+}
+
+/// One refresh across every process: take the lease or wait for whoever holds it.
+async fn refresh_once(
+    upstream: &Upstream<'_>,
+    app: &UserOAuthApp,
+    account: &str,
+    zoom_user_id: &str,
+    seen_version: i64,
+) -> Result<UserAccess, GrantError> {
+    let Upstream { store, sealer, .. } = *upstream;
+    let started = tokio::time::Instant::now();
+    // Stored IDs were validated when the grant was made.
+    let user = ZoomUser::parse(zoom_user_id).map_err(|_| GrantError::ReauthorizationRequired)?;
+    loop {
+        let row = store
+            .find_grant(account, &user)
+            .await?
+            .ok_or(GrantError::ReauthorizationRequired)?;
+        if row.needs_reauth {
+            return Err(GrantError::ReauthorizationRequired);
+        }
+        // Someone else refreshed since this caller looked: use their result.
+        if row.version > seen_version
+            && row.refreshing_until.is_none()
+            && row.access_expires_at - REFRESH_BEFORE_SECONDS > clock::now()
+        {
+            return open_access(sealer, &row);
+        }
+        let now = clock::now();
+        if store
+            .claim_refresh(account, zoom_user_id, row.version, now + LEASE_SECONDS, now)
+            .await?
+        {
+            return refresh_with_lease(upstream, app, &row, row.version + 1).await;
+        }
+        if started.elapsed() > WAIT_AT_MOST {
+            return Err(GrantError::Busy);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn open_access(sealer: &Sealer, row: &GrantRow) -> Result<UserAccess, GrantError> {
+    Ok(UserAccess {
+        zoom_user_id: row.zoom_user_id.clone(),
+        access_token: open(sealer, row, "access")?,
+        version: row.version,
+    })
+}
+
+async fn refresh_with_lease(
+    upstream: &Upstream<'_>,
+    app: &UserOAuthApp,
+    row: &GrantRow,
+    claimed: i64,
+) -> Result<UserAccess, GrantError> {
+    let Upstream {
+        store,
+        zoom,
+        sealer,
+        audit,
+    } = *upstream;
+    let (account, user) = (row.account.as_str(), row.zoom_user_id.as_str());
+    let refresh_token = open(sealer, row, "refresh")?;
+    match zoom
+        .user_oauth_grant(account, app, UserGrantRequest::Refresh(&refresh_token))
+        .await
+    {
+        Ok(tokens) => {
+            // The new refresh token is committed before the access token is handed out.
+            let refresh = sealer.seal(
+                tokens.refresh_token.expose_secret().as_bytes(),
+                &context(account, user, "refresh"),
+            );
+            let access = sealer.seal(
+                tokens.access_token.expose_secret().as_bytes(),
+                &context(account, user, "access"),
+            );
+            let expires_at = clock::now() + tokens.expires_in as i64;
+            let stored = store
+                .store_refreshed(
+                    account,
+                    user,
+                    claimed,
+                    &refresh,
+                    &access,
+                    expires_at,
+                    clock::now(),
+                )
+                .await?;
+            if !stored {
+                // The grant was replaced or deleted meanwhile (new authorisation, deletion):
+                // what was just fetched belongs to nothing.
+                return Err(GrantError::ReauthorizationRequired);
+            }
+            tracing::info!(account, "refreshed a user's grant");
+            audit.record(crate::audit::grant_event(
+                "refreshed",
+                account,
+                &row.user_key,
+            ));
+            Ok(UserAccess {
+                zoom_user_id: user.to_string(),
+                access_token: tokens.access_token,
+                version: claimed + 1,
+            })
+        }
+        Err(ZoomError::InvalidGrant(detail)) => {
+            tracing::warn!(account, %detail, "Zoom refused a user's refresh token; re-authorisation needed");
+            store.mark_needs_reauth(account, user, clock::now()).await?;
+            audit.record(crate::audit::grant_event("refused", account, &row.user_key));
+            Err(GrantError::ReauthorizationRequired)
+        }
+        Err(other) => {
+            store.release_refresh(account, user, claimed).await?;
+            Err(GrantError::Zoom(other))
+        }
+    }
+}

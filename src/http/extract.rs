@@ -1,0 +1,271 @@
+//! Request bodies: a JSON-object extractor whose every rejection is our own error, and
+//! field readers that validate strictly (integers are integers, never coerced) and name the
+//! field at fault.
+
+use std::ops::RangeInclusive;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde_json::{Map, Value};
+
+use crate::http::error::{ApiError, ErrorCode};
+use crate::zoom_user::ZoomUser;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON object body, with its fields ready to be taken one by one.
+/// An empty body counts as `{}` so that routes whose fields are all optional need none.
+pub struct JsonObject(pub Fields);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json);
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                let mut error = ApiError::for_status(rejection.status());
+                if error.code != ErrorCode::PayloadTooLarge {
+                    error.message = format!("could not read the request body: {rejection}");
+                }
+                error
+            })?;
+        if bytes.is_empty() {
+            return Ok(Self(Fields::default()));
+        }
+        if !declared_json {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "Content-Type must be application/json",
+            ));
+        }
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("body is not valid JSON: {e}"),
+            )
+        })?;
+        match value {
+            Value::Object(map) => Ok(Self(Fields { map })),
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "body must be a JSON object",
+            )),
+        }
+    }
+}
+
+/// `application/json` or `application/…+json`, in any case, parameters ignored.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype
+                .get(subtype.len().saturating_sub(5)..)
+                .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json")))
+}
+
+/// The fields of a JSON object, taken by name; `null` counts as absent. What is left when the
+/// route has taken all it knows is refused by [`Fields::finish`], so typos are not silently
+/// ignored.
+#[derive(Default, Debug)]
+pub struct Fields {
+    map: Map<String, Value>,
+}
+
+impl Fields {
+    pub fn from_map(map: Map<String, Value>) -> Self {
+        Self { map }
+    }
+
+    /// The raw value of a field, if present and not `null`.
+    pub fn take(&mut self, name: &str) -> Option<Value> {
+        self.map.remove(name).filter(|v| !v.is_null())
+    }
+
+    /// An integer within `range`.
+    pub fn int(&mut self, name: &str, range: RangeInclusive<i64>) -> Result<Option<i64>, ApiError> {
+        let Some(value) = self.take(name) else {
+            return Ok(None);
+        };
+        let number = match &value {
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        };
+        let Some(number) = number else {
+            return Err(ApiError::invalid(
+                name,
+                format!("must be an integer, not {}", describe(&value)),
+            ));
+        };
+        if !range.contains(&number) {
+            let bounds = if range.end() - range.start() == 1 {
+                format!("must be {} or {}", range.start(), range.end())
+            } else {
+                format!("must be between {} and {}", range.start(), range.end())
+            };
+            return Err(ApiError::invalid(name, bounds));
+        }
+        Ok(Some(number))
+    }
+
+    /// A 0/1 flag, as Zoom's payloads take them.
+    pub fn flag(&mut self, name: &str) -> Result<Option<u8>, ApiError> {
+        Ok(self.int(name, 0..=1)?.map(|v| v as u8))
+    }
+
+    /// A JSON boolean.
+    pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(other) => Err(ApiError::invalid(
+                name,
+                format!("must be true or false, not {}", describe(&other)),
+            )),
+        }
+    }
+
+    /// A string of 1 to `max_chars` characters with no control characters.
+    pub fn string(&mut self, name: &str, max_chars: usize) -> Result<Option<String>, ApiError> {
+        let Some(value) = self.take(name) else {
+            return Ok(None);
+        };
+        let Value::String(text) = value else {
+            return Err(ApiError::invalid(
+                name,
+                format!("must be a string, not {}", describe(&value)),
+            ));
+        };
+        check_text(name, &text, max_chars)?;
+        Ok(Some(text))
+    }
+
+    /// Refuses whatever fields the route did not take.
+    pub fn finish(self) -> Result<(), ApiError> {
+        match self.map.keys().next() {
+            Some(name) => Err(ApiError::invalid(name, "unknown field")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The query string as fields (all values strings), so query parameters are read and
+/// refused exactly like body fields. A repeated parameter is refused.
+pub fn query_fields(query: Option<&str>) -> Result<Fields, ApiError> {
+    let mut map = Map::new();
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if map
+            .insert(name.to_string(), Value::String(value.into_owned()))
+            .is_some()
+        {
+            return Err(ApiError::invalid(&name, "given more than once"));
+        }
+    }
+    Ok(Fields { map })
+}
+
+/// A Zoom user named by a request: `me`, a Zoom user ID or an email address, as
+/// [`ZoomUser`] accepts it; `field` is named when it is not one.
+pub fn user_id(field: &str, text: &str) -> Result<ZoomUser, ApiError> {
+    ZoomUser::parse(text).map_err(|problem| ApiError::invalid(field, problem.to_string()))
+}
+
+/// Length and character checks shared by every free-text field.
+pub fn check_text(name: &str, text: &str, max_chars: usize) -> Result<(), ApiError> {
+    let chars = text.chars().count();
+    if chars == 0 {
+        return Err(ApiError::invalid(name, "must not be empty"));
+    }
+    if chars > max_chars {
+        return Err(ApiError::invalid(
+            name,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            name,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The JSON type of a value, for messages (never the value itself).
+pub fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an out-of-range integer",
+        Value::Number(_) => "a fraction",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(value: Value) -> Fields {
+        match value {
+            Value::Object(map) => Fields::from_map(map),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn integers_are_never_coerced() {
+        let mut f = fields(json!({"a": "1", "b": 1800.5, "c": 1800, "d": true}));
+        assert!(f.int("a", 0..=10).is_err());
+        assert!(f.int("b", 0..=2000).is_err());
+        assert_eq!(f.int("c", 1800..=172800).unwrap(), Some(1800));
+        assert!(f.int("d", 0..=1).is_err());
+        assert_eq!(f.int("absent", 0..=1).unwrap(), None);
+    }
+
+    #[test]
+    fn leftover_fields_are_refused_by_name() {
+        let mut f = fields(json!({"role": 0, "meetingNumer": "123"}));
+        f.int("role", 0..=1).unwrap();
+        let err = f.finish().unwrap_err();
+        assert_eq!(err.message, "meetingNumer: unknown field");
+    }
+
+    #[test]
+    fn dot_segments_are_not_user_ids() {
+        assert!(user_id("userId", ".").is_err());
+        assert!(user_id("userId", "..").is_err());
+        assert!(user_id("userId", "first.last@example.com").is_ok());
+        assert!(user_id("userId", "...").is_ok());
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/vnd.api+json"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+        assert!(is_json(" Application/JSON ;charset=UTF-8"));
+        assert!(is_json("APPLICATION/VND.API+JSON"));
+        assert!(!is_json("text/json"));
+        assert!(!is_json("application/jsonx"));
+        assert!(!is_json("application"));
+        assert!(!is_json("json"));
+        assert!(!is_json(""));
+    }
+}

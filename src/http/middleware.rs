@@ -1,0 +1,137 @@
+//! The whole middleware stack, in one place, outermost first:
+//! request id → CORS (when origins are configured) → request span and access log → metrics →
+//! audit event → error bodies in our shape → timeout → panic catcher → body limit → routes.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::audit;
+use crate::config::Settings;
+use crate::http::error::ApiError;
+use crate::http::extract::BODY_LIMIT;
+use crate::telemetry::metrics;
+use crate::telemetry::request_id::{self, RequestId};
+
+pub fn apply(router: Router, state: &AppState) -> Router {
+    let settings = state.settings();
+    let settings = settings.as_ref();
+    // One stack, applied once: axum boxes each `Router::layer` around every route and clones
+    // every box per request; one `ServiceBuilder` is one box.
+    let stack = ServiceBuilder::new()
+        .layer(middleware::from_fn(request_id::assign))
+        .option_layer(cors(settings))
+        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn(metrics::track_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_request,
+        ))
+        .layer(middleware::from_fn(errors_as_json))
+        // The budget covers reading the body, which the handlers' extractors do inside it: a
+        // body that trickles in is answered 408 too. (A slow head is cut off before this, by
+        // the server's header read timeout; see `server`.)
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            settings.server.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            // The payload is not logged: it could hold anything a handler had in hand.
+            ApiError::internal("a handler panicked").into_response()
+        }))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    router.layer(stack)
+}
+
+/// Runs the request inside a `request` span (method, route, request id: every event logged
+/// while serving it carries them) and then writes one access-log line, `served`, with those
+/// fields, the status, the caller and the latency. The line is written after the span has
+/// closed, with the span's fields as its own: the JSON log format re-parses the current span's
+/// stored fields for every event inside a span.
+async fn access_log(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    // Bounded: a method nobody standardised is logged as `OTHER`.
+    let method = metrics::method_label(request.method());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let request_id = request.extensions().get::<RequestId>().cloned();
+    let request_id = request_id.as_ref().map_or("", |id| &*id.0);
+    let span = tracing::info_span!("request", method, route, request_id);
+    let response = next.run(request).instrument(span).await;
+    // The caller rides on the response: only the handler's extractor knows it.
+    let caller = response
+        .extensions()
+        .get::<audit::CallerName>()
+        .map_or("", |c| &*c.0);
+    tracing::info!(
+        method,
+        route,
+        request_id,
+        status = response.status().as_u16(),
+        caller,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "served"
+    );
+    response
+}
+
+/// CORS for the configured exact origins; with none, no CORS headers at all (a disallowed
+/// origin never gets `Access-Control-Allow-Origin`).
+fn cors(settings: &Settings) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = settings
+        .cors
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static(request_id::HEADER),
+            ])
+            .expose_headers([
+                HeaderName::from_static(request_id::HEADER),
+                header::RETRY_AFTER,
+            ])
+            .max_age(settings.cors.max_age),
+    )
+}
+
+/// Any error response that is not already ours (the router's 405, the timeout's 408, a
+/// rejected body) is answered in the error shape of docs/api.md, keeping headers such as `Allow`.
+pub(crate) async fn errors_as_json(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let ours = ApiError::for_status(status).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let (_, body) = ours.into_parts();
+    Response::from_parts(parts, body)
+}

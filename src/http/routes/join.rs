@@ -1,0 +1,207 @@
+//! `POST /v1/join`: everything a mobile app needs to join or start a meeting, in one round
+//! trip: the Meeting SDK signature, the SDK key, and the user's ZAK and OBF token when asked.
+
+use axum::Json;
+use axum::extract::State;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::auth::caller::Caller;
+use crate::auth::scope::Scope;
+use crate::clock;
+use crate::http::error::ApiError;
+use crate::http::extract::{self, JsonObject};
+use crate::http::openapi::{BodyErrors, CallerErrors, ZoomErrors};
+use crate::signing;
+use crate::zoom::{UserToken, UserTokenKind};
+use crate::zoom_user::ZoomUser;
+
+use super::meeting_sdk::{meeting_number_schema, meeting_sdk_app, read_signature_request};
+use super::users::{s2s_account, token_source_schema};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(issue_join_bundle))
+}
+
+/// The body of `POST /v1/join`; other fields are refused.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"meetingNumber": "85746065432", "role": 1}))]
+// Documentation only: the handler reads the body field by field with `Fields`.
+#[allow(dead_code, reason = "documentation only")]
+struct JoinRequest {
+    /// The meeting: 9–12 digits, as a string or a whole number.
+    #[schema(schema_with = meeting_number_schema)]
+    meeting_number: String,
+    /// 0 to join as a participant, 1 to start as the host (needs `meeting-sdk:host`).
+    #[schema(minimum = 0, maximum = 1)]
+    role: u8,
+    /// The signature's lifetime, in seconds.
+    #[schema(minimum = 1800, maximum = 172800, default = 7200)]
+    expiration_seconds: Option<u32>,
+    /// Zoom's `video_webrtc_mode` claim (0/1); left out of the signature when not given.
+    #[schema(minimum = 0, maximum = 1)]
+    video_web_rtc_mode: Option<u8>,
+    /// Whose ZAK / OBF token to fetch: a Zoom user ID, an email address, or `me` (an end user
+    /// may name only themselves).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9._+@-]+$",
+        default = "me"
+    )]
+    user_id: Option<String>,
+    /// Fetch the user's ZAK (needs `zak:read`); by default only for `role: 1`.
+    with_zak: Option<bool>,
+    /// Fetch an On-Behalf-Of token for the meeting (needs `obf:read`).
+    #[schema(default = false)]
+    with_obf: Option<bool>,
+    /// The account to act for; may be left out by a caller bound to one account, or when only
+    /// one is configured.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    account: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct JoinResponse {
+    /// The Meeting SDK JWT (HS256) for the meeting and role.
+    signature: String,
+    /// The Meeting SDK client ID (SDK key).
+    sdk_key: String,
+    /// The user's ZAK, when asked for (`withZak`, by default for `role: 1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zak: Option<String>,
+    /// The On-Behalf-Of token, when asked for (`withObf`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    obf_token: Option<String>,
+    /// When the first part of the bundle expires (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
+    expires_at: String,
+    /// Whose token fetched the ZAK / OBF token: `user_grant` or `account`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = token_source_schema)]
+    source: Option<&'static str>,
+}
+
+/// Issue everything needed to join, in one round trip
+///
+/// For mobile apps: the Meeting SDK signature and SDK key, plus the user's ZAK and
+/// On-Behalf-Of token when asked for, fetched from Zoom concurrently. Needs the scopes of what
+/// it returns: `meeting-sdk:signature`, `meeting-sdk:host` for `role: 1`, `zak:read` with a
+/// ZAK (the default for `role: 1`), `obf:read` with `withObf`.
+#[utoipa::path(
+    post,
+    path = "/v1/join",
+    tag = "join",
+    operation_id = "issueJoinBundle",
+    request_body = JoinRequest,
+    security(
+        ("apiKey" = ["meeting-sdk:signature"]),
+        ("apiKeyHeader" = ["meeting-sdk:signature"]),
+        ("endUserJwt" = ["meeting-sdk:signature"]),
+    ),
+    responses(
+        (status = 200, description = "The bundle", body = JoinResponse),
+        CallerErrors,
+        BodyErrors,
+        ZoomErrors,
+    ),
+)]
+async fn issue_join_bundle(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<JsonObject, ApiError>,
+) -> Result<Json<JoinResponse>, ApiError> {
+    caller.require(Scope::MeetingSdkSignature)?;
+    let JsonObject(mut fields) = body?;
+    let signature_request = read_signature_request(&mut fields)?;
+    let Some((meeting_number, role)) = signature_request.meeting.clone() else {
+        return Err(ApiError::invalid("meetingNumber", "required"));
+    };
+    let user = match fields.string("userId", 128)? {
+        Some(user) => extract::user_id("userId", &user)?,
+        None => ZoomUser::me(),
+    };
+    let user = caller.act_as(&user)?;
+    crate::audit::note_target(Some(&user), Some(&meeting_number.digits()));
+    // A host needs a ZAK to start the meeting; participants ask for one when they want it.
+    let with_zak = fields.bool("withZak")?.unwrap_or(role == 1);
+    let with_obf = fields.bool("withObf")?.unwrap_or(false);
+    let account = fields.string("account", 64)?;
+    fields.finish()?;
+    if role == 1 {
+        caller.require(Scope::MeetingSdkHost)?;
+    }
+    if with_zak {
+        caller.require(Scope::ZakRead)?;
+    }
+    if with_obf {
+        caller.require(Scope::ObfRead)?;
+    }
+
+    let settings = state.settings();
+    let account = if with_zak || with_obf {
+        s2s_account(&caller, &settings, account.as_deref())?
+    } else {
+        caller.account(&settings, account.as_deref())?
+    };
+    let app = meeting_sdk_app(account)?;
+
+    let budget = caller.upstream_budget(&settings);
+    let fetch = |wanted: bool, kind: UserTokenKind| {
+        let state = state.clone();
+        let account = account.name.clone();
+        let user = user.clone();
+        let budget = budget.clone();
+        async move {
+            match wanted {
+                true => state
+                    .user_tokens
+                    .get(&account, &user, kind, &budget)
+                    .await
+                    .map(Some),
+                false => Ok(None),
+            }
+        }
+    };
+    let meeting_id = meeting_number.digits();
+    let (zak, obf) = tokio::join!(
+        fetch(with_zak, UserTokenKind::Zak),
+        fetch(
+            with_obf,
+            UserTokenKind::OnBehalf {
+                meeting_number: meeting_id
+            }
+        ),
+    );
+    let (zak, obf): (Option<UserToken>, Option<UserToken>) = (zak?, obf?);
+
+    let signed = signing::meeting_sdk_signature(
+        app,
+        &signature_request,
+        clock::now(),
+        settings.iat_backdate_seconds,
+    );
+    let expires_at = [
+        Some(signed.expires_at),
+        zak.as_ref().map(|t| t.expires_at),
+        obf.as_ref().map(|t| t.expires_at),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(signed.expires_at);
+    Ok(Json(JoinResponse {
+        signature: signed.token,
+        sdk_key: app.client_id.clone(),
+        source: zak.as_ref().or(obf.as_ref()).map(|t| t.source.as_str()),
+        zak: zak.map(|t| t.token.expose_secret().to_string()),
+        obf_token: obf.map(|t| t.token.expose_secret().to_string()),
+        expires_at: clock::rfc3339(expires_at),
+    }))
+}

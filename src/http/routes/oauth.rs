@@ -1,0 +1,495 @@
+//! Users who authorise the app themselves: `POST /v1/oauth/authorize` starts Zoom's
+//! authorization-code flow, `GET /v1/oauth/callback` finishes it and stores the grant, and
+//! `DELETE /v1/oauth/grants/{userId}` removes a grant and every cached token of its user.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::auth::caller::Caller;
+use crate::auth::scope::Scope;
+use crate::clock;
+use crate::config::{Account, UserOAuthApp};
+use crate::grants::UserGrants;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::{self, JsonObject};
+use crate::http::openapi::{
+    BadRequest, BodyErrors, CallerErrors, Forbidden, Internal, NotFound, RequestTimeout,
+    UpstreamError, UpstreamUnavailable,
+};
+use crate::store::OAuthState;
+use crate::zoom::{UserGrantRequest, ZoomError};
+use crate::zoom_user::ZoomUser;
+
+use super::users::{AccountParam, UserIdParam, UserPath, user_of};
+
+/// How long a `state` may wait for Zoom's redirect, in seconds.
+const STATE_LIFETIME: i64 = 600;
+/// Pending authorisations one caller may hold; a new one beyond drops the oldest.
+pub const PENDING_PER_CALLER: u32 = 10;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_authorization))
+        .routes(routes!(finish_authorization))
+        .routes(routes!(delete_grant))
+}
+
+/// The body of `POST /v1/oauth/authorize`; other fields are refused.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Documentation only: the handler reads the body field by field with `Fields`.
+#[allow(dead_code, reason = "documentation only")]
+struct AuthorizeRequest {
+    /// The account whose user OAuth app to authorise; may be left out by a caller bound to one
+    /// account, or when only one is configured.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    account: Option<String>,
+    /// API keys only, and then required: the Zoom user (email or user ID) who must sign in to
+    /// Zoom. An end user always authorises for themselves.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._+@-]+$")]
+    user_hint: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AuthorizeResponse {
+    /// Zoom's authorization page (`response_type=code`, `client_id`, `redirect_uri`, and a
+    /// single-use `state` that expires in 10 minutes); send the user's browser there.
+    #[schema(
+        format = "uri",
+        example = "https://zoom.us/oauth/authorize?response_type=code&client_id=abc\
+            &redirect_uri=https%3A%2F%2Fztv.example.com%2Fv1%2Foauth%2Fcallback&state=q1w2e3"
+    )]
+    authorize_url: String,
+}
+
+fn grants(state: &AppState) -> Result<&UserGrants, ApiError> {
+    state
+        .grants
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("no account has user OAuth configured"))
+}
+
+fn oauth_app(grants: &UserGrants, account: &Account) -> Result<Arc<UserOAuthApp>, ApiError> {
+    grants.app(&account.name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "account `{}` has no user OAuth app (accounts.{}.user_oauth)",
+            account.name, account.name
+        ))
+    })
+}
+
+/// Unix milliseconds, but strictly increasing within the process, so a caller's states made
+/// in the same millisecond still have an order to drop the oldest by.
+fn creation_order() -> i64 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let now = crate::audit::now_ms();
+    let previous = LAST
+        .fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |last| Some(last.max(now - 1) + 1),
+        )
+        .unwrap_or(now);
+    previous.max(now - 1) + 1
+}
+
+fn state_hash(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
+}
+
+/// Start a user's authorisation of the app
+///
+/// Returns the Zoom URL where the user authorises the account's user-managed OAuth app; Zoom
+/// then sends the browser to `GET /v1/oauth/callback`. A signed-in end user authorises for
+/// themselves; an API key needs scope `grants:admin` and names the user in `userHint`.
+#[utoipa::path(
+    post,
+    path = "/v1/oauth/authorize",
+    tag = "oauth",
+    operation_id = "startAuthorization",
+    request_body(
+        content = Option<AuthorizeRequest>,
+        description = "Optional for an end user; an API key sends `userHint`.",
+    ),
+    security(
+        ("apiKey" = ["grants:admin"]),
+        ("apiKeyHeader" = ["grants:admin"]),
+        ("endUserJwt" = []),
+    ),
+    responses(
+        (status = 200, description = "Where to send the user", body = AuthorizeResponse),
+        CallerErrors,
+        BodyErrors,
+    ),
+)]
+async fn start_authorization(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<JsonObject, ApiError>,
+) -> Result<Json<AuthorizeResponse>, ApiError> {
+    let JsonObject(mut fields) = body?;
+    let account = fields.string("account", 64)?;
+    let user_hint = fields.string("userHint", 128)?;
+    fields.finish()?;
+    // An end user authorises for themselves; an API key needs grants:admin and names whom.
+    let user_hint = match caller.end_user() {
+        Some(me) => {
+            if user_hint.is_some() {
+                return Err(ApiError::invalid("userHint", "only API keys name a user"));
+            }
+            me.clone()
+        }
+        None => {
+            caller.require(Scope::GrantsAdmin)?;
+            let hint =
+                user_hint.ok_or_else(|| ApiError::invalid("userHint", "required for API keys"))?;
+            extract::user_id("userHint", &hint)?
+        }
+    };
+    crate::audit::note_target(Some(&user_hint), None);
+    let settings = state.settings();
+    let account = caller.account(&settings, account.as_deref())?;
+    let grants = grants(&state)?;
+    let app = oauth_app(grants, account)?;
+
+    let mut random = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    let oauth_state = URL_SAFE_NO_PAD.encode(random);
+    state
+        .store
+        .insert_oauth_state(
+            &state_hash(&oauth_state),
+            &OAuthState {
+                account: account.name.clone(),
+                caller: caller.name.to_string(),
+                user_hint: Some(user_hint.as_str().to_string()),
+                created_ms: creation_order(),
+                expires_at: clock::now() + STATE_LIFETIME,
+            },
+            PENDING_PER_CALLER,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+
+    let mut url = state.settings().zoom.oauth_url.clone();
+    let path = format!("{}/oauth/authorize", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &app.client_id)
+        .append_pair("redirect_uri", app.redirect_uri.as_str())
+        .append_pair("state", &oauth_state);
+    Ok(Json(AuthorizeResponse {
+        authorize_url: url.to_string(),
+    }))
+}
+
+/// How the callback ended, told to the browser.
+enum Outcome {
+    Authorized { email: ZoomUser },
+    Failed(ApiError),
+}
+
+/// Finish a user's authorisation (Zoom's redirect)
+///
+/// Where Zoom sends the user's browser after the authorisation page: trades the code, learns
+/// the Zoom user, checks they are the one the authorisation was for, and stores the grant.
+/// No credentials: the single-use `state` binds the request to the one that started it. With
+/// `user_oauth.done_url` the answer is a redirect there carrying the outcome; without, a small
+/// page on success and an error body on failure.
+#[utoipa::path(
+    get,
+    path = "/v1/oauth/callback",
+    tag = "oauth",
+    operation_id = "finishAuthorization",
+    params(
+        (
+            "state" = String,
+            Query,
+            description = "The `state` of the authorize URL: single-use, valid for 10 minutes.",
+            min_length = 1,
+            max_length = 256,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$",
+        ),
+        (
+            "code" = Option<String>,
+            Query,
+            description = "Zoom's authorization code; required unless `error` is given.",
+            min_length = 1,
+            max_length = 2048,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$",
+        ),
+        (
+            "error" = Option<String>,
+            Query,
+            description = "Zoom's reason when the user did not authorise the app.",
+            min_length = 1,
+            max_length = 256,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$",
+        ),
+    ),
+    security(()),
+    responses(
+        (
+            status = 302,
+            description = "With `done_url`: to it, with `status=ok&user=…` or \
+                `status=error&error=<code>&message=…` added to its query",
+            headers(("Location" = String, description = "`done_url` with the outcome")),
+        ),
+        (
+            status = 200,
+            description = "Without `done_url`: a small page saying Zoom is connected",
+            content_type = "text/html",
+            body = String,
+        ),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 500, response = Internal),
+        (status = 502, response = UpstreamError),
+        (status = 503, response = UpstreamUnavailable),
+    ),
+)]
+async fn finish_authorization(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut fields = match extract::query_fields(query.as_deref()) {
+        Ok(fields) => fields,
+        Err(error) => return error.into_response(),
+    };
+    let code = fields.string("code", 2048).ok().flatten();
+    let given_state = fields.string("state", 256).ok().flatten();
+    let zoom_error = fields.string("error", 256).ok().flatten();
+    // Zoom may add parameters of its own; they are not ours to refuse here.
+    let Some(given_state) = given_state else {
+        return ApiError::invalid("state", "required").into_response();
+    };
+    let pending = match state
+        .store
+        .take_oauth_state(&state_hash(&given_state))
+        .await
+    {
+        Ok(pending) => pending,
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    let Some(pending) = pending.filter(|p| p.expires_at > clock::now()) else {
+        return ApiError::invalid("state", "unknown, already used or expired; start again")
+            .into_response();
+    };
+    crate::audit::note_caller(pending.caller.as_str());
+    crate::audit::note_account(&pending.account);
+    let settings = state.settings();
+    let Some(account) = settings.accounts.get(&pending.account) else {
+        return ApiError::not_found("the account of this authorisation is gone").into_response();
+    };
+    let outcome = match (code, zoom_error) {
+        (_, Some(error)) => Outcome::Failed(ApiError::new(
+            ErrorCode::UpstreamError,
+            format!("Zoom did not authorise the app ({error})"),
+        )),
+        (None, None) => Outcome::Failed(ApiError::invalid("code", "required")),
+        (Some(code), None) => complete(&state, account, &pending, &code).await,
+    };
+    let done_url = grants(&state)
+        .ok()
+        .and_then(|g| g.app(&account.name))
+        .and_then(|app| app.done_url.clone());
+    match (outcome, done_url) {
+        (Outcome::Authorized { email }, Some(mut url)) => {
+            url.query_pairs_mut().append_pair("status", "ok").append_pair("user", email.as_str());
+            Redirect::to(url.as_str()).into_response()
+        }
+        (Outcome::Failed(error), Some(mut url)) => {
+            url.query_pairs_mut()
+                .append_pair("status", "error")
+                .append_pair("error", error.code.as_str())
+                .append_pair("message", &error.message);
+            Redirect::to(url.as_str()).into_response()
+        }
+        (Outcome::Authorized { email }, None) => (
+            StatusCode::OK,
+            Html(format!(
+                "<!doctype html><title>Zoom connected</title><p>Zoom is connected for {}. You can close this window.</p>\n",
+                html_escape(email.as_str())
+            )),
+        )
+            .into_response(),
+        (Outcome::Failed(error), None) => error.into_response(),
+    }
+}
+
+/// Trades the code, learns the user, checks they are who the authorisation was for, stores
+/// the grant. Nothing is stored unless every step succeeds.
+async fn complete(
+    state: &AppState,
+    account: &Account,
+    pending: &OAuthState,
+    code: &str,
+) -> Outcome {
+    let result: Result<ZoomUser, ApiError> = async {
+        let grants = grants(state)?;
+        let app = oauth_app(grants, account)?;
+        let tokens = state
+            .zoom
+            .user_oauth_grant(&account.name, &app, UserGrantRequest::Code(code))
+            .await
+            .map_err(|e| match e {
+                ZoomError::InvalidGrant(detail) => ApiError::new(
+                    ErrorCode::UpstreamError,
+                    format!("Zoom refused the authorization code ({detail})"),
+                ),
+                other => other.into(),
+            })?;
+        let (zoom_user_id, email) = state
+            .zoom
+            .users_me(&account.name, &tokens.access_token)
+            .await?;
+        // Zoom's answer crosses the boundary too: identities are validated like any other.
+        let identity = |text: &str| {
+            ZoomUser::parse(text).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::UpstreamError,
+                    "Zoom's GET /users/me named the user in a form ztv does not accept",
+                )
+            })
+        };
+        let (zoom_user, email) = (identity(&zoom_user_id)?, identity(&email)?);
+        let hint = pending.user_hint.as_deref().map(ZoomUser::parse);
+        if let Some(hint) = hint
+            && !hint.is_ok_and(|hint| hint == email || hint == zoom_user)
+        {
+            return Err(ApiError::forbidden(
+                "signed in to Zoom as a different user than the one this authorisation was for",
+            ));
+        }
+        grants
+            .store_new(&account.name, &zoom_user, &email, &tokens)
+            .await
+            .map_err(ApiError::internal)?;
+        // Tokens cached before the grant existed were fetched with the account's token.
+        state.user_tokens.forget_user(&account.name, &email);
+        state.user_tokens.forget_user(&account.name, &zoom_user);
+        tracing::info!(account = %account.name, caller = %pending.caller, "stored a user's grant");
+        Ok(email)
+    }
+    .await;
+    match result {
+        Ok(email) => {
+            crate::audit::note_target(Some(&email), None);
+            Outcome::Authorized { email }
+        }
+        Err(error) => Outcome::Failed(error),
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Delete a user's grant
+///
+/// Deletes the user's OAuth grant in the account and every cached token of theirs; later ZAK
+/// and OBF tokens for them use the account's S2S token. The user themself (an end user, as
+/// `me`), or an API key with scope `grants:admin`.
+#[utoipa::path(
+    delete,
+    path = "/v1/oauth/grants/{userId}",
+    tag = "oauth",
+    operation_id = "deleteGrant",
+    params(
+        UserIdParam,
+        AccountParam,
+    ),
+    security(
+        ("apiKey" = ["grants:admin"]),
+        ("apiKeyHeader" = ["grants:admin"]),
+        ("endUserJwt" = []),
+    ),
+    responses(
+        (status = 204, description = "The grant and the user's cached tokens are gone"),
+        CallerErrors,
+    ),
+)]
+async fn delete_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: UserPath,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let user = user_of(path)?;
+    // The user themself, or an API key with grants:admin.
+    let user = match caller.end_user() {
+        Some(_) => caller.act_as(&user)?,
+        None => {
+            caller.require(Scope::GrantsAdmin)?;
+            user
+        }
+    };
+    crate::audit::note_target(Some(&user), None);
+    let mut fields = extract::query_fields(query.as_deref())?;
+    let account = fields.string("account", 64)?;
+    fields.finish()?;
+    let settings = state.settings();
+    let account = caller.account(&settings, account.as_deref())?;
+    grants(&state)?;
+    forget_grant(&state, &account.name, &user)
+        .await?
+        .then_some(StatusCode::NO_CONTENT)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no grant for that user in account `{}`",
+                account.name
+            ))
+        })
+}
+
+/// Deletes a user's grant and every cached token of theirs; `false` if there was none.
+pub async fn forget_grant(
+    state: &AppState,
+    account: &str,
+    user: &ZoomUser,
+) -> Result<bool, ApiError> {
+    let deleted = state
+        .store
+        .delete_grant(account, user)
+        .await
+        .map_err(ApiError::internal)?;
+    state.user_tokens.forget_user(account, user);
+    match deleted {
+        Some((zoom_user_id, email)) => {
+            // As stored: validated when the grant was made.
+            for stored in [&zoom_user_id, &email] {
+                if let Ok(stored) = ZoomUser::parse(stored) {
+                    state.user_tokens.forget_user(account, &stored);
+                }
+            }
+            tracing::info!(account, "deleted a user's grant");
+            state.audit.record(crate::audit::grant_event(
+                "deleted",
+                account,
+                &zoom_user_id.to_ascii_lowercase(),
+            ));
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}

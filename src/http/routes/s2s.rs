@@ -1,0 +1,99 @@
+//! `POST /v1/s2s/token`: the account's cached Server-to-Server access token, for internal
+//! services that must call Zoom's API without holding the client secret.
+
+use axum::Json;
+use axum::extract::State;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::auth::caller::Caller;
+use crate::auth::scope::Scope;
+use crate::clock;
+use crate::http::error::ApiError;
+use crate::http::extract::JsonObject;
+use crate::http::openapi::{BodyErrors, CallerErrors, ZoomErrors};
+
+use super::users::s2s_account;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(issue_s2s_token))
+}
+
+/// The body of `POST /v1/s2s/token`; other fields are refused.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Documentation only: the handler reads the body field by field with `Fields`.
+#[allow(dead_code, reason = "documentation only")]
+struct S2sTokenRequest {
+    /// The account whose token to return; may be left out by a caller bound to one account,
+    /// or when only one is configured.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    account: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct S2sTokenResponse {
+    /// The account's Server-to-Server OAuth access token, for Zoom's REST API.
+    access_token: String,
+    /// As Zoom gave it: `bearer`.
+    #[schema(example = "bearer")]
+    token_type: String,
+    /// When the token expires (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
+    expires_at: String,
+    /// The Zoom scopes the token carries, space-separated, as Zoom gave them.
+    #[schema(example = "user:read:zak:admin user:read:token:admin")]
+    scope: String,
+}
+
+/// Issue the account's S2S access token
+///
+/// The account's cached Server-to-Server OAuth access token, for internal services that call
+/// Zoom's API without holding the client secret. Refreshed ahead of expiry; concurrent callers
+/// on a cold cache cause one request to Zoom. Scope `s2s:token`.
+#[utoipa::path(
+    post,
+    path = "/v1/s2s/token",
+    tag = "s2s",
+    operation_id = "issueS2sToken",
+    request_body(
+        content = Option<S2sTokenRequest>,
+        description = "Optional: only to name the account.",
+    ),
+    security(
+        ("apiKey" = ["s2s:token"]),
+        ("apiKeyHeader" = ["s2s:token"]),
+        ("endUserJwt" = ["s2s:token"]),
+    ),
+    responses(
+        (status = 200, description = "The access token", body = S2sTokenResponse),
+        CallerErrors,
+        BodyErrors,
+        ZoomErrors,
+    ),
+)]
+async fn issue_s2s_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<JsonObject, ApiError>,
+) -> Result<Json<S2sTokenResponse>, ApiError> {
+    caller.require(Scope::S2sToken)?;
+    let JsonObject(mut fields) = body?;
+    let account = fields.string("account", 64)?;
+    fields.finish()?;
+    let settings = state.settings();
+    let account = s2s_account(&caller, &settings, account.as_deref())?;
+
+    let token = state.s2s.get(&account.name).await?;
+    Ok(Json(S2sTokenResponse {
+        access_token: token.access_token.expose_secret().to_string(),
+        token_type: token.token_type.clone(),
+        expires_at: clock::rfc3339(token.expires_at),
+        scope: token.scope.clone(),
+    }))
+}

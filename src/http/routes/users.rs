@@ -1,0 +1,246 @@
+//! `GET /v1/users/{userId}/zak` and `GET /v1/users/{userId}/obf-token`: per-user tokens
+//! fetched from Zoom with the account's S2S token.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::auth::caller::Caller;
+use crate::auth::scope::Scope;
+use crate::clock;
+use crate::config::{Account, Settings};
+use crate::http::error::ApiError;
+use crate::http::extract::{self, Fields};
+use crate::http::openapi::{CallerErrors, ZoomErrors};
+use crate::zoom::{Acting, UserTokenKind};
+use crate::zoom_user::ZoomUser;
+
+use super::meeting_sdk::meeting_number;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(issue_zak))
+        .routes(routes!(issue_obf_token))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ZakResponse {
+    /// The user's ZAK, for the Meeting SDK's `zak` (start or join as that user).
+    zak: String,
+    /// When the ZAK expires (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
+    expires_at: String,
+    /// `user_grant` (the user's own token) or `account` (the account's S2S token).
+    #[schema(schema_with = token_source_schema)]
+    source: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ObfResponse {
+    /// The On-Behalf-Of token, for the Meeting SDK's `obfToken`.
+    obf_token: String,
+    /// When the token expires (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
+    expires_at: String,
+    /// `user_grant` (the user's own token) or `account` (the account's S2S token).
+    #[schema(schema_with = token_source_schema)]
+    source: &'static str,
+}
+
+/// Whose token fetched a user token: `user_grant` or `account`.
+pub(crate) fn token_source_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([Acting::User.as_str(), Acting::Account.as_str()]))
+        .description(Some(
+            "Whose token fetched it: `user_grant` (the user's own OAuth grant) or `account` \
+             (the account's S2S token).",
+        ))
+}
+
+/// The `{userId}` path parameter of the per-user routes, for the OpenAPI document (the
+/// handlers read it as [`UserPath`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, names("userId"))]
+#[allow(dead_code, reason = "documentation only")]
+pub(crate) struct UserIdParam(
+    /// A Zoom user ID, an email address, or `me` (an end user may name only themselves).
+    /// 1–128 characters of letters, digits and `. _ - + @`, other than `.` and `..`.
+    #[param(
+        example = "me",
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9._+@-]+$"
+    )]
+    String,
+);
+
+/// The `account` query parameter, for the OpenAPI document (the handlers read it with
+/// [`extract::query_fields`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "documentation only")]
+pub(crate) struct AccountParam {
+    /// The account to act for; may be left out by a caller bound to one account, or when only
+    /// one is configured.
+    #[param(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    account: Option<String>,
+}
+
+/// The path's `userId`, with a rejection in our shape.
+pub type UserPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
+
+pub fn user_of(path: UserPath) -> Result<ZoomUser, ApiError> {
+    let Path(user) = path.map_err(|_| ApiError::invalid("userId", "is not valid UTF-8"))?;
+    extract::user_id("userId", &user)
+}
+
+/// The account to fetch user tokens for; it needs S2S credentials.
+pub fn s2s_account<'s>(
+    caller: &Caller,
+    settings: &'s Settings,
+    requested: Option<&str>,
+) -> Result<&'s Account, ApiError> {
+    let account = caller.account(settings, requested)?;
+    if account.s2s.is_none() {
+        return Err(ApiError::not_found(format!(
+            "account `{}` has no Server-to-Server OAuth credentials",
+            account.name
+        )));
+    }
+    Ok(account)
+}
+
+/// Fetch a user's ZAK
+///
+/// The user's Zoom Access Key, fetched from Zoom with the user's own grant when there is one,
+/// else with the account's S2S token, and cached for less than its life. Scope `zak:read`
+/// (an API key acts for any user; an end user only as `me`).
+#[utoipa::path(
+    get,
+    path = "/v1/users/{userId}/zak",
+    tag = "users",
+    operation_id = "issueZak",
+    params(
+        UserIdParam,
+        AccountParam,
+    ),
+    security(
+        ("apiKey" = ["zak:read"]),
+        ("apiKeyHeader" = ["zak:read"]),
+        ("endUserJwt" = ["zak:read"]),
+    ),
+    responses(
+        (status = 200, description = "The ZAK", body = ZakResponse),
+        CallerErrors,
+        ZoomErrors,
+    ),
+)]
+async fn issue_zak(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: UserPath,
+    RawQuery(query): RawQuery,
+) -> Result<Json<ZakResponse>, ApiError> {
+    caller.require(Scope::ZakRead)?;
+    let user = caller.act_as(&user_of(path)?)?;
+    crate::audit::note_target(Some(&user), None);
+    let mut fields = extract::query_fields(query.as_deref())?;
+    let account = fields.string("account", 64)?;
+    fields.finish()?;
+    let settings = state.settings();
+    let account = s2s_account(&caller, &settings, account.as_deref())?;
+
+    let budget = caller.upstream_budget(&settings);
+    let zak = state
+        .user_tokens
+        .get(&account.name, &user, UserTokenKind::Zak, &budget)
+        .await?;
+    Ok(Json(ZakResponse {
+        zak: zak.token.expose_secret().to_string(),
+        expires_at: clock::rfc3339(zak.expires_at),
+        source: zak.source.as_str(),
+    }))
+}
+
+/// Fetch a user's On-Behalf-Of token
+///
+/// The On-Behalf-Of token for one meeting, which lets a Meeting SDK app join meetings outside
+/// its own account on the user's behalf; fetched from Zoom with the user's own grant when
+/// there is one, else with the account's S2S token. Scope `obf:read` (an API key acts for any
+/// user; an end user only as `me`).
+#[utoipa::path(
+    get,
+    path = "/v1/users/{userId}/obf-token",
+    tag = "users",
+    operation_id = "issueObfToken",
+    params(
+        UserIdParam,
+        (
+            "meetingNumber" = String,
+            Query,
+            description = "The meeting the token is for: 9 to 12 digits.",
+            example = "85746065432",
+            pattern = "^[0-9]{9,12}$",
+        ),
+        AccountParam,
+    ),
+    security(
+        ("apiKey" = ["obf:read"]),
+        ("apiKeyHeader" = ["obf:read"]),
+        ("endUserJwt" = ["obf:read"]),
+    ),
+    responses(
+        (status = 200, description = "The OBF token", body = ObfResponse),
+        CallerErrors,
+        ZoomErrors,
+    ),
+)]
+async fn issue_obf_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: UserPath,
+    RawQuery(query): RawQuery,
+) -> Result<Json<ObfResponse>, ApiError> {
+    caller.require(Scope::ObfRead)?;
+    let user = caller.act_as(&user_of(path)?)?;
+    crate::audit::note_target(Some(&user), None);
+    let mut fields = extract::query_fields(query.as_deref())?;
+    let meeting_number = required_meeting_number(&mut fields)?;
+    crate::audit::note_target(None, Some(&meeting_number));
+    let account = fields.string("account", 64)?;
+    fields.finish()?;
+    let settings = state.settings();
+    let account = s2s_account(&caller, &settings, account.as_deref())?;
+
+    let budget = caller.upstream_budget(&settings);
+    let obf = state
+        .user_tokens
+        .get(
+            &account.name,
+            &user,
+            UserTokenKind::OnBehalf { meeting_number },
+            &budget,
+        )
+        .await?;
+    Ok(Json(ObfResponse {
+        obf_token: obf.token.expose_secret().to_string(),
+        expires_at: clock::rfc3339(obf.expires_at),
+        source: obf.source.as_str(),
+    }))
+}
+
+/// `meetingNumber` as the digits Zoom's `meeting_id` takes.
+fn required_meeting_number(fields: &mut Fields) -> Result<String, ApiError> {
+    meeting_number(fields)?
+        .map(|number| number.digits())
+        .ok_or_else(|| ApiError::invalid("meetingNumber", "required"))
+}

@@ -1,0 +1,271 @@
+//! Log output: human-readable text or JSON lines on stdout, filtered by `RUST_LOG`.
+//!
+//! Lines go through one buffer, as nginx's `access_log … buffer= flush=` does, so a request's
+//! `served` line costs no system call of its own: the buffer is written out every
+//! `FLUSH_EVERY`, when it fills, at once for a warning or an error (with every line before
+//! it, in order), and by [`flush`] before the process exits or when it panics.
+
+use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
+use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
+use std::time::Duration;
+
+use tracing::{Level, Metadata};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::config::LogFormat;
+
+const DEFAULT_FILTER: &str = "info,sqlx=warn";
+/// Longest a line waits in the buffer.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Buffered bytes at most before they are written (a few hundred request lines).
+const BUFFER_BYTES: usize = 64 * 1024;
+
+/// Installs the global subscriber once; later calls (tests) are no-ops.
+pub fn init(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(StdoutLines(stdout_lines()));
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+}
+
+/// Writes out every buffered line; the CLI calls it before the process exits.
+pub fn flush() {
+    if let Some(lines) = STDOUT.get() {
+        lines.flush();
+    }
+}
+
+static STDOUT: OnceLock<BufferedLines<Stdout>> = OnceLock::new();
+
+/// The process's one stdout buffer; the first call starts its flusher and hooks panics.
+fn stdout_lines() -> &'static BufferedLines<Stdout> {
+    let mut first = false;
+    let lines = STDOUT.get_or_init(|| {
+        first = true;
+        BufferedLines::new(io::stdout())
+    });
+    if first {
+        let started = crate::telemetry::metrics::spawn_every("ztv-log-flush", FLUSH_EVERY, || {
+            lines.flush();
+        });
+        if let Err(error) = started {
+            // Lines are still written when the buffer fills and at exit.
+            eprintln!("ztv: cannot start the log flusher: {error}");
+        }
+        // What was logged just before a panic is what explains it.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |panic| {
+            lines.flush_unless_busy();
+            previous(panic);
+        }));
+    }
+    lines
+}
+
+/// The subscriber's writer: each event's line into the process's stdout buffer.
+struct StdoutLines(&'static BufferedLines<Stdout>);
+
+impl<'a> MakeWriter<'a> for StdoutLines {
+    type Writer = Line<'static, Stdout>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.0.line(false)
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        self.0.line_for(meta)
+    }
+}
+
+/// Lines for `W`, buffered; see the module's documentation for when they are written.
+pub(crate) struct BufferedLines<W: Write> {
+    out: Mutex<BufWriter<W>>,
+}
+
+impl<W: Write> BufferedLines<W> {
+    pub(crate) fn new(out: W) -> Self {
+        Self {
+            out: Mutex::new(BufWriter::with_capacity(BUFFER_BYTES, out)),
+        }
+    }
+
+    /// Writes out what is buffered. A failed write (stdout closed) is dropped: logging has
+    /// nowhere else to report it.
+    pub(crate) fn flush(&self) {
+        let _ = self.lock().flush();
+    }
+
+    /// As [`Self::flush`], unless the buffer is in use: a panic while this thread holds it
+    /// must not wait for itself.
+    fn flush_unless_busy(&self) {
+        let mut out = match self.out.try_lock() {
+            Ok(out) => out,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let _ = out.flush();
+    }
+
+    /// A writer for one line, written out at once when `urgent`.
+    fn line(&self, urgent: bool) -> Line<'_, W> {
+        Line {
+            lines: self,
+            urgent,
+        }
+    }
+
+    /// A writer for one event's line: warnings and errors are written out at once.
+    fn line_for(&self, meta: &Metadata<'_>) -> Line<'_, W> {
+        self.line(*meta.level() <= Level::WARN)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BufWriter<W>> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One event's line on its way into the buffer.
+pub(crate) struct Line<'a, W: Write> {
+    lines: &'a BufferedLines<W>,
+    urgent: bool,
+}
+
+impl<W: Write> Write for Line<'_, W> {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        let mut out = self.lines.lock();
+        out.write_all(line)?;
+        if self.urgent {
+            out.flush()?;
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.urgent {
+            self.lines.lock().flush()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// An output that keeps what reached it and counts the writes.
+    #[derive(Clone, Default)]
+    struct Recorded(Arc<Mutex<(Vec<u8>, usize)>>);
+
+    impl Write for Recorded {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let mut recorded = self.0.lock().unwrap();
+            recorded.0.extend_from_slice(bytes);
+            recorded.1 += 1;
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Recorded {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().0.clone()).unwrap()
+        }
+
+        fn writes(&self) -> usize {
+            self.0.lock().unwrap().1
+        }
+    }
+
+    fn log(lines: &BufferedLines<Recorded>, level: Level, text: &str) {
+        // A disabled span (no subscriber) still has its metadata, level included.
+        let span = match level {
+            Level::INFO => tracing::info_span!("line"),
+            Level::WARN => tracing::warn_span!("line"),
+            _ => tracing::error_span!("line"),
+        };
+        let mut writer = lines.line_for(span.metadata().expect("a span's metadata"));
+        writer.write_all(text.as_bytes()).unwrap();
+        writer.flush().unwrap();
+    }
+
+    #[test]
+    fn info_lines_wait_for_a_flush_and_go_out_in_one_write() {
+        let out = Recorded::default();
+        let lines = BufferedLines::new(out.clone());
+
+        for i in 0..100 {
+            log(&lines, Level::INFO, &format!("served {i}\n"));
+        }
+        assert_eq!(out.writes(), 0, "nothing written before the flush");
+
+        lines.flush();
+        assert_eq!(out.writes(), 1);
+        let text = out.text();
+        assert_eq!(text.lines().count(), 100);
+        assert!(text.starts_with("served 0\n") && text.ends_with("served 99\n"));
+    }
+
+    #[test]
+    fn a_warning_goes_out_at_once_after_the_lines_before_it() {
+        let out = Recorded::default();
+        let lines = BufferedLines::new(out.clone());
+
+        log(&lines, Level::INFO, "served\n");
+        log(&lines, Level::WARN, "cannot reach Zoom\n");
+        assert_eq!(out.text(), "served\ncannot reach Zoom\n");
+
+        log(&lines, Level::INFO, "served again\n");
+        log(&lines, Level::ERROR, "store down\n");
+        assert_eq!(
+            out.text(),
+            "served\ncannot reach Zoom\nserved again\nstore down\n"
+        );
+    }
+
+    #[test]
+    fn the_panic_flush_skips_a_buffer_its_own_thread_holds() {
+        let out = Recorded::default();
+        let lines = BufferedLines::new(out.clone());
+        log(&lines, Level::INFO, "served\n");
+
+        let held = lines.lock();
+        lines.flush_unless_busy();
+        drop(held);
+        assert_eq!(out.writes(), 0);
+
+        lines.flush_unless_busy();
+        assert_eq!(out.text(), "served\n");
+    }
+
+    #[test]
+    fn a_full_buffer_is_written_without_waiting_for_a_flush() {
+        let out = Recorded::default();
+        let lines = BufferedLines::new(out.clone());
+        let line = format!("{}\n", "x".repeat(999));
+
+        for _ in 0..(BUFFER_BYTES / line.len() + 1) {
+            log(&lines, Level::INFO, &line);
+        }
+        assert!(out.writes() >= 1);
+        assert_eq!(out.text().len() % line.len(), 0, "only whole lines");
+    }
+}

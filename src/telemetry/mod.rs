@@ -1,0 +1,7 @@
+//! What ztv tells operators: log lines ([`logs`]), Prometheus metrics ([`metrics`]) and the
+//! request ids that tie a request's answer, log line and audit event together
+//! ([`request_id`]).
+
+pub mod logs;
+pub mod metrics;
+pub mod request_id;

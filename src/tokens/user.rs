@@ -1,0 +1,275 @@
+//! ZAK and On-Behalf-Of tokens: fetched from Zoom with the user's own grant or the account's
+//! S2S token, retried once with a fresh token when Zoom refuses the one used.
+//!
+//! A ZAK is fetched once for all concurrent callers and reused for a while per (account,
+//! user). An OBF token is single-use at Zoom: every request mints its own, and none is ever
+//! cached, shared or handed to a second caller. Each fetch is charged to the asking caller's
+//! upstream budget first, so no one caller can spend the account's Zoom rate limit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::auth::rate_limit::{Budget, Decision, RateLimiter};
+use crate::clock;
+use crate::flight::SingleFlight;
+use crate::grants::UserGrants;
+use crate::tokens::s2s::TokenCache;
+use crate::zoom::{Acting, UserToken, UserTokenKind, ZoomClient, ZoomError};
+use crate::zoom_user::ZoomUser;
+
+/// A cached ZAK's key: the account and the user's folded identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    account: String,
+    user: Arc<str>,
+}
+
+struct Entry {
+    token: UserToken,
+    reuse_until: Instant,
+}
+
+/// The cached ZAKs, bounded.
+struct ZakCache {
+    entries: HashMap<Key, Entry>,
+    /// Entries kept at most.
+    capacity: usize,
+}
+
+pub struct UserTokens {
+    zoom: Arc<ZoomClient>,
+    s2s: Arc<TokenCache>,
+    /// Users' own grants, when any account has `user_oauth`.
+    grants: Option<Arc<UserGrants>>,
+    /// Counts each caller's Zoom calls against its budget.
+    limiter: Arc<RateLimiter>,
+    /// Longest reuse of one ZAK; zero turns reuse off.
+    reuse: Duration,
+    /// Shared with the fetches, which fill it before their flight ends.
+    cache: Arc<Mutex<ZakCache>>,
+    flights: SingleFlight<Key, UserToken, ZoomError>,
+}
+
+impl UserTokens {
+    pub fn new(
+        zoom: Arc<ZoomClient>,
+        s2s: Arc<TokenCache>,
+        grants: Option<Arc<UserGrants>>,
+        limiter: Arc<RateLimiter>,
+        reuse: Duration,
+        capacity: usize,
+    ) -> Self {
+        Self {
+            zoom,
+            s2s,
+            grants,
+            limiter,
+            reuse,
+            cache: Arc::new(Mutex::new(ZakCache {
+                entries: HashMap::new(),
+                capacity: capacity.max(1),
+            })),
+            flights: SingleFlight::default(),
+        }
+    }
+
+    /// The ZAK or a new OBF token of `user` in `account`, for a caller with `budget`.
+    pub async fn get(
+        &self,
+        account: &str,
+        user: &ZoomUser,
+        kind: UserTokenKind,
+        budget: &Budget,
+    ) -> Result<UserToken, ZoomError> {
+        if matches!(kind, UserTokenKind::OnBehalf { .. }) {
+            self.charge(budget).await?;
+            return fetch_either(
+                &self.zoom,
+                &self.s2s,
+                self.grants.as_deref(),
+                account,
+                user,
+                &kind,
+            )
+            .await;
+        }
+        let key = Key {
+            account: account.to_string(),
+            user: user.shared_key(),
+        };
+        if let Some(token) = cached(&self.cache, &key) {
+            return Ok(token);
+        }
+        // Only a caller who would start a fetch is charged; one joining a fetch under way
+        // costs Zoom nothing.
+        if !self.flights.in_flight(&key) {
+            self.charge(budget).await?;
+        }
+        let zoom = Arc::clone(&self.zoom);
+        let s2s = Arc::clone(&self.s2s);
+        let grants = self.grants.clone();
+        let (cache, reuse) = (Arc::clone(&self.cache), self.reuse);
+        let user = user.clone();
+        self.flights
+            .join_or_start(&key, || {
+                let key = key.clone();
+                async move {
+                    // A flight that ended between this caller's look and the start of this
+                    // one has cached its token (below): use it rather than fetch again.
+                    if let Some(token) = cached(&cache, &key) {
+                        return Ok(token);
+                    }
+                    let token =
+                        fetch_either(&zoom, &s2s, grants.as_deref(), &key.account, &user, &kind)
+                            .await?;
+                    // Inside the flight, so a caller who comes after it ends finds the token.
+                    // (Remembered by the waiters instead, a caller slipping in between the
+                    // flight's end and their `remember` started a second fetch.)
+                    remember(&cache, reuse, key, &token);
+                    Ok(token)
+                }
+            })
+            .await
+    }
+
+    /// Counts one Zoom call against the caller's budget, or refuses it before Zoom is asked.
+    async fn charge(&self, budget: &Budget) -> Result<(), ZoomError> {
+        match self
+            .limiter
+            .check(Arc::clone(&budget.key), budget.limit)
+            .await
+        {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after } => Err(ZoomError::CallerBudgetSpent {
+                limit: budget.limit.to_string(),
+                retry_after: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            }),
+        }
+    }
+
+    /// Forgets every cached token of `user` (grant deleted, user deauthorised).
+    pub fn forget_user(&self, account: &str, user: &ZoomUser) {
+        self.lock()
+            .entries
+            .retain(|key, _| !(key.account == account && *key.user == *user.key()));
+    }
+
+    /// Forgets every cached token of `account` (its credentials changed).
+    pub fn forget_account(&self, account: &str) {
+        self.lock().entries.retain(|key, _| key.account != account);
+    }
+
+    /// ZAKs cached now.
+    pub fn cached_len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ZakCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The token cached for `key`, while it may still be reused.
+fn cached(cache: &Mutex<ZakCache>, key: &Key) -> Option<UserToken> {
+    let cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = cache.entries.get(key)?;
+    (entry.reuse_until > Instant::now()).then(|| entry.token.clone())
+}
+
+/// Keeps a token for `reuse`, but never past half of what remains of its life, so a reused
+/// token always has most of its life ahead. A full cache first drops what may no longer be
+/// reused, then, if still full, the entry whose reuse ends soonest.
+fn remember(cache: &Mutex<ZakCache>, reuse: Duration, key: Key, token: &UserToken) {
+    if reuse.is_zero() {
+        return;
+    }
+    let left = (token.expires_at - clock::now()).max(0) as u64;
+    let keep = reuse.min(Duration::from_secs(left / 2));
+    if keep.is_zero() {
+        return;
+    }
+    let now = Instant::now();
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.entries.len() >= cache.capacity && !cache.entries.contains_key(&key) {
+        cache.entries.retain(|_, entry| entry.reuse_until > now);
+        if cache.entries.len() >= cache.capacity
+            && let Some(soonest) = cache
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.reuse_until)
+                .map(|(key, _)| key.clone())
+        {
+            cache.entries.remove(&soonest);
+        }
+    }
+    cache.entries.insert(
+        key,
+        Entry {
+            token: token.clone(),
+            reuse_until: now + keep,
+        },
+    );
+}
+
+/// With the user's own grant when they have one in `account`, else the account's S2S token.
+async fn fetch_either(
+    zoom: &ZoomClient,
+    s2s: &TokenCache,
+    grants: Option<&UserGrants>,
+    account: &str,
+    user: &ZoomUser,
+    kind: &UserTokenKind,
+) -> Result<UserToken, ZoomError> {
+    if let Some(grants) = grants
+        && let Some(access) = grants.access_for(account, user).await?
+    {
+        return fetch_as_user(zoom, grants, account, access, kind).await;
+    }
+    fetch(zoom, s2s, account, user.as_str(), kind).await
+}
+
+/// With the user's own token; one refresh and retry when Zoom refuses it.
+async fn fetch_as_user(
+    zoom: &ZoomClient,
+    grants: &UserGrants,
+    account: &str,
+    access: crate::grants::UserAccess,
+    kind: &UserTokenKind,
+) -> Result<UserToken, ZoomError> {
+    let user = access.zoom_user_id.clone();
+    match zoom
+        .user_token_as(account, &access.access_token, &user, kind, Acting::User)
+        .await
+    {
+        Err(ZoomError::TokenRejected(_)) => {
+            let fresh = grants.replace_refused(account, &access).await?;
+            zoom.user_token_as(account, &fresh.access_token, &user, kind, Acting::User)
+                .await
+        }
+        other => other,
+    }
+}
+
+/// One fetch, and at most one retry after Zoom refuses the cached S2S token.
+async fn fetch(
+    zoom: &ZoomClient,
+    s2s: &TokenCache,
+    account: &str,
+    user: &str,
+    kind: &UserTokenKind,
+) -> Result<UserToken, ZoomError> {
+    let access = s2s.get(account).await?;
+    match zoom
+        .user_token(account, &access.access_token, user, kind)
+        .await
+    {
+        Err(ZoomError::TokenRejected(_)) => {
+            s2s.invalidate(account, &access).await;
+            let fresh = s2s.get(account).await?;
+            zoom.user_token(account, &fresh.access_token, user, kind)
+                .await
+        }
+        other => other,
+    }
+}
