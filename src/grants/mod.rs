@@ -34,10 +34,26 @@ const POLL: Duration = Duration::from_millis(50);
 /// How long a caller waits for another's refresh before giving up.
 const WAIT_AT_MOST: Duration = Duration::from_secs(10);
 
+mod flow;
+
+pub use flow::{Authorized, PENDING_PER_CALLER};
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GrantError {
     #[error("the user must authorise the app again (Zoom refused their grant)")]
     ReauthorizationRequired,
+    /// The account has no user OAuth app (`accounts.<name>.user_oauth`).
+    #[error("this account has no user OAuth app")]
+    NoApp,
+    /// Zoom refused the authorization code (`invalid_grant`).
+    #[error("Zoom refused the authorization code ({0})")]
+    CodeRefused(String),
+    /// Zoom's `GET /users/me` named the user in a form ztv does not accept.
+    #[error("Zoom's GET /users/me named the user in a form ztv does not accept")]
+    ZoomIdentity,
+    /// Someone else signed in at Zoom than the user the authorisation was for.
+    #[error("signed in to Zoom as a different user than the one this authorisation was for")]
+    OtherUser,
     #[error(transparent)]
     Zoom(#[from] ZoomError),
     #[error("store: {0}")]
@@ -224,6 +240,25 @@ impl UserGrants {
     ) -> Result<UserAccess, GrantError> {
         self.refreshed(account, &access.zoom_user_id, access.version)
             .await
+    }
+
+    /// Deletes `user`'s grant in `account`; the identities it was stored under (user ID,
+    /// email), if there was one.
+    pub async fn delete(
+        &self,
+        account: &str,
+        user: &ZoomUser,
+    ) -> Result<Option<[ZoomUser; 2]>, GrantError> {
+        let Some((user_id, email)) = self.store.delete_grant(account, user).await? else {
+            return Ok(None);
+        };
+        // Stored identities were validated when the grant was made.
+        let stored = |text: &str| ZoomUser::parse(text).map_err(|_| GrantError::ZoomIdentity);
+        let (user_id, email) = (stored(&user_id)?, stored(&email)?);
+        tracing::info!(account, "deleted a user's grant");
+        self.audit
+            .record(crate::audit::grant_event("deleted", account, user_id.key()));
+        Ok(Some([user_id, email]))
     }
 
     fn seal(&self, account: &str, user: &str, what: &str, token: &SecretString) -> Vec<u8> {

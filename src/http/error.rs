@@ -8,7 +8,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::grants::GrantError;
 use crate::telemetry::request_id;
+use crate::zoom::ZoomError;
 
 /// What went wrong, as the caller sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,5 +185,54 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+/// How each Zoom failure is answered: Zoom unreachable or throttling is `upstream_unavailable`
+/// with `Retry-After`, an unknown user `not_found`, a spent caller budget `rate_limited`, any
+/// other refusal `upstream_error` with Zoom's own code and message.
+impl From<ZoomError> for ApiError {
+    fn from(error: ZoomError) -> Self {
+        match error {
+            ZoomError::Unavailable {
+                reason,
+                retry_after,
+            } => ApiError {
+                code: ErrorCode::UpstreamUnavailable,
+                message: format!("Zoom is unavailable ({reason}); try again later"),
+                retry_after: Some(retry_after.unwrap_or(1).max(1)),
+            },
+            ZoomError::CallerBudgetSpent { retry_after, .. } => ApiError {
+                code: ErrorCode::RateLimited,
+                message: error.to_string(),
+                retry_after: Some(retry_after),
+            },
+            ZoomError::UserNotFound(message) => {
+                ApiError::new(ErrorCode::NotFound, format!("Zoom: {message}"))
+            }
+            ZoomError::NoS2sCredentials(_) => ApiError::new(ErrorCode::NotFound, error.to_string()),
+            ZoomError::Internal(detail) => ApiError::internal(detail),
+            other => ApiError::new(ErrorCode::UpstreamError, other.to_string()),
+        }
+    }
+}
+
+/// How a grant's failures are answered: Zoom's refusals as Zoom errors, a different user at
+/// Zoom `forbidden`, an account without the app `not_found`, the store's own trouble `internal`.
+impl From<GrantError> for ApiError {
+    fn from(error: GrantError) -> Self {
+        match error {
+            GrantError::ReauthorizationRequired | GrantError::Zoom(_) => {
+                ZoomError::from(error).into()
+            }
+            GrantError::NoApp => ApiError::not_found(error.to_string()),
+            GrantError::OtherUser => ApiError::forbidden(error.to_string()),
+            GrantError::CodeRefused(_) | GrantError::ZoomIdentity => {
+                ApiError::new(ErrorCode::UpstreamError, error.to_string())
+            }
+            GrantError::Store(_) | GrantError::Sealed | GrantError::Busy => {
+                ApiError::internal(error)
+            }
+        }
     }
 }

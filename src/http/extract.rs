@@ -5,11 +5,14 @@
 use std::ops::RangeInclusive;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, Path, Request};
 use axum::http::header;
 use serde_json::{Map, Value};
 
+use crate::auth::caller::Caller;
+use crate::config::{Account, MeetingSdkCredentials, Settings};
 use crate::http::error::{ApiError, ErrorCode};
+use crate::signing::{self, MeetingNumber, MeetingSdkClaimsInput};
 use crate::zoom_user::ZoomUser;
 
 /// Largest request body accepted, in bytes.
@@ -212,6 +215,104 @@ pub fn describe(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What several routes read: the user a path names, the account a caller acts for, a signature
+// request's fields.
+// ---------------------------------------------------------------------------------------------
+
+/// The path's `userId`, with a rejection in our shape.
+pub type UserPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
+
+pub fn user_of(path: UserPath) -> Result<ZoomUser, ApiError> {
+    let Path(user) = path.map_err(|_| ApiError::invalid("userId", "is not valid UTF-8"))?;
+    user_id("userId", &user)
+}
+
+/// The account to fetch user tokens for; it needs S2S credentials.
+pub fn s2s_account<'s>(
+    caller: &Caller,
+    settings: &'s Settings,
+    requested: Option<&str>,
+) -> Result<&'s Account, ApiError> {
+    let account = caller.account(settings, requested)?;
+    if account.s2s.is_none() {
+        return Err(ApiError::not_found(format!(
+            "account `{}` has no Server-to-Server OAuth credentials",
+            account.name
+        )));
+    }
+    Ok(account)
+}
+
+/// The account's Meeting SDK app, or `not_found` when it has none.
+pub fn meeting_sdk_app(account: &Account) -> Result<&MeetingSdkCredentials, ApiError> {
+    account.meeting_sdk.as_ref().ok_or_else(|| {
+        ApiError::not_found(format!(
+            "account `{}` has no Meeting SDK credentials",
+            account.name
+        ))
+    })
+}
+
+/// Reads `meetingNumber`, `role`, `expirationSeconds` and `videoWebRtcMode`.
+pub fn read_signature_request(fields: &mut Fields) -> Result<MeetingSdkClaimsInput, ApiError> {
+    let meeting_number = meeting_number(fields)?;
+    let role = fields.int("role", 0..=1)?;
+    let expiration_seconds = fields
+        .int(
+            "expirationSeconds",
+            signing::MIN_EXPIRATION_SECONDS..=signing::MAX_EXPIRATION_SECONDS,
+        )?
+        .unwrap_or(signing::DEFAULT_EXPIRATION_SECONDS);
+    let video_webrtc_mode = fields.flag("videoWebRtcMode")?;
+    let meeting = match (meeting_number, role) {
+        (Some(number), Some(role)) => Some((number, role as u8)),
+        (None, None) => None,
+        (Some(_), None) => return Err(ApiError::invalid("role", "required with meetingNumber")),
+        (None, Some(_)) => return Err(ApiError::invalid("meetingNumber", "required with role")),
+    };
+    Ok(MeetingSdkClaimsInput {
+        meeting,
+        expiration_seconds,
+        video_webrtc_mode,
+    })
+}
+
+const MEETING_NUMBER_DIGITS: std::ops::RangeInclusive<usize> = 9..=12;
+
+/// A meeting number: 9–12 digits, as a JSON string or a whole number.
+pub fn meeting_number(fields: &mut Fields) -> Result<Option<MeetingNumber>, ApiError> {
+    const FIELD: &str = "meetingNumber";
+    let wrong_length = || ApiError::invalid(FIELD, "must be 9 to 12 digits");
+    let Some(value) = fields.take(FIELD) else {
+        return Ok(None);
+    };
+    match value {
+        Value::String(text) => {
+            if !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ApiError::invalid(FIELD, "must contain digits only"));
+            }
+            if !MEETING_NUMBER_DIGITS.contains(&text.len()) {
+                return Err(wrong_length());
+            }
+            Ok(Some(MeetingNumber::Text(text)))
+        }
+        Value::Number(n) => {
+            let number = n.as_u64().ok_or_else(|| {
+                ApiError::invalid(FIELD, "must be a whole number of 9 to 12 digits")
+            })?;
+            if !MEETING_NUMBER_DIGITS.contains(&number.to_string().len()) {
+                return Err(wrong_length());
+            }
+            Ok(Some(MeetingNumber::Number(number)))
+        }
+        other => Err(ApiError::invalid(
+            FIELD,
+            format!("must be a string or number, not {}", describe(&other)),
+        )),
     }
 }
 

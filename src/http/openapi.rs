@@ -10,13 +10,15 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde_json::json;
+use utoipa::IntoParams;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 use crate::http::error::ErrorCode;
+use crate::zoom::Acting;
 
 /// Names of the security schemes, as the operations' `security(...)` name them.
 pub const API_KEY: &str = "apiKey";
@@ -419,4 +421,64 @@ mod tests {
             );
         }
     }
+}
+
+/// The schema of `meetingNumber`: 9–12 digits, as a JSON string or a whole number.
+pub(crate) fn meeting_number_schema() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{9,12}$")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(100_000_000))
+                .maximum(Some(999_999_999_999_i64)),
+        )
+        .description(Some(
+            "A Zoom meeting number: 9 to 12 digits, as a string or a whole number.",
+        ))
+        .examples([json!("85746065432")])
+}
+
+/// Whose token fetched a user token: `user_grant` or `account`.
+pub(crate) fn token_source_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([Acting::User.as_str(), Acting::Account.as_str()]))
+        .description(Some(
+            "Whose token fetched it: `user_grant` (the user's own OAuth grant) or `account` \
+             (the account's S2S token).",
+        ))
+}
+
+/// The `{userId}` path parameter of the per-user routes, for the OpenAPI document (the
+/// handlers read it as [`UserPath`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, names("userId"))]
+#[allow(dead_code, reason = "documentation only")]
+pub(crate) struct UserIdParam(
+    /// A Zoom user ID, an email address, or `me` (an end user may name only themselves).
+    /// 1–128 characters of letters, digits and `. _ - + @`, other than `.` and `..`.
+    #[param(
+        example = "me",
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9._+@-]+$"
+    )]
+    String,
+);
+
+/// The `account` query parameter, for the OpenAPI document (the handlers read it with
+/// [`extract::query_fields`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "documentation only")]
+pub(crate) struct AccountParam {
+    /// The account to act for; may be left out by a caller bound to one account, or when only
+    /// one is configured.
+    #[param(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    account: Option<String>,
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::auth::rate_limit::{Budget, Decision, RateLimiter};
 use crate::clock;
 use crate::flight::SingleFlight;
-use crate::grants::UserGrants;
+use crate::grants::{GrantError, UserGrants};
 use crate::tokens::s2s::TokenCache;
 use crate::zoom::{Acting, UserToken, UserTokenKind, ZoomClient, ZoomError};
 use crate::zoom_user::ZoomUser;
@@ -148,7 +148,23 @@ impl UserTokens {
         }
     }
 
-    /// Forgets every cached token of `user` (grant deleted, user deauthorised).
+    /// Deletes `user`'s grant in `account` (theirs to ask, or an admin's) and forgets every
+    /// cached token of theirs; `false` when there was no grant.
+    pub async fn forget_grant(&self, account: &str, user: &ZoomUser) -> Result<bool, GrantError> {
+        self.forget_user(account, user);
+        let Some(grants) = &self.grants else {
+            return Ok(false);
+        };
+        let Some(stored) = grants.delete(account, user).await? else {
+            return Ok(false);
+        };
+        for identity in &stored {
+            self.forget_user(account, identity);
+        }
+        Ok(true)
+    }
+
+    /// Forgets every cached token of `user` (grant made or deleted, user deauthorised).
     pub fn forget_user(&self, account: &str, user: &ZoomUser) {
         self.lock()
             .entries

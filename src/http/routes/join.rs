@@ -15,13 +15,12 @@ use crate::auth::scope::Scope;
 use crate::clock;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, JsonObject};
+use crate::http::extract::{meeting_sdk_app, read_signature_request, s2s_account};
 use crate::http::openapi::{BodyErrors, CallerErrors, ZoomErrors};
+use crate::http::openapi::{meeting_number_schema, token_source_schema};
 use crate::signing;
 use crate::zoom::{UserToken, UserTokenKind};
 use crate::zoom_user::ZoomUser;
-
-use super::meeting_sdk::{meeting_number_schema, meeting_sdk_app, read_signature_request};
-use super::users::{s2s_account, token_source_schema};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(issue_join_bundle))

@@ -3,9 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
-use serde_json::{Value, json};
 use utoipa::ToSchema;
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -13,11 +11,12 @@ use crate::app::AppState;
 use crate::auth::caller::Caller;
 use crate::auth::scope::Scope;
 use crate::clock;
-use crate::config::{Account, MeetingSdkCredentials};
 use crate::http::error::ApiError;
-use crate::http::extract::{Fields, JsonObject, describe};
+use crate::http::extract::JsonObject;
+use crate::http::extract::{meeting_sdk_app, read_signature_request};
+use crate::http::openapi::meeting_number_schema;
 use crate::http::openapi::{BodyErrors, CallerErrors};
-use crate::signing::{self, MeetingNumber, MeetingSdkClaimsInput};
+use crate::signing::{self};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(issue_signature))
@@ -48,26 +47,6 @@ pub(crate) struct SignatureRequest {
     /// one is configured.
     #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
     account: Option<String>,
-}
-
-/// The schema of `meetingNumber`: 9–12 digits, as a JSON string or a whole number.
-pub(crate) fn meeting_number_schema() -> OneOfBuilder {
-    OneOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some("^[0-9]{9,12}$")),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(100_000_000))
-                .maximum(Some(999_999_999_999_i64)),
-        )
-        .description(Some(
-            "A Zoom meeting number: 9 to 12 digits, as a string or a whole number.",
-        ))
-        .examples([json!("85746065432")])
 }
 
 #[derive(Serialize, ToSchema)]
@@ -134,73 +113,4 @@ async fn issue_signature(
         sdk_key: app.client_id.clone(),
         expires_at: clock::rfc3339(signed.expires_at),
     }))
-}
-
-/// The account's Meeting SDK app, or `not_found` when it has none.
-pub fn meeting_sdk_app(account: &Account) -> Result<&MeetingSdkCredentials, ApiError> {
-    account.meeting_sdk.as_ref().ok_or_else(|| {
-        ApiError::not_found(format!(
-            "account `{}` has no Meeting SDK credentials",
-            account.name
-        ))
-    })
-}
-
-/// Reads `meetingNumber`, `role`, `expirationSeconds` and `videoWebRtcMode`.
-pub fn read_signature_request(fields: &mut Fields) -> Result<MeetingSdkClaimsInput, ApiError> {
-    let meeting_number = meeting_number(fields)?;
-    let role = fields.int("role", 0..=1)?;
-    let expiration_seconds = fields
-        .int(
-            "expirationSeconds",
-            signing::MIN_EXPIRATION_SECONDS..=signing::MAX_EXPIRATION_SECONDS,
-        )?
-        .unwrap_or(signing::DEFAULT_EXPIRATION_SECONDS);
-    let video_webrtc_mode = fields.flag("videoWebRtcMode")?;
-    let meeting = match (meeting_number, role) {
-        (Some(number), Some(role)) => Some((number, role as u8)),
-        (None, None) => None,
-        (Some(_), None) => return Err(ApiError::invalid("role", "required with meetingNumber")),
-        (None, Some(_)) => return Err(ApiError::invalid("meetingNumber", "required with role")),
-    };
-    Ok(MeetingSdkClaimsInput {
-        meeting,
-        expiration_seconds,
-        video_webrtc_mode,
-    })
-}
-
-const MEETING_NUMBER_DIGITS: std::ops::RangeInclusive<usize> = 9..=12;
-
-/// A meeting number: 9–12 digits, as a JSON string or a whole number.
-pub fn meeting_number(fields: &mut Fields) -> Result<Option<MeetingNumber>, ApiError> {
-    const FIELD: &str = "meetingNumber";
-    let wrong_length = || ApiError::invalid(FIELD, "must be 9 to 12 digits");
-    let Some(value) = fields.take(FIELD) else {
-        return Ok(None);
-    };
-    match value {
-        Value::String(text) => {
-            if !text.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ApiError::invalid(FIELD, "must contain digits only"));
-            }
-            if !MEETING_NUMBER_DIGITS.contains(&text.len()) {
-                return Err(wrong_length());
-            }
-            Ok(Some(MeetingNumber::Text(text)))
-        }
-        Value::Number(n) => {
-            let number = n.as_u64().ok_or_else(|| {
-                ApiError::invalid(FIELD, "must be a whole number of 9 to 12 digits")
-            })?;
-            if !MEETING_NUMBER_DIGITS.contains(&number.to_string().len()) {
-                return Err(wrong_length());
-            }
-            Ok(Some(MeetingNumber::Number(number)))
-        }
-        other => Err(ApiError::invalid(
-            FIELD,
-            format!("must be a string or number, not {}", describe(&other)),
-        )),
-    }
 }

@@ -8,11 +8,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,25 +16,20 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::auth::caller::Caller;
 use crate::auth::scope::Scope;
-use crate::clock;
 use crate::config::{Account, UserOAuthApp};
-use crate::grants::UserGrants;
+use crate::grants::{Authorized, UserGrants};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{self, JsonObject};
+use crate::http::extract::{UserPath, user_of};
+use crate::http::openapi::{AccountParam, UserIdParam};
 use crate::http::openapi::{
     BadRequest, BodyErrors, CallerErrors, Forbidden, Internal, NotFound, RequestTimeout,
     UpstreamError, UpstreamUnavailable,
 };
 use crate::store::OAuthState;
-use crate::zoom::{UserGrantRequest, ZoomError};
 use crate::zoom_user::ZoomUser;
 
-use super::users::{AccountParam, UserIdParam, UserPath, user_of};
-
 /// How long a `state` may wait for Zoom's redirect, in seconds.
-const STATE_LIFETIME: i64 = 600;
-/// Pending authorisations one caller may hold; a new one beyond drops the oldest.
-pub const PENDING_PER_CALLER: u32 = 10;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -90,25 +81,6 @@ fn oauth_app(grants: &UserGrants, account: &Account) -> Result<Arc<UserOAuthApp>
             account.name, account.name
         ))
     })
-}
-
-/// Unix milliseconds, but strictly increasing within the process, so a caller's states made
-/// in the same millisecond still have an order to drop the oldest by.
-fn creation_order() -> i64 {
-    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-    let now = crate::audit::now_ms();
-    let previous = LAST
-        .fetch_update(
-            std::sync::atomic::Ordering::Relaxed,
-            std::sync::atomic::Ordering::Relaxed,
-            |last| Some(last.max(now - 1) + 1),
-        )
-        .unwrap_or(now);
-    previous.max(now - 1) + 1
-}
-
-fn state_hash(state: &str) -> String {
-    hex::encode(Sha256::digest(state.as_bytes()))
 }
 
 /// Start a user's authorisation of the app
@@ -164,37 +136,17 @@ async fn start_authorization(
     let settings = state.settings();
     let account = caller.account(&settings, account.as_deref())?;
     let grants = grants(&state)?;
-    let app = oauth_app(grants, account)?;
-
-    let mut random = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut random);
-    let oauth_state = URL_SAFE_NO_PAD.encode(random);
-    state
-        .store
-        .insert_oauth_state(
-            &state_hash(&oauth_state),
-            &OAuthState {
-                account: account.name.clone(),
-                caller: caller.name.to_string(),
-                user_hint: Some(user_hint.as_str().to_string()),
-                created_ms: creation_order(),
-                expires_at: clock::now() + STATE_LIFETIME,
-            },
-            PENDING_PER_CALLER,
+    oauth_app(grants, account)?;
+    let url = grants
+        .start_authorization(
+            &settings.zoom.oauth_url,
+            &account.name,
+            &caller.name,
+            &user_hint,
         )
-        .await
-        .map_err(ApiError::internal)?;
-
-    let mut url = state.settings().zoom.oauth_url.clone();
-    let path = format!("{}/oauth/authorize", url.path().trim_end_matches('/'));
-    url.set_path(&path);
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &app.client_id)
-        .append_pair("redirect_uri", app.redirect_uri.as_str())
-        .append_pair("state", &oauth_state);
+        .await?;
     Ok(Json(AuthorizeResponse {
-        authorize_url: url.to_string(),
+        authorize_url: url.into(),
     }))
 }
 
@@ -280,15 +232,15 @@ async fn finish_authorization(
     let Some(given_state) = given_state else {
         return ApiError::invalid("state", "required").into_response();
     };
-    let pending = match state
-        .store
-        .take_oauth_state(&state_hash(&given_state))
-        .await
-    {
-        Ok(pending) => pending,
-        Err(error) => return ApiError::internal(error).into_response(),
+    let grants = match grants(&state) {
+        Ok(grants) => grants,
+        Err(error) => return error.into_response(),
     };
-    let Some(pending) = pending.filter(|p| p.expires_at > clock::now()) else {
+    let pending = match grants.take_pending(&given_state).await {
+        Ok(pending) => pending,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let Some(pending) = pending else {
         return ApiError::invalid("state", "unknown, already used or expired; start again")
             .into_response();
     };
@@ -304,11 +256,10 @@ async fn finish_authorization(
             format!("Zoom did not authorise the app ({error})"),
         )),
         (None, None) => Outcome::Failed(ApiError::invalid("code", "required")),
-        (Some(code), None) => complete(&state, account, &pending, &code).await,
+        (Some(code), None) => complete(&state, grants, &pending, &code).await,
     };
-    let done_url = grants(&state)
-        .ok()
-        .and_then(|g| g.app(&account.name))
+    let done_url = grants
+        .app(&account.name)
         .and_then(|app| app.done_url.clone());
     match (outcome, done_url) {
         (Outcome::Authorized { email }, Some(mut url)) => {
@@ -334,67 +285,22 @@ async fn finish_authorization(
     }
 }
 
-/// Trades the code, learns the user, checks they are who the authorisation was for, stores
-/// the grant. Nothing is stored unless every step succeeds.
+/// Completes the authorisation; tokens cached before the grant existed (fetched with the
+/// account's token) are forgotten.
 async fn complete(
     state: &AppState,
-    account: &Account,
+    grants: &UserGrants,
     pending: &OAuthState,
     code: &str,
 ) -> Outcome {
-    let result: Result<ZoomUser, ApiError> = async {
-        let grants = grants(state)?;
-        let app = oauth_app(grants, account)?;
-        let tokens = state
-            .zoom
-            .user_oauth_grant(&account.name, &app, UserGrantRequest::Code(code))
-            .await
-            .map_err(|e| match e {
-                ZoomError::InvalidGrant(detail) => ApiError::new(
-                    ErrorCode::UpstreamError,
-                    format!("Zoom refused the authorization code ({detail})"),
-                ),
-                other => other.into(),
-            })?;
-        let (zoom_user_id, email) = state
-            .zoom
-            .users_me(&account.name, &tokens.access_token)
-            .await?;
-        // Zoom's answer crosses the boundary too: identities are validated like any other.
-        let identity = |text: &str| {
-            ZoomUser::parse(text).map_err(|_| {
-                ApiError::new(
-                    ErrorCode::UpstreamError,
-                    "Zoom's GET /users/me named the user in a form ztv does not accept",
-                )
-            })
-        };
-        let (zoom_user, email) = (identity(&zoom_user_id)?, identity(&email)?);
-        let hint = pending.user_hint.as_deref().map(ZoomUser::parse);
-        if let Some(hint) = hint
-            && !hint.is_ok_and(|hint| hint == email || hint == zoom_user)
-        {
-            return Err(ApiError::forbidden(
-                "signed in to Zoom as a different user than the one this authorisation was for",
-            ));
-        }
-        grants
-            .store_new(&account.name, &zoom_user, &email, &tokens)
-            .await
-            .map_err(ApiError::internal)?;
-        // Tokens cached before the grant existed were fetched with the account's token.
-        state.user_tokens.forget_user(&account.name, &email);
-        state.user_tokens.forget_user(&account.name, &zoom_user);
-        tracing::info!(account = %account.name, caller = %pending.caller, "stored a user's grant");
-        Ok(email)
-    }
-    .await;
-    match result {
-        Ok(email) => {
+    match grants.complete_authorization(pending, code).await {
+        Ok(Authorized { user, email }) => {
+            state.user_tokens.forget_user(&pending.account, &email);
+            state.user_tokens.forget_user(&pending.account, &user);
             crate::audit::note_target(Some(&email), None);
             Outcome::Authorized { email }
         }
-        Err(error) => Outcome::Failed(error),
+        Err(error) => Outcome::Failed(error.into()),
     }
 }
 
@@ -451,7 +357,9 @@ async fn delete_grant(
     let settings = state.settings();
     let account = caller.account(&settings, account.as_deref())?;
     grants(&state)?;
-    forget_grant(&state, &account.name, &user)
+    state
+        .user_tokens
+        .forget_grant(&account.name, &user)
         .await?
         .then_some(StatusCode::NO_CONTENT)
         .ok_or_else(|| {
@@ -460,36 +368,4 @@ async fn delete_grant(
                 account.name
             ))
         })
-}
-
-/// Deletes a user's grant and every cached token of theirs; `false` if there was none.
-pub async fn forget_grant(
-    state: &AppState,
-    account: &str,
-    user: &ZoomUser,
-) -> Result<bool, ApiError> {
-    let deleted = state
-        .store
-        .delete_grant(account, user)
-        .await
-        .map_err(ApiError::internal)?;
-    state.user_tokens.forget_user(account, user);
-    match deleted {
-        Some((zoom_user_id, email)) => {
-            // As stored: validated when the grant was made.
-            for stored in [&zoom_user_id, &email] {
-                if let Ok(stored) = ZoomUser::parse(stored) {
-                    state.user_tokens.forget_user(account, &stored);
-                }
-            }
-            tracing::info!(account, "deleted a user's grant");
-            state.audit.record(crate::audit::grant_event(
-                "deleted",
-                account,
-                &zoom_user_id.to_ascii_lowercase(),
-            ));
-            Ok(true)
-        }
-        None => Ok(false),
-    }
 }

@@ -15,9 +15,8 @@ use crate::auth::scope::Scope;
 use crate::clock;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonObject;
+use crate::http::extract::s2s_account;
 use crate::http::openapi::{BodyErrors, CallerErrors, ZoomErrors};
-
-use super::users::s2s_account;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(issue_s2s_token))

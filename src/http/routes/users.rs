@@ -2,11 +2,10 @@
 //! fetched from Zoom with the account's S2S token.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -14,14 +13,12 @@ use crate::app::AppState;
 use crate::auth::caller::Caller;
 use crate::auth::scope::Scope;
 use crate::clock;
-use crate::config::{Account, Settings};
 use crate::http::error::ApiError;
 use crate::http::extract::{self, Fields};
+use crate::http::extract::{UserPath, meeting_number, s2s_account, user_of};
+use crate::http::openapi::{AccountParam, UserIdParam, token_source_schema};
 use crate::http::openapi::{CallerErrors, ZoomErrors};
-use crate::zoom::{Acting, UserTokenKind};
-use crate::zoom_user::ZoomUser;
-
-use super::meeting_sdk::meeting_number;
+use crate::zoom::UserTokenKind;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -53,70 +50,6 @@ struct ObfResponse {
     /// `user_grant` (the user's own token) or `account` (the account's S2S token).
     #[schema(schema_with = token_source_schema)]
     source: &'static str,
-}
-
-/// Whose token fetched a user token: `user_grant` or `account`.
-pub(crate) fn token_source_schema() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some([Acting::User.as_str(), Acting::Account.as_str()]))
-        .description(Some(
-            "Whose token fetched it: `user_grant` (the user's own OAuth grant) or `account` \
-             (the account's S2S token).",
-        ))
-}
-
-/// The `{userId}` path parameter of the per-user routes, for the OpenAPI document (the
-/// handlers read it as [`UserPath`]).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path, names("userId"))]
-#[allow(dead_code, reason = "documentation only")]
-pub(crate) struct UserIdParam(
-    /// A Zoom user ID, an email address, or `me` (an end user may name only themselves).
-    /// 1–128 characters of letters, digits and `. _ - + @`, other than `.` and `..`.
-    #[param(
-        example = "me",
-        min_length = 1,
-        max_length = 128,
-        pattern = "^[A-Za-z0-9._+@-]+$"
-    )]
-    String,
-);
-
-/// The `account` query parameter, for the OpenAPI document (the handlers read it with
-/// [`extract::query_fields`]).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code, reason = "documentation only")]
-pub(crate) struct AccountParam {
-    /// The account to act for; may be left out by a caller bound to one account, or when only
-    /// one is configured.
-    #[param(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
-    account: Option<String>,
-}
-
-/// The path's `userId`, with a rejection in our shape.
-pub type UserPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
-
-pub fn user_of(path: UserPath) -> Result<ZoomUser, ApiError> {
-    let Path(user) = path.map_err(|_| ApiError::invalid("userId", "is not valid UTF-8"))?;
-    extract::user_id("userId", &user)
-}
-
-/// The account to fetch user tokens for; it needs S2S credentials.
-pub fn s2s_account<'s>(
-    caller: &Caller,
-    settings: &'s Settings,
-    requested: Option<&str>,
-) -> Result<&'s Account, ApiError> {
-    let account = caller.account(settings, requested)?;
-    if account.s2s.is_none() {
-        return Err(ApiError::not_found(format!(
-            "account `{}` has no Server-to-Server OAuth credentials",
-            account.name
-        )));
-    }
-    Ok(account)
 }
 
 /// Fetch a user's ZAK

@@ -22,8 +22,6 @@ use crate::http::openapi::{
     BadRequest, Internal, NotFound, PayloadTooLarge, RequestTimeout, Unauthenticated,
 };
 
-use super::oauth::forget_grant;
-
 /// Oldest request timestamp accepted, in seconds (replays are refused past it).
 const MAX_AGE_SECONDS: i64 = 300;
 
@@ -175,7 +173,7 @@ async fn receive_zoom_event(
                     .user_oauth
                     .as_ref()
                     .is_some_and(|app| app.client_id == client_id)
-                    && forget_grant(&state, name, &user_id).await?
+                    && state.user_tokens.forget_grant(name, &user_id).await?
                 {
                     deleted += 1;
                 }
