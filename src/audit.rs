@@ -10,20 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::Response;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::app::AppState;
 use crate::store::{AuditEvent, Store};
-use crate::telemetry::request_id::RequestId;
 use crate::zoom_user::ZoomUser;
 
 /// Events queued at most before new ones are dropped.
@@ -91,7 +85,7 @@ impl Sampler {
         self.limited.check_key(caller).is_ok()
     }
 
-    fn admit(&self, peer: Option<IpAddr>) -> bool {
+    fn admit_unauthenticated(&self, peer: Option<IpAddr>) -> bool {
         if self.by_address.len() >= SAMPLER_ADDRESSES {
             self.by_address.retain_recent();
         }
@@ -141,6 +135,17 @@ impl AuditLog {
 
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether a refused request without a caller, from `peer`, is written (a few a second per
+    /// client address and in all); the rest are only counted.
+    pub fn samples_unauthenticated(&self, peer: Option<IpAddr>) -> bool {
+        self.sampler.admit_unauthenticated(peer)
+    }
+
+    /// Whether a refusal (429) of `caller`, over its limits, is written (one a second each).
+    pub fn samples_limited(&self, caller: &Arc<str>) -> bool {
+        self.sampler.admit_limited(caller)
     }
 
     /// Stops taking events and waits until every queued one is written.
@@ -230,62 +235,56 @@ async fn write(store: &dyn Store, batch: &mut Vec<AuditEvent>) {
     batch.clear();
 }
 
-/// What a request learns about itself as it goes: filled in by the caller extractor and the
-/// handlers, read by [`record_request`] when the response is ready.
-#[derive(Default)]
-struct Facts {
-    caller: Option<Arc<str>>,
-    account: Option<String>,
-    target_user: Option<String>,
-    target: Option<String>,
+/// What a request's audit event says about it beyond its route and status: who asked, for
+/// which account, about which Zoom user and meeting or session. Handlers fill it as they learn
+/// each fact and hand it back on their response (see `http::answer::Audited`); the audit
+/// middleware reads it there.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFacts {
+    pub caller: Option<Arc<str>>,
+    pub account: Option<String>,
+    /// A folded identity ([`ZoomUser::key`]).
+    pub target_user: Option<String>,
+    /// A meeting number or Video SDK session name.
+    pub target: Option<String>,
 }
 
-tokio::task_local! {
-    static FACTS: Arc<Mutex<Facts>>;
-}
-
-fn note(update: impl FnOnce(&mut Facts)) {
-    let _ = FACTS.try_with(|facts| update(&mut facts.lock().unwrap_or_else(|p| p.into_inner())));
-}
-
-pub fn note_caller(name: impl Into<Arc<str>>) {
-    note(|f| f.caller = Some(name.into()));
-}
-
-pub fn note_account(name: &str) {
-    note(|f| f.account = Some(name.to_string()));
-}
-
-/// The Zoom user and/or the meeting number or session name the request is about.
-pub fn note_target(user: Option<&ZoomUser>, target: Option<&str>) {
-    note(|f| {
-        if let Some(user) = user {
-            f.target_user = Some(user.key().to_string());
+impl AuditFacts {
+    /// The facts of a request by `caller`.
+    pub fn by(caller: impl Into<Arc<str>>) -> Self {
+        Self {
+            caller: Some(caller.into()),
+            ..Self::default()
         }
-        if let Some(target) = target {
-            f.target = Some(target.to_string());
-        }
-    });
+    }
+
+    pub fn account(&mut self, name: &str) {
+        self.account = Some(name.to_string());
+    }
+
+    pub fn user(&mut self, user: &ZoomUser) {
+        self.target_user = Some(user.key().to_string());
+    }
+
+    pub fn target(&mut self, target: &str) {
+        self.target = Some(target.to_string());
+    }
 }
 
 /// An event about a user's grant (`created`, `refreshed`, `refused` by Zoom, `deleted`), on
-/// top of the event of the request it happened in, whose id and caller it carries.
-/// `user_key` is the user's folded identity ([`ZoomUser::key`]).
-pub fn grant_event(action: &'static str, account: &str, user_key: &str) -> AuditEvent {
-    let caller = FACTS
-        .try_with(|facts| {
-            facts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .caller
-                .clone()
-        })
-        .ok()
-        .flatten();
+/// top of the event of the request it happened in, whose id it carries; `by` is that
+/// request's caller, when there is one. `user_key` is the user's folded identity
+/// ([`ZoomUser::key`]).
+pub fn grant_event(
+    action: &'static str,
+    account: &str,
+    user_key: &str,
+    by: Option<Arc<str>>,
+) -> AuditEvent {
     AuditEvent {
         at_ms: now_ms(),
         request_id: crate::telemetry::request_id::current(),
-        caller,
+        caller: by,
         route: "user grant".into(),
         account: Some(account.to_string()),
         target_user: Some(user_key.to_string()),
@@ -293,86 +292,6 @@ pub fn grant_event(action: &'static str, account: &str, user_key: &str) -> Audit
         outcome: action.into(),
         status: 0,
     }
-}
-
-/// The caller of a request, handed from the audit middleware to the request's log line.
-#[derive(Clone)]
-pub struct CallerName(pub Arc<str>);
-
-/// Middleware: every `/v1` request becomes one audit event.
-pub async fn record_request(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !request.uri().path().starts_with("/v1/") {
-        return next.run(request).await;
-    }
-    // Only bounded values: the method as the metrics name it (`OTHER` for any other), the
-    // route's template, never the path or method as sent.
-    let template = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    let route = format!(
-        "{} {template}",
-        crate::telemetry::metrics::method_label(request.method())
-    );
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let facts = Arc::new(Mutex::new(Facts::default()));
-    let mut response = FACTS.scope(Arc::clone(&facts), next.run(request)).await;
-    let facts = std::mem::take(&mut *facts.lock().unwrap_or_else(|p| p.into_inner()));
-    let status = response.status();
-    let outcome = if status.is_success() || status.is_redirection() {
-        "issued"
-    } else if status.is_client_error() {
-        "refused"
-    } else {
-        "failed"
-    };
-    let written = match &facts.caller {
-        None if status.is_client_error() => {
-            crate::telemetry::metrics::count_unauthenticated_refused(&route);
-            state.audit.sampler.admit(peer)
-        }
-        // A caller over its limit is refused without work; its refusals are sampled too, so
-        // a key cannot write rows faster than its limit lets it work.
-        Some(caller) if status == StatusCode::TOO_MANY_REQUESTS => {
-            state.audit.sampler.admit_limited(caller)
-        }
-        _ => true,
-    };
-    if !written {
-        return response;
-    }
-    if outcome == "issued" {
-        crate::telemetry::metrics::count_token_issued(
-            &route,
-            facts.account.as_deref().unwrap_or(""),
-        );
-    }
-    if let Some(caller) = &facts.caller {
-        // For the request's log line (see crate::http::middleware), written after this returns.
-        response
-            .extensions_mut()
-            .insert(CallerName(Arc::clone(caller)));
-    }
-    state.audit.record(AuditEvent {
-        at_ms: now_ms(),
-        request_id,
-        caller: facts.caller,
-        route,
-        account: facts.account,
-        target_user: facts.target_user,
-        target: facts.target,
-        outcome: outcome.into(),
-        status: status.as_u16(),
-    });
-    response
 }
 
 #[cfg(test)]

@@ -1,27 +1,23 @@
-//! Who is calling: the `Caller` extractor authenticates an API key against an in-memory copy
-//! of the clients table (the hot path never touches the database), or an end user's JWT
-//! against the identity provider's keys; then counts the request against the caller's rate
-//! limit, and answers scope, account and "acting for whom" questions.
+//! Who is calling: an API key, authenticated against an in-memory copy of the clients table
+//! (the hot path never touches the database), or an end user whose JWT the identity
+//! provider's keys verified; a caller answers scope, account, budget and "acting for whom"
+//! questions. (The request extractor that makes one is `http::extract`'s.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
-
-use crate::app::AppState;
+use crate::audit::AuditFacts;
+use crate::auth::end_users::EndUser;
 use crate::auth::keys;
-use crate::auth::rate_limit::{Budget, Decision, Limit};
+use crate::auth::rate_limit::{Budget, Limit};
 use crate::auth::scope::Scope;
-use crate::clock;
-use crate::config::{Account, Settings};
-use crate::http::error::{ApiError, ErrorCode};
+use crate::config::{Account, EndUserSettings, RateLimitSettings, Settings};
+use crate::http::error::ApiError;
 use crate::store::{Store, StoreError};
 use crate::zoom_user::ZoomUser;
+use arc_swap::ArcSwap;
 
 /// An API client as held in memory for authentication.
 struct KnownClient {
@@ -207,6 +203,11 @@ impl Caller {
         }
     }
 
+    /// What this caller's audit event starts with: its name.
+    pub fn audit_facts(&self) -> AuditFacts {
+        AuditFacts::by(Arc::clone(&self.name))
+    }
+
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }
@@ -221,15 +222,13 @@ impl Caller {
     }
 
     /// The account to act for: the one `requested` (if the caller may use it), else the one
-    /// the caller is bound to, else the only one configured. Noted for the audit log.
+    /// the caller is bound to, else the only one configured.
     pub fn account<'s>(
         &self,
         settings: &'s Settings,
         requested: Option<&str>,
     ) -> Result<&'s Account, ApiError> {
-        let account = self.resolve_account(settings, requested)?;
-        crate::audit::note_account(&account.name);
-        Ok(account)
+        self.resolve_account(settings, requested)
     }
 
     fn resolve_account<'s>(
@@ -269,87 +268,37 @@ impl Caller {
             .get(name)
             .ok_or_else(|| ApiError::not_found(format!("account `{name}` is not configured")))
     }
-}
 
-/// The credential a request presents: `Authorization: Bearer …` or `X-Api-Key: …`.
-fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let malformed = || ApiError::unauthenticated("Authorization must be `Bearer <key>`");
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| malformed())?;
-        let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(malformed());
+    /// A signed-in end user, as verified: bound to `end_users.account`, else to `sole_account`.
+    pub fn end_user_from(
+        user: EndUser,
+        end_users: &EndUserSettings,
+        sole_account: Option<&str>,
+    ) -> Caller {
+        Caller {
+            rate_key: format!("user:{}", user.subject).into(),
+            upstream_key: format!("upstream:user:{}", user.subject).into(),
+            upstream_per_minute: None,
+            name: user.subject.into(),
+            scopes: end_users.scopes.clone().into(),
+            account: end_users
+                .account
+                .as_deref()
+                .or(sole_account)
+                .map(Into::into),
+            end_user: Some(user.me),
+            rate_limit: None,
         }
-        return Ok(token.trim());
     }
-    if let Some(value) = headers.get("x-api-key") {
-        return value
-            .to_str()
-            .map(str::trim)
-            .map_err(|_| ApiError::unauthenticated("X-Api-Key is not a valid key"));
-    }
-    Err(ApiError::new(
-        ErrorCode::Unauthenticated,
-        "credentials required: send `Authorization: Bearer ztv_…` or `X-Api-Key: ztv_…`",
-    ))
-}
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = presented_key(&parts.headers)?;
-        let caller = if keys::looks_like_key(presented) {
-            state.keys.authenticate(presented, clock::now())?
-        } else {
-            end_user(state, presented).await?
-        };
-        crate::audit::note_caller(Arc::clone(&caller.name));
-
-        let limit = caller.rate_limit.unwrap_or_else(|| {
-            let default = &state.settings().rate_limit;
-            Limit::per_second(default.requests_per_second, default.burst)
-        });
-        if let Decision::Limited { retry_after } = state
-            .rate_limiter
-            .check(Arc::clone(&caller.rate_key), limit)
-            .await
-        {
-            let mut error = ApiError::new(
-                ErrorCode::RateLimited,
-                format!("rate limit of {limit} exceeded; retry later"),
-            );
-            error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
-            return Err(error);
+    /// What this caller's requests are counted under, and against which limit (its own, else
+    /// `default`).
+    pub fn request_budget(&self, default: &RateLimitSettings) -> Budget {
+        Budget {
+            key: Arc::clone(&self.rate_key),
+            limit: self
+                .rate_limit
+                .unwrap_or_else(|| Limit::per_second(default.requests_per_second, default.burst)),
         }
-        Ok(caller)
     }
-}
-
-/// A bearer value that is not a ztv key: an end user's JWT, when sign-in is configured.
-async fn end_user(state: &AppState, token: &str) -> Result<Caller, ApiError> {
-    let Some(verifier) = &state.end_users else {
-        return Err(ApiError::unauthenticated(
-            "not a ztv API key (keys start with `ztv_`), and end-user sign-in is not configured",
-        ));
-    };
-    let user = verifier
-        .verify(token)
-        .await
-        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
-    let settings = verifier.settings();
-    Ok(Caller {
-        rate_key: format!("user:{}", user.subject).into(),
-        upstream_key: format!("upstream:user:{}", user.subject).into(),
-        upstream_per_minute: None,
-        name: user.subject.into(),
-        scopes: settings.scopes.clone().into(),
-        account: settings
-            .account
-            .clone()
-            .or_else(|| state.settings().sole_account().map(|a| a.name.clone()))
-            .map(Into::into),
-        end_user: Some(user.me),
-        rate_limit: None,
-    })
 }

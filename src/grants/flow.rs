@@ -93,7 +93,8 @@ impl UserGrants {
         {
             return Err(GrantError::OtherUser);
         }
-        self.store_new(account, &user, &email, &tokens).await?;
+        let by = Some(pending.caller.as_str().into());
+        self.store_new(account, &user, &email, &tokens, by).await?;
         tracing::info!(account, caller = %pending.caller, "stored a user's grant");
         Ok(Authorized { user, email })
     }

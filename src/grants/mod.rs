@@ -150,13 +150,14 @@ impl UserGrants {
         self.apps.store(Arc::new(apps_of(accounts)));
     }
 
-    /// Stores a grant just obtained with an authorization code.
+    /// Stores a grant just obtained with an authorization code (`by`: who started it).
     pub async fn store_new(
         &self,
         account: &str,
         user: &ZoomUser,
         email: &ZoomUser,
         tokens: &UserOAuthTokens,
+        by: Option<Arc<str>>,
     ) -> Result<(), GrantError> {
         let zoom_user_id = user.as_str();
         let row = GrantRow {
@@ -173,8 +174,12 @@ impl UserGrants {
             needs_reauth: false,
         };
         self.store.put_grant(&row, clock::now()).await?;
-        self.audit
-            .record(crate::audit::grant_event("created", account, user.key()));
+        self.audit.record(crate::audit::grant_event(
+            "created",
+            account,
+            user.key(),
+            by,
+        ));
         Ok(())
     }
 
@@ -248,6 +253,7 @@ impl UserGrants {
         &self,
         account: &str,
         user: &ZoomUser,
+        by: Option<Arc<str>>,
     ) -> Result<Option<[ZoomUser; 2]>, GrantError> {
         let Some((user_id, email)) = self.store.delete_grant(account, user).await? else {
             return Ok(None);
@@ -256,8 +262,12 @@ impl UserGrants {
         let stored = |text: &str| ZoomUser::parse(text).map_err(|_| GrantError::ZoomIdentity);
         let (user_id, email) = (stored(&user_id)?, stored(&email)?);
         tracing::info!(account, "deleted a user's grant");
-        self.audit
-            .record(crate::audit::grant_event("deleted", account, user_id.key()));
+        self.audit.record(crate::audit::grant_event(
+            "deleted",
+            account,
+            user_id.key(),
+            by,
+        ));
         Ok(Some([user_id, email]))
     }
 
@@ -393,6 +403,7 @@ async fn refresh_with_lease(
                 "refreshed",
                 account,
                 &row.user_key,
+                None,
             ));
             Ok(UserAccess {
                 zoom_user_id: user.to_string(),
@@ -403,7 +414,12 @@ async fn refresh_with_lease(
         Err(ZoomError::InvalidGrant(detail)) => {
             tracing::warn!(account, %detail, "Zoom refused a user's refresh token; re-authorisation needed");
             store.mark_needs_reauth(account, user, clock::now()).await?;
-            audit.record(crate::audit::grant_event("refused", account, &row.user_key));
+            audit.record(crate::audit::grant_event(
+                "refused",
+                account,
+                &row.user_key,
+                None,
+            ));
             Err(GrantError::ReauthorizationRequired)
         }
         Err(other) => {

@@ -9,8 +9,20 @@ use axum::extract::{FromRequest, Path, Request};
 use axum::http::header;
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use crate::app::AppState;
+use crate::audit::AuditFacts;
 use crate::auth::caller::Caller;
-use crate::config::{Account, MeetingSdkCredentials, Settings};
+use crate::auth::keys;
+use crate::auth::rate_limit::Decision;
+use crate::clock;
+use crate::config::{Account, MeetingSdkCredentials};
+use crate::http::answer::Audited;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::signing::{self, MeetingNumber, MeetingSdkClaimsInput};
 use crate::zoom_user::ZoomUser;
@@ -232,12 +244,7 @@ pub fn user_of(path: UserPath) -> Result<ZoomUser, ApiError> {
 }
 
 /// The account to fetch user tokens for; it needs S2S credentials.
-pub fn s2s_account<'s>(
-    caller: &Caller,
-    settings: &'s Settings,
-    requested: Option<&str>,
-) -> Result<&'s Account, ApiError> {
-    let account = caller.account(settings, requested)?;
+pub fn s2s_account(account: &Account) -> Result<&Account, ApiError> {
     if account.s2s.is_none() {
         return Err(ApiError::not_found(format!(
             "account `{}` has no Server-to-Server OAuth credentials",
@@ -314,6 +321,87 @@ pub fn meeting_number(fields: &mut Fields) -> Result<Option<MeetingNumber>, ApiE
             format!("must be a string or number, not {}", describe(&other)),
         )),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The caller
+// ---------------------------------------------------------------------------------------------
+
+/// The credential a request presents: `Authorization: Bearer …` or `X-Api-Key: …`.
+fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let malformed = || ApiError::unauthenticated("Authorization must be `Bearer <key>`");
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| malformed())?;
+        let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(malformed());
+        }
+        return Ok(token.trim());
+    }
+    if let Some(value) = headers.get("x-api-key") {
+        return value
+            .to_str()
+            .map(str::trim)
+            .map_err(|_| ApiError::unauthenticated("X-Api-Key is not a valid key"));
+    }
+    Err(ApiError::new(
+        ErrorCode::Unauthenticated,
+        "credentials required: send `Authorization: Bearer ztv_…` or `X-Api-Key: ztv_…`",
+    ))
+}
+
+/// The caller, authenticated (an API key, or an end user's JWT when sign-in is configured)
+/// and counted against its rate limit. A caller over its limit is refused with its name on the
+/// answer, for the audit log.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Audited<()>;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Audited<()>> {
+        let unknown = |error| Audited(AuditFacts::default(), Err(error));
+        let presented = presented_key(&parts.headers).map_err(unknown)?;
+        let caller = if keys::looks_like_key(presented) {
+            state.keys.authenticate(presented, clock::now())
+        } else {
+            end_user(state, presented).await
+        }
+        .map_err(unknown)?;
+
+        let budget = caller.request_budget(&state.settings().rate_limit);
+        if let Decision::Limited { retry_after } =
+            state.rate_limiter.check(budget.key, budget.limit).await
+        {
+            let mut error = ApiError::new(
+                ErrorCode::RateLimited,
+                format!("rate limit of {} exceeded; retry later", budget.limit),
+            );
+            error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+            return Err(Audited(
+                AuditFacts::by(Arc::clone(&caller.name)),
+                Err(error),
+            ));
+        }
+        Ok(caller)
+    }
+}
+
+/// A bearer value that is not a ztv key: an end user's JWT, when sign-in is configured.
+async fn end_user(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let Some(verifier) = &state.end_users else {
+        return Err(ApiError::unauthenticated(
+            "not a ztv API key (keys start with `ztv_`), and end-user sign-in is not configured",
+        ));
+    };
+    let user = verifier
+        .verify(token)
+        .await
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    let settings = state.settings();
+    let sole_account = settings.sole_account().map(|a| a.name.as_str());
+    Ok(Caller::end_user_from(
+        user,
+        verifier.settings(),
+        sole_account,
+    ))
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //! request id → CORS (when origins are configured) → request span and access log → metrics →
 //! audit event → error bodies in our shape → timeout → panic catcher → body limit → routes.
 
+use std::net::SocketAddr;
+
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
@@ -14,10 +16,11 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
 use crate::app::AppState;
-use crate::audit;
+use crate::audit::AuditFacts;
 use crate::config::Settings;
 use crate::http::error::ApiError;
 use crate::http::extract::BODY_LIMIT;
+use crate::store::AuditEvent;
 use crate::telemetry::metrics;
 use crate::telemetry::request_id::{self, RequestId};
 
@@ -31,10 +34,7 @@ pub fn apply(router: Router, state: &AppState) -> Router {
         .option_layer(cors(settings))
         .layer(middleware::from_fn(access_log))
         .layer(middleware::from_fn(metrics::track_request))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            audit::record_request,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), audit_request))
         .layer(middleware::from_fn(errors_as_json))
         // The budget covers reading the body, which the handlers' extractors do inside it: a
         // body that trickles in is answered 408 too. (A slow head is cut off before this, by
@@ -69,8 +69,9 @@ async fn access_log(request: Request, next: Next) -> Response {
     // The caller rides on the response: only the handler's extractor knows it.
     let caller = response
         .extensions()
-        .get::<audit::CallerName>()
-        .map_or("", |c| &*c.0);
+        .get::<AuditFacts>()
+        .and_then(|facts| facts.caller.as_deref())
+        .unwrap_or("");
     tracing::info!(
         method,
         route,
@@ -80,6 +81,70 @@ async fn access_log(request: Request, next: Next) -> Response {
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "served"
     );
+    response
+}
+
+/// Every `/v1` request becomes one audit event, with the facts its handler put on the response
+/// ([`AuditFacts`]). Only bounded values are written: the method as the metrics name it
+/// (`OTHER` for any other), the route's template, never the path or method as sent. Refusals
+/// without a caller, and a caller's 429s, are sampled (see [`AuditLog`](crate::audit::AuditLog)).
+async fn audit_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let template = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let route = format!("{} {template}", metrics::method_label(request.method()));
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let response = next.run(request).await;
+    let facts = response
+        .extensions()
+        .get::<AuditFacts>()
+        .cloned()
+        .unwrap_or_default();
+    let status = response.status();
+    let outcome = if status.is_success() || status.is_redirection() {
+        "issued"
+    } else if status.is_client_error() {
+        "refused"
+    } else {
+        "failed"
+    };
+    let written = match &facts.caller {
+        None if status.is_client_error() => {
+            metrics::count_unauthenticated_refused(&route);
+            state.audit.samples_unauthenticated(peer)
+        }
+        // A caller over its limit is refused without work; its refusals are sampled too, so
+        // a key cannot write rows faster than its limit lets it work.
+        Some(caller) if status == StatusCode::TOO_MANY_REQUESTS => {
+            state.audit.samples_limited(caller)
+        }
+        _ => true,
+    };
+    if !written {
+        return response;
+    }
+    if outcome == "issued" {
+        metrics::count_token_issued(&route, facts.account.as_deref().unwrap_or(""));
+    }
+    state.audit.record(AuditEvent {
+        at_ms: crate::audit::now_ms(),
+        request_id,
+        caller: facts.caller,
+        route,
+        account: facts.account,
+        target_user: facts.target_user,
+        target: facts.target,
+        outcome: outcome.into(),
+        status: status.as_u16(),
+    });
     response
 }
 

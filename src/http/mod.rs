@@ -4,6 +4,7 @@
 //!
 //! May import every layer below it; nothing below imports it.
 
+pub mod answer;
 pub mod error;
 pub mod extract;
 pub mod middleware;

@@ -148,14 +148,20 @@ impl UserTokens {
         }
     }
 
-    /// Deletes `user`'s grant in `account` (theirs to ask, or an admin's) and forgets every
-    /// cached token of theirs; `false` when there was no grant.
-    pub async fn forget_grant(&self, account: &str, user: &ZoomUser) -> Result<bool, GrantError> {
+    /// Deletes `user`'s grant in `account` (asked by the user, an admin, or Zoom's webhook:
+    /// `by` is the caller, if any) and forgets every cached token of theirs; `false` when there
+    /// was no grant.
+    pub async fn forget_grant(
+        &self,
+        account: &str,
+        user: &ZoomUser,
+        by: Option<Arc<str>>,
+    ) -> Result<bool, GrantError> {
         self.forget_user(account, user);
         let Some(grants) = &self.grants else {
             return Ok(false);
         };
-        let Some(stored) = grants.delete(account, user).await? else {
+        let Some(stored) = grants.delete(account, user, by).await? else {
             return Ok(false);
         };
         for identity in &stored {

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::caller::Caller;
 use crate::auth::scope::Scope;
 use crate::clock;
+use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, JsonObject};
 use crate::http::extract::{meeting_sdk_app, read_signature_request, s2s_account};
@@ -115,92 +116,98 @@ async fn issue_join_bundle(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<JsonObject, ApiError>,
-) -> Result<Json<JoinResponse>, ApiError> {
-    caller.require(Scope::MeetingSdkSignature)?;
-    let JsonObject(mut fields) = body?;
-    let signature_request = read_signature_request(&mut fields)?;
-    let Some((meeting_number, role)) = signature_request.meeting.clone() else {
-        return Err(ApiError::invalid("meetingNumber", "required"));
-    };
-    let user = match fields.string("userId", 128)? {
-        Some(user) => extract::user_id("userId", &user)?,
-        None => ZoomUser::me(),
-    };
-    let user = caller.act_as(&user)?;
-    crate::audit::note_target(Some(&user), Some(&meeting_number.digits()));
-    // A host needs a ZAK to start the meeting; participants ask for one when they want it.
-    let with_zak = fields.bool("withZak")?.unwrap_or(role == 1);
-    let with_obf = fields.bool("withObf")?.unwrap_or(false);
-    let account = fields.string("account", 64)?;
-    fields.finish()?;
-    if role == 1 {
-        caller.require(Scope::MeetingSdkHost)?;
-    }
-    if with_zak {
-        caller.require(Scope::ZakRead)?;
-    }
-    if with_obf {
-        caller.require(Scope::ObfRead)?;
-    }
-
-    let settings = state.settings();
-    let account = if with_zak || with_obf {
-        s2s_account(&caller, &settings, account.as_deref())?
-    } else {
-        caller.account(&settings, account.as_deref())?
-    };
-    let app = meeting_sdk_app(account)?;
-
-    let budget = caller.upstream_budget(&settings);
-    let fetch = |wanted: bool, kind: UserTokenKind| {
-        let state = state.clone();
-        let account = account.name.clone();
-        let user = user.clone();
-        let budget = budget.clone();
-        async move {
-            match wanted {
-                true => state
-                    .user_tokens
-                    .get(&account, &user, kind, &budget)
-                    .await
-                    .map(Some),
-                false => Ok(None),
-            }
+) -> Audited<Json<JoinResponse>> {
+    let mut facts = caller.audit_facts();
+    let answer = async {
+        caller.require(Scope::MeetingSdkSignature)?;
+        let JsonObject(mut fields) = body?;
+        let signature_request = read_signature_request(&mut fields)?;
+        let Some((meeting_number, role)) = signature_request.meeting.clone() else {
+            return Err(ApiError::invalid("meetingNumber", "required"));
+        };
+        let user = match fields.string("userId", 128)? {
+            Some(user) => extract::user_id("userId", &user)?,
+            None => ZoomUser::me(),
+        };
+        let user = caller.act_as(&user)?;
+        facts.user(&user);
+        facts.target(&meeting_number.digits());
+        // A host needs a ZAK to start the meeting; participants ask for one when they want it.
+        let with_zak = fields.bool("withZak")?.unwrap_or(role == 1);
+        let with_obf = fields.bool("withObf")?.unwrap_or(false);
+        let account = fields.string("account", 64)?;
+        fields.finish()?;
+        if role == 1 {
+            caller.require(Scope::MeetingSdkHost)?;
         }
-    };
-    let meeting_id = meeting_number.digits();
-    let (zak, obf) = tokio::join!(
-        fetch(with_zak, UserTokenKind::Zak),
-        fetch(
-            with_obf,
-            UserTokenKind::OnBehalf {
-                meeting_number: meeting_id
-            }
-        ),
-    );
-    let (zak, obf): (Option<UserToken>, Option<UserToken>) = (zak?, obf?);
+        if with_zak {
+            caller.require(Scope::ZakRead)?;
+        }
+        if with_obf {
+            caller.require(Scope::ObfRead)?;
+        }
 
-    let signed = signing::meeting_sdk_signature(
-        app,
-        &signature_request,
-        clock::now(),
-        settings.iat_backdate_seconds,
-    );
-    let expires_at = [
-        Some(signed.expires_at),
-        zak.as_ref().map(|t| t.expires_at),
-        obf.as_ref().map(|t| t.expires_at),
-    ]
-    .into_iter()
-    .flatten()
-    .min()
-    .unwrap_or(signed.expires_at);
-    Ok(Json(JoinResponse {
-        signature: signed.token,
-        sdk_key: app.client_id.clone(),
-        source: zak.as_ref().or(obf.as_ref()).map(|t| t.source.as_str()),
-        zak: zak.map(|t| t.token.expose_secret().to_string()),
-        obf_token: obf.map(|t| t.token.expose_secret().to_string()),
-        expires_at: clock::rfc3339(expires_at),
-    }))
+        let settings = state.settings();
+        let account = caller.account(&settings, account.as_deref())?;
+        facts.account(&account.name);
+        if with_zak || with_obf {
+            s2s_account(account)?;
+        }
+        let app = meeting_sdk_app(account)?;
+
+        let budget = caller.upstream_budget(&settings);
+        let fetch = |wanted: bool, kind: UserTokenKind| {
+            let state = state.clone();
+            let account = account.name.clone();
+            let user = user.clone();
+            let budget = budget.clone();
+            async move {
+                match wanted {
+                    true => state
+                        .user_tokens
+                        .get(&account, &user, kind, &budget)
+                        .await
+                        .map(Some),
+                    false => Ok(None),
+                }
+            }
+        };
+        let meeting_id = meeting_number.digits();
+        let (zak, obf) = tokio::join!(
+            fetch(with_zak, UserTokenKind::Zak),
+            fetch(
+                with_obf,
+                UserTokenKind::OnBehalf {
+                    meeting_number: meeting_id
+                }
+            ),
+        );
+        let (zak, obf): (Option<UserToken>, Option<UserToken>) = (zak?, obf?);
+
+        let signed = signing::meeting_sdk_signature(
+            app,
+            &signature_request,
+            clock::now(),
+            settings.iat_backdate_seconds,
+        );
+        let expires_at = [
+            Some(signed.expires_at),
+            zak.as_ref().map(|t| t.expires_at),
+            obf.as_ref().map(|t| t.expires_at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(signed.expires_at);
+        Ok(Json(JoinResponse {
+            signature: signed.token,
+            sdk_key: app.client_id.clone(),
+            source: zak.as_ref().or(obf.as_ref()).map(|t| t.source.as_str()),
+            zak: zak.map(|t| t.token.expose_secret().to_string()),
+            obf_token: obf.map(|t| t.token.expose_secret().to_string()),
+            expires_at: clock::rfc3339(expires_at),
+        }))
+    }
+    .await;
+    Audited(facts, answer)
 }

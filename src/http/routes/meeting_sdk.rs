@@ -11,6 +11,7 @@ use crate::app::AppState;
 use crate::auth::caller::Caller;
 use crate::auth::scope::Scope;
 use crate::clock;
+use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonObject;
 use crate::http::extract::{meeting_sdk_app, read_signature_request};
@@ -90,27 +91,37 @@ async fn issue_signature(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<JsonObject, ApiError>,
-) -> Result<Json<SignatureResponse>, ApiError> {
-    caller.require(Scope::MeetingSdkSignature)?;
-    let JsonObject(mut fields) = body?;
-    let input = read_signature_request(&mut fields)?;
-    let account = fields.string("account", 64)?;
-    fields.finish()?;
-    if let Some((number, _)) = &input.meeting {
-        crate::audit::note_target(None, Some(&number.digits()));
-    }
-    if matches!(input.meeting, Some((_, 1))) {
-        caller.require(Scope::MeetingSdkHost)?;
-    }
+) -> Audited<Json<SignatureResponse>> {
+    let mut facts = caller.audit_facts();
+    let answer = async {
+        caller.require(Scope::MeetingSdkSignature)?;
+        let JsonObject(mut fields) = body?;
+        let input = read_signature_request(&mut fields)?;
+        let account = fields.string("account", 64)?;
+        fields.finish()?;
+        if let Some((number, _)) = &input.meeting {
+            facts.target(&number.digits());
+        }
+        if matches!(input.meeting, Some((_, 1))) {
+            caller.require(Scope::MeetingSdkHost)?;
+        }
 
-    let settings = state.settings();
-    let account = caller.account(&settings, account.as_deref())?;
-    let app = meeting_sdk_app(account)?;
-    let signed =
-        signing::meeting_sdk_signature(app, &input, clock::now(), settings.iat_backdate_seconds);
-    Ok(Json(SignatureResponse {
-        signature: signed.token,
-        sdk_key: app.client_id.clone(),
-        expires_at: clock::rfc3339(signed.expires_at),
-    }))
+        let settings = state.settings();
+        let account = caller.account(&settings, account.as_deref())?;
+        facts.account(&account.name);
+        let app = meeting_sdk_app(account)?;
+        let signed = signing::meeting_sdk_signature(
+            app,
+            &input,
+            clock::now(),
+            settings.iat_backdate_seconds,
+        );
+        Ok(Json(SignatureResponse {
+            signature: signed.token,
+            sdk_key: app.client_id.clone(),
+            expires_at: clock::rfc3339(signed.expires_at),
+        }))
+    }
+    .await;
+    Audited(facts, answer)
 }

@@ -14,10 +14,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::audit::AuditFacts;
 use crate::auth::caller::Caller;
 use crate::auth::scope::Scope;
 use crate::config::{Account, UserOAuthApp};
 use crate::grants::{Authorized, UserGrants};
+use crate::http::answer::Audited;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{self, JsonObject};
 use crate::http::extract::{UserPath, user_of};
@@ -28,8 +30,6 @@ use crate::http::openapi::{
 };
 use crate::store::OAuthState;
 use crate::zoom_user::ZoomUser;
-
-/// How long a `state` may wait for Zoom's redirect, in seconds.
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -112,42 +112,48 @@ async fn start_authorization(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<JsonObject, ApiError>,
-) -> Result<Json<AuthorizeResponse>, ApiError> {
-    let JsonObject(mut fields) = body?;
-    let account = fields.string("account", 64)?;
-    let user_hint = fields.string("userHint", 128)?;
-    fields.finish()?;
-    // An end user authorises for themselves; an API key needs grants:admin and names whom.
-    let user_hint = match caller.end_user() {
-        Some(me) => {
-            if user_hint.is_some() {
-                return Err(ApiError::invalid("userHint", "only API keys name a user"));
+) -> Audited<Json<AuthorizeResponse>> {
+    let mut facts = caller.audit_facts();
+    let answer = async {
+        let JsonObject(mut fields) = body?;
+        let account = fields.string("account", 64)?;
+        let user_hint = fields.string("userHint", 128)?;
+        fields.finish()?;
+        // An end user authorises for themselves; an API key needs grants:admin and names whom.
+        let user_hint = match caller.end_user() {
+            Some(me) => {
+                if user_hint.is_some() {
+                    return Err(ApiError::invalid("userHint", "only API keys name a user"));
+                }
+                me.clone()
             }
-            me.clone()
-        }
-        None => {
-            caller.require(Scope::GrantsAdmin)?;
-            let hint =
-                user_hint.ok_or_else(|| ApiError::invalid("userHint", "required for API keys"))?;
-            extract::user_id("userHint", &hint)?
-        }
-    };
-    crate::audit::note_target(Some(&user_hint), None);
-    let settings = state.settings();
-    let account = caller.account(&settings, account.as_deref())?;
-    let grants = grants(&state)?;
-    oauth_app(grants, account)?;
-    let url = grants
-        .start_authorization(
-            &settings.zoom.oauth_url,
-            &account.name,
-            &caller.name,
-            &user_hint,
-        )
-        .await?;
-    Ok(Json(AuthorizeResponse {
-        authorize_url: url.into(),
-    }))
+            None => {
+                caller.require(Scope::GrantsAdmin)?;
+                let hint = user_hint
+                    .ok_or_else(|| ApiError::invalid("userHint", "required for API keys"))?;
+                extract::user_id("userHint", &hint)?
+            }
+        };
+        facts.user(&user_hint);
+        let settings = state.settings();
+        let account = caller.account(&settings, account.as_deref())?;
+        facts.account(&account.name);
+        let grants = grants(&state)?;
+        oauth_app(grants, account)?;
+        let url = grants
+            .start_authorization(
+                &settings.zoom.oauth_url,
+                &account.name,
+                &caller.name,
+                &user_hint,
+            )
+            .await?;
+        Ok(Json(AuthorizeResponse {
+            authorize_url: url.into(),
+        }))
+    }
+    .await;
+    Audited(facts, answer)
 }
 
 /// How the callback ended, told to the browser.
@@ -244,8 +250,8 @@ async fn finish_authorization(
         return ApiError::invalid("state", "unknown, already used or expired; start again")
             .into_response();
     };
-    crate::audit::note_caller(pending.caller.as_str());
-    crate::audit::note_account(&pending.account);
+    let mut facts = AuditFacts::by(pending.caller.as_str());
+    facts.account(&pending.account);
     let settings = state.settings();
     let Some(account) = settings.accounts.get(&pending.account) else {
         return ApiError::not_found("the account of this authorisation is gone").into_response();
@@ -261,7 +267,10 @@ async fn finish_authorization(
     let done_url = grants
         .app(&account.name)
         .and_then(|app| app.done_url.clone());
-    match (outcome, done_url) {
+    if let Outcome::Authorized { email } = &outcome {
+        facts.user(email);
+    }
+    let mut response = match (outcome, done_url) {
         (Outcome::Authorized { email }, Some(mut url)) => {
             url.query_pairs_mut().append_pair("status", "ok").append_pair("user", email.as_str());
             Redirect::to(url.as_str()).into_response()
@@ -282,7 +291,9 @@ async fn finish_authorization(
         )
             .into_response(),
         (Outcome::Failed(error), None) => error.into_response(),
-    }
+    };
+    response.extensions_mut().insert(facts);
+    response
 }
 
 /// Completes the authorisation; tokens cached before the grant existed (fetched with the
@@ -297,7 +308,6 @@ async fn complete(
         Ok(Authorized { user, email }) => {
             state.user_tokens.forget_user(&pending.account, &email);
             state.user_tokens.forget_user(&pending.account, &user);
-            crate::audit::note_target(Some(&email), None);
             Outcome::Authorized { email }
         }
         Err(error) => Outcome::Failed(error.into()),
@@ -340,32 +350,38 @@ async fn delete_grant(
     caller: Caller,
     path: UserPath,
     RawQuery(query): RawQuery,
-) -> Result<StatusCode, ApiError> {
-    let user = user_of(path)?;
-    // The user themself, or an API key with grants:admin.
-    let user = match caller.end_user() {
-        Some(_) => caller.act_as(&user)?,
-        None => {
-            caller.require(Scope::GrantsAdmin)?;
-            user
-        }
-    };
-    crate::audit::note_target(Some(&user), None);
-    let mut fields = extract::query_fields(query.as_deref())?;
-    let account = fields.string("account", 64)?;
-    fields.finish()?;
-    let settings = state.settings();
-    let account = caller.account(&settings, account.as_deref())?;
-    grants(&state)?;
-    state
-        .user_tokens
-        .forget_grant(&account.name, &user)
-        .await?
-        .then_some(StatusCode::NO_CONTENT)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no grant for that user in account `{}`",
-                account.name
-            ))
-        })
+) -> Audited<StatusCode> {
+    let mut facts = caller.audit_facts();
+    let answer = async {
+        let user = user_of(path)?;
+        // The user themself, or an API key with grants:admin.
+        let user = match caller.end_user() {
+            Some(_) => caller.act_as(&user)?,
+            None => {
+                caller.require(Scope::GrantsAdmin)?;
+                user
+            }
+        };
+        facts.user(&user);
+        let mut fields = extract::query_fields(query.as_deref())?;
+        let account = fields.string("account", 64)?;
+        fields.finish()?;
+        let settings = state.settings();
+        let account = caller.account(&settings, account.as_deref())?;
+        facts.account(&account.name);
+        grants(&state)?;
+        state
+            .user_tokens
+            .forget_grant(&account.name, &user, Some(Arc::clone(&caller.name)))
+            .await?
+            .then_some(StatusCode::NO_CONTENT)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no grant for that user in account `{}`",
+                    account.name
+                ))
+            })
+    }
+    .await;
+    Audited(facts, answer)
 }

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::caller::Caller;
 use crate::auth::scope::Scope;
 use crate::clock;
+use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonObject;
 use crate::http::extract::s2s_account;
@@ -80,19 +81,26 @@ async fn issue_s2s_token(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<JsonObject, ApiError>,
-) -> Result<Json<S2sTokenResponse>, ApiError> {
-    caller.require(Scope::S2sToken)?;
-    let JsonObject(mut fields) = body?;
-    let account = fields.string("account", 64)?;
-    fields.finish()?;
-    let settings = state.settings();
-    let account = s2s_account(&caller, &settings, account.as_deref())?;
+) -> Audited<Json<S2sTokenResponse>> {
+    let mut facts = caller.audit_facts();
+    let answer = async {
+        caller.require(Scope::S2sToken)?;
+        let JsonObject(mut fields) = body?;
+        let account = fields.string("account", 64)?;
+        fields.finish()?;
+        let settings = state.settings();
+        let account = caller.account(&settings, account.as_deref())?;
+        facts.account(&account.name);
+        let account = s2s_account(account)?;
 
-    let token = state.s2s.get(&account.name).await?;
-    Ok(Json(S2sTokenResponse {
-        access_token: token.access_token.expose_secret().to_string(),
-        token_type: token.token_type.clone(),
-        expires_at: clock::rfc3339(token.expires_at),
-        scope: token.scope.clone(),
-    }))
+        let token = state.s2s.get(&account.name).await?;
+        Ok(Json(S2sTokenResponse {
+            access_token: token.access_token.expose_secret().to_string(),
+            token_type: token.token_type.clone(),
+            expires_at: clock::rfc3339(token.expires_at),
+            scope: token.scope.clone(),
+        }))
+    }
+    .await;
+    Audited(facts, answer)
 }

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::caller::Caller;
 use crate::auth::scope::Scope;
 use crate::clock;
+use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, Fields};
 use crate::http::extract::{UserPath, meeting_number, s2s_account, user_of};
@@ -82,26 +83,33 @@ async fn issue_zak(
     caller: Caller,
     path: UserPath,
     RawQuery(query): RawQuery,
-) -> Result<Json<ZakResponse>, ApiError> {
-    caller.require(Scope::ZakRead)?;
-    let user = caller.act_as(&user_of(path)?)?;
-    crate::audit::note_target(Some(&user), None);
-    let mut fields = extract::query_fields(query.as_deref())?;
-    let account = fields.string("account", 64)?;
-    fields.finish()?;
-    let settings = state.settings();
-    let account = s2s_account(&caller, &settings, account.as_deref())?;
+) -> Audited<Json<ZakResponse>> {
+    let mut facts = caller.audit_facts();
+    let answer = async {
+        caller.require(Scope::ZakRead)?;
+        let user = caller.act_as(&user_of(path)?)?;
+        facts.user(&user);
+        let mut fields = extract::query_fields(query.as_deref())?;
+        let account = fields.string("account", 64)?;
+        fields.finish()?;
+        let settings = state.settings();
+        let account = caller.account(&settings, account.as_deref())?;
+        facts.account(&account.name);
+        let account = s2s_account(account)?;
 
-    let budget = caller.upstream_budget(&settings);
-    let zak = state
-        .user_tokens
-        .get(&account.name, &user, UserTokenKind::Zak, &budget)
-        .await?;
-    Ok(Json(ZakResponse {
-        zak: zak.token.expose_secret().to_string(),
-        expires_at: clock::rfc3339(zak.expires_at),
-        source: zak.source.as_str(),
-    }))
+        let budget = caller.upstream_budget(&settings);
+        let zak = state
+            .user_tokens
+            .get(&account.name, &user, UserTokenKind::Zak, &budget)
+            .await?;
+        Ok(Json(ZakResponse {
+            zak: zak.token.expose_secret().to_string(),
+            expires_at: clock::rfc3339(zak.expires_at),
+            source: zak.source.as_str(),
+        }))
+    }
+    .await;
+    Audited(facts, answer)
 }
 
 /// Fetch a user's On-Behalf-Of token
@@ -142,33 +150,40 @@ async fn issue_obf_token(
     caller: Caller,
     path: UserPath,
     RawQuery(query): RawQuery,
-) -> Result<Json<ObfResponse>, ApiError> {
-    caller.require(Scope::ObfRead)?;
-    let user = caller.act_as(&user_of(path)?)?;
-    crate::audit::note_target(Some(&user), None);
-    let mut fields = extract::query_fields(query.as_deref())?;
-    let meeting_number = required_meeting_number(&mut fields)?;
-    crate::audit::note_target(None, Some(&meeting_number));
-    let account = fields.string("account", 64)?;
-    fields.finish()?;
-    let settings = state.settings();
-    let account = s2s_account(&caller, &settings, account.as_deref())?;
+) -> Audited<Json<ObfResponse>> {
+    let mut facts = caller.audit_facts();
+    let answer = async {
+        caller.require(Scope::ObfRead)?;
+        let user = caller.act_as(&user_of(path)?)?;
+        facts.user(&user);
+        let mut fields = extract::query_fields(query.as_deref())?;
+        let meeting_number = required_meeting_number(&mut fields)?;
+        facts.target(&meeting_number);
+        let account = fields.string("account", 64)?;
+        fields.finish()?;
+        let settings = state.settings();
+        let account = caller.account(&settings, account.as_deref())?;
+        facts.account(&account.name);
+        let account = s2s_account(account)?;
 
-    let budget = caller.upstream_budget(&settings);
-    let obf = state
-        .user_tokens
-        .get(
-            &account.name,
-            &user,
-            UserTokenKind::OnBehalf { meeting_number },
-            &budget,
-        )
-        .await?;
-    Ok(Json(ObfResponse {
-        obf_token: obf.token.expose_secret().to_string(),
-        expires_at: clock::rfc3339(obf.expires_at),
-        source: obf.source.as_str(),
-    }))
+        let budget = caller.upstream_budget(&settings);
+        let obf = state
+            .user_tokens
+            .get(
+                &account.name,
+                &user,
+                UserTokenKind::OnBehalf { meeting_number },
+                &budget,
+            )
+            .await?;
+        Ok(Json(ObfResponse {
+            obf_token: obf.token.expose_secret().to_string(),
+            expires_at: clock::rfc3339(obf.expires_at),
+            source: obf.source.as_str(),
+        }))
+    }
+    .await;
+    Audited(facts, answer)
 }
 
 /// `meetingNumber` as the digits Zoom's `meeting_id` takes.

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::caller::Caller;
 use crate::auth::scope::Scope;
 use crate::clock;
+use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::{Fields, JsonObject, check_text, describe};
 use crate::http::openapi::{BodyErrors, CallerErrors};
@@ -161,37 +162,47 @@ async fn issue_video_token(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<JsonObject, ApiError>,
-) -> Result<Json<VideoTokenResponse>, ApiError> {
-    caller.require(Scope::VideoSdkToken)?;
-    let JsonObject(mut fields) = body?;
-    let mut input = read_video_request(&mut fields)?;
-    crate::audit::note_target(caller.end_user(), Some(&input.session_name));
-    // Hosting, and the session's cloud recording, are the host's.
-    if input.role == 1
-        || input.cloud_recording_option.is_some()
-        || input.cloud_recording_election.is_some()
-    {
-        caller.require(Scope::VideoSdkHost)?;
-    }
-    if let Some(me) = caller.end_user() {
-        input.user = own_video_user(me, input.user.take())?;
-    }
-    let account = fields.string("account", 64)?;
-    fields.finish()?;
+) -> Audited<Json<VideoTokenResponse>> {
+    let mut facts = caller.audit_facts();
+    let answer = async {
+        caller.require(Scope::VideoSdkToken)?;
+        let JsonObject(mut fields) = body?;
+        let mut input = read_video_request(&mut fields)?;
+        if let Some(me) = caller.end_user() {
+            facts.user(me);
+        }
+        facts.target(&input.session_name);
+        // Hosting, and the session's cloud recording, are the host's.
+        if input.role == 1
+            || input.cloud_recording_option.is_some()
+            || input.cloud_recording_election.is_some()
+        {
+            caller.require(Scope::VideoSdkHost)?;
+        }
+        if let Some(me) = caller.end_user() {
+            input.user = own_video_user(me, input.user.take())?;
+        }
+        let account = fields.string("account", 64)?;
+        fields.finish()?;
 
-    let settings = state.settings();
-    let account = caller.account(&settings, account.as_deref())?;
-    let app = account.video_sdk.as_ref().ok_or_else(|| {
-        ApiError::not_found(format!(
-            "account `{}` has no Video SDK credentials",
-            account.name
-        ))
-    })?;
-    let signed = signing::video_sdk_token(app, &input, clock::now(), settings.iat_backdate_seconds);
-    Ok(Json(VideoTokenResponse {
-        signature: signed.token,
-        expires_at: clock::rfc3339(signed.expires_at),
-    }))
+        let settings = state.settings();
+        let account = caller.account(&settings, account.as_deref())?;
+        facts.account(&account.name);
+        let app = account.video_sdk.as_ref().ok_or_else(|| {
+            ApiError::not_found(format!(
+                "account `{}` has no Video SDK credentials",
+                account.name
+            ))
+        })?;
+        let signed =
+            signing::video_sdk_token(app, &input, clock::now(), settings.iat_backdate_seconds);
+        Ok(Json(VideoTokenResponse {
+            signature: signed.token,
+            expires_at: clock::rfc3339(signed.expires_at),
+        }))
+    }
+    .await;
+    Audited(facts, answer)
 }
 
 /// An end user's `userKey`/`userIdentity`: their own identity (compared as a [`ZoomUser`]),

@@ -173,7 +173,7 @@ async fn receive_zoom_event(
                     .user_oauth
                     .as_ref()
                     .is_some_and(|app| app.client_id == client_id)
-                    && state.user_tokens.forget_grant(name, &user_id).await?
+                    && state.user_tokens.forget_grant(name, &user_id, None).await?
                 {
                     deleted += 1;
                 }
