@@ -33,7 +33,7 @@ pub fn apply(router: Router, state: &AppState) -> Router {
         .layer(middleware::from_fn(request_id::assign))
         .option_layer(cors(settings))
         .layer(middleware::from_fn(access_log))
-        .layer(middleware::from_fn(metrics::track_request))
+        .layer(middleware::from_fn(count_request))
         .layer(middleware::from_fn_with_state(state.clone(), audit_request))
         .layer(middleware::from_fn(errors_as_json))
         // The budget covers reading the body, which the handlers' extractors do inside it: a
@@ -145,6 +145,17 @@ async fn audit_request(State(state): State<AppState>, request: Request, next: Ne
         outcome: outcome.into(),
         status: status.as_u16(),
     });
+    response
+}
+
+/// Request count and latency per route, method and status.
+async fn count_request(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = metrics::method_label(request.method());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    metrics::count_request(route, method, response.status().as_u16(), started.elapsed());
     response
 }
 

@@ -3,17 +3,11 @@
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::app::AppState;
-use crate::http::error::ApiError;
 
 /// Latency buckets, in seconds: sub-millisecond signing up to Zoom's slowest answers.
 const BUCKETS: &[f64] = &[
@@ -70,49 +64,16 @@ pub(crate) fn spawn_every(
         .map(drop)
 }
 
-/// `GET /metrics` on the main port: the Prometheus text format, unless `server.metrics_bind`
-/// moves the metrics to their own listener.
-pub async fn render_metrics(State(state): State<AppState>) -> Response {
-    if state.settings().server.metrics_bind.is_some() {
-        return ApiError::not_found("metrics are served on server.metrics_bind").into_response();
-    }
-    render().await
-}
-
 /// The Prometheus text of every series.
-async fn render() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle().render(),
-    )
-        .into_response()
+pub fn render() -> String {
+    handle().render()
 }
 
-/// The router of the `server.metrics_bind` listener: `GET /metrics` and nothing else, with
-/// request ids and JSON errors as on the main port.
-pub fn metrics_only_router() -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(render))
-        .fallback(|| async { ApiError::not_found("only /metrics is served here") })
-        .layer(axum::middleware::from_fn(
-            crate::http::middleware::errors_as_json,
-        ))
-        .layer(axum::middleware::from_fn(
-            crate::telemetry::request_id::assign,
-        ))
-}
-
-/// Middleware: request count and latency per route, method and status.
-pub async fn track_request(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let (requests, duration) = http_series(route, method, response.status().as_u16());
+/// Counts one answered request of `route` and `method` with `status`, and how long it took.
+pub fn count_request(route: &str, method: &'static str, status: u16, took: Duration) {
+    let (requests, duration) = http_series(route, method, status);
     requests.increment(1);
-    duration.record(started.elapsed().as_secs_f64());
-    response
+    duration.record(took.as_secs_f64());
 }
 
 /// A method as a label: the standard ones by name, anything else as `OTHER`, so that callers

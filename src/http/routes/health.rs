@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::error::ApiError;
+use crate::telemetry::metrics;
 use crate::tokens::s2s::TokenState;
 
 /// Longest wait for the store to answer a readiness probe.
@@ -236,6 +238,32 @@ async fn report_readiness(State(state): State<AppState>) -> (StatusCode, Json<Va
         (status = 404, response = crate::http::openapi::NotFound),
     ),
 )]
-async fn render_metrics(state: State<AppState>) -> Response {
-    crate::telemetry::metrics::render_metrics(state).await
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    if state.settings().server.metrics_bind.is_some() {
+        return ApiError::not_found("metrics are served on server.metrics_bind").into_response();
+    }
+    prometheus_text().await
+}
+
+/// The Prometheus text of every series.
+async fn prometheus_text() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(),
+    )
+        .into_response()
+}
+
+/// The router of the `server.metrics_bind` listener: `GET /metrics` and nothing else, with
+/// request ids and JSON errors as on the main port.
+pub fn metrics_only_router() -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(prometheus_text))
+        .fallback(|| async { ApiError::not_found("only /metrics is served here") })
+        .layer(axum::middleware::from_fn(
+            crate::http::middleware::errors_as_json,
+        ))
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::request_id::assign,
+        ))
 }

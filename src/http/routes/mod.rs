@@ -11,6 +11,8 @@ mod video_sdk;
 mod webhooks;
 
 use axum::Router;
+
+pub use health::metrics_only_router;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
