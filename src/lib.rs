@@ -7,7 +7,7 @@
 //! * the domain: [`signing`], [`tokens`] (S2S, ZAK and OBF tokens), [`grants`] (users' OAuth
 //!   grants), [`audit`];
 //! * clients and storage: [`zoom`], [`store`], [`redis_link`];
-//! * shared leaves: [`config`], [`zoom_user`], [`clock`], [`flight`], [`sealing`],
+//! * shared leaves: [`config`], [`scope`], [`zoom_user`], [`clock`], [`flight`], [`sealing`],
 //!   [`telemetry`];
 //! * around them: [`app`] (wiring), [`cli`] (the binary's commands), [`emulator`] (a Zoom for
 //!   development and tests, which the domain never imports).
@@ -23,6 +23,7 @@ pub mod flight;
 pub mod grants;
 pub mod http;
 pub mod redis_link;
+pub mod scope;
 pub mod sealing;
 pub mod server;
 pub mod signing;

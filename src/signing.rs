@@ -9,8 +9,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::config::{MeetingSdkCredentials, VideoSdkCredentials};
-
 /// Shortest token life Zoom accepts (`exp` − now), in seconds.
 pub const MIN_EXPIRATION_SECONDS: i64 = 1800;
 /// Longest token life Zoom accepts, in seconds (48 hours).
@@ -75,6 +73,20 @@ fn issue_window(now: i64, backdate: u32, expiration_seconds: i64) -> (i64, i64) 
     let room = (expiration_seconds - MIN_EXPIRATION_SECONDS).max(0);
     let iat = now - i64::from(backdate).min(room);
     (iat, iat + expiration_seconds)
+}
+
+/// A Meeting SDK app: its client ID is the "SDK key".
+#[derive(Clone, Debug)]
+pub struct MeetingSdkCredentials {
+    pub client_id: String,
+    pub client_secret: SigningSecret,
+}
+
+/// A Video SDK app: its key and the secret that signs its session tokens.
+#[derive(Clone, Debug)]
+pub struct VideoSdkCredentials {
+    pub key: String,
+    pub secret: SigningSecret,
 }
 
 /// An app secret that signs HS256 JWTs. Beside the secret it keeps the HMAC-SHA256 key

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use crate::auth::keys::{self, NewKey};
-use crate::auth::scope::Scope;
 use crate::clock;
 use crate::config::Settings;
+use crate::scope::Scope;
 use crate::store::{ClientRecord, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -12,12 +12,31 @@ use crate::audit::AuditFacts;
 use crate::auth::end_users::EndUser;
 use crate::auth::keys;
 use crate::auth::rate_limit::{Budget, Limit};
-use crate::auth::scope::Scope;
 use crate::config::{Account, EndUserSettings, RateLimitSettings, Settings};
-use crate::http::error::ApiError;
+use crate::scope::Scope;
 use crate::store::{Store, StoreError};
 use crate::zoom_user::ZoomUser;
 use arc_swap::ArcSwap;
+
+/// Why a caller is refused: who they are, or what they asked for.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("end users may only fetch tokens for themselves (`me`)")]
+    NotYourself,
+    #[error("this caller lacks the `{0}` scope")]
+    MissingScope(Scope),
+    #[error("this caller is bound to account `{0}`")]
+    BoundElsewhere(String),
+    #[error("no accounts are configured")]
+    NoAccounts,
+    /// No account named where several are configured; lists them.
+    #[error("required: name one of {0}")]
+    AccountRequired(String),
+    #[error("account `{0}` is not configured")]
+    UnknownAccount(String),
+}
 
 /// An API client as held in memory for authentication.
 struct KnownClient {
@@ -123,8 +142,8 @@ impl KeyRing {
     }
 
     /// The caller a presented key belongs to.
-    pub fn authenticate(&self, presented: &str, now: i64) -> Result<Caller, ApiError> {
-        let unknown = || ApiError::unauthenticated("unknown API key");
+    pub fn authenticate(&self, presented: &str, now: i64) -> Result<Caller, AuthError> {
+        let unknown = || AuthError::Unauthenticated("unknown API key");
         let lookup = keys::lookup_of(presented).ok_or_else(unknown)?;
         let clients = self.by_lookup.load();
         let client = clients.get(lookup).ok_or_else(unknown)?;
@@ -132,10 +151,10 @@ impl KeyRing {
             return Err(unknown());
         }
         if client.revoked {
-            return Err(ApiError::unauthenticated("API key has been revoked"));
+            return Err(AuthError::Unauthenticated("API key has been revoked"));
         }
         if client.expires_at.is_some_and(|at| at <= now) {
-            return Err(ApiError::unauthenticated("API key has expired"));
+            return Err(AuthError::Unauthenticated("API key has expired"));
         }
         Ok(Caller {
             name: Arc::clone(&client.name),
@@ -182,13 +201,11 @@ impl Caller {
     /// The Zoom user to act for when `user` is asked: an API key acts for anyone (its scopes
     /// say for what); an end user only for themselves, as `me` or by their own identity
     /// (compared as [`ZoomUser`]s), which is then what Zoom is asked about.
-    pub fn act_as(&self, user: &ZoomUser) -> Result<ZoomUser, ApiError> {
+    pub fn act_as(&self, user: &ZoomUser) -> Result<ZoomUser, AuthError> {
         match &self.end_user {
             None => Ok(user.clone()),
             Some(me) if user.is_me() || user == me => Ok(me.clone()),
-            Some(_) => Err(ApiError::forbidden(
-                "end users may only fetch tokens for themselves (`me`)",
-            )),
+            Some(_) => Err(AuthError::NotYourself),
         }
     }
 
@@ -212,12 +229,10 @@ impl Caller {
         self.scopes.contains(&scope)
     }
 
-    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+    pub fn require(&self, scope: Scope) -> Result<(), AuthError> {
         match self.has(scope) {
             true => Ok(()),
-            false => Err(ApiError::forbidden(format!(
-                "this caller lacks the `{scope}` scope"
-            ))),
+            false => Err(AuthError::MissingScope(scope)),
         }
     }
 
@@ -227,7 +242,7 @@ impl Caller {
         &self,
         settings: &'s Settings,
         requested: Option<&str>,
-    ) -> Result<&'s Account, ApiError> {
+    ) -> Result<&'s Account, AuthError> {
         self.resolve_account(settings, requested)
     }
 
@@ -235,30 +250,24 @@ impl Caller {
         &self,
         settings: &'s Settings,
         requested: Option<&str>,
-    ) -> Result<&'s Account, ApiError> {
+    ) -> Result<&'s Account, AuthError> {
         let name = match (requested, self.account.as_deref()) {
             (Some(asked), Some(bound)) if asked != bound => {
-                return Err(ApiError::forbidden(format!(
-                    "this caller is bound to account `{bound}`"
-                )));
+                return Err(AuthError::BoundElsewhere(bound.to_string()));
             }
             (Some(name), _) | (None, Some(name)) => name,
             (None, None) => {
                 return settings
                     .sole_account()
                     .ok_or_else(|| match settings.accounts.len() {
-                        0 => ApiError::not_found("no accounts are configured"),
-                        _ => ApiError::invalid(
-                            "account",
-                            format!(
-                                "required: name one of {}",
-                                settings
-                                    .accounts
-                                    .keys()
-                                    .cloned()
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
+                        0 => AuthError::NoAccounts,
+                        _ => AuthError::AccountRequired(
+                            settings
+                                .accounts
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", "),
                         ),
                     });
             }
@@ -266,7 +275,7 @@ impl Caller {
         settings
             .accounts
             .get(name)
-            .ok_or_else(|| ApiError::not_found(format!("account `{name}` is not configured")))
+            .ok_or_else(|| AuthError::UnknownAccount(name.to_string()))
     }
 
     /// A signed-in end user, as verified: bound to `end_users.account`, else to `sole_account`.

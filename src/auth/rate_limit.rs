@@ -26,9 +26,6 @@ use crate::redis_link::{REDIS_CALL_TIMEOUT, RedisLink};
 /// How often the in-process limiter forgets idle callers, in ms.
 const SWEEP_INTERVAL_MS: u64 = 30_000;
 
-/// The key prefix production uses; tests use their own to stay apart.
-pub const DEFAULT_PREFIX: &str = "ztv:";
-
 /// GCRA for one caller. KEYS[1]: the caller's key. ARGV[1]: emission interval, ARGV[2]:
 /// tolerance, both in µs. Returns `{1, 0}` when the request is allowed (and counted), or
 /// `{0, µs until the next request would be allowed}`.
@@ -191,8 +188,8 @@ impl RateLimiter {
         }
     }
 
-    /// Shared limiter: GCRA in Redis, keys `{prefix}rl:{caller}` (production uses
-    /// [`DEFAULT_PREFIX`]).
+    /// Shared limiter: GCRA in Redis, keys `{prefix}rl:{caller}` (production's prefix is
+    /// `cache.key_prefix`; tests use their own to stay apart).
     ///
     /// Fails only on a URL that cannot be used. An unreachable Redis does not stop the start:
     /// the limiter comes up degraded (one warning), limits in-process, and tries Redis again

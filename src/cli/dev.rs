@@ -10,12 +10,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::app::{self, Application};
 use crate::auth::api_clients::{self, NewClient};
-use crate::auth::scope::Scope;
 use crate::config::{
     Account, DatabaseSettings, LogFormat, MeetingSdkCredentials, S2sCredentials, Settings,
     UserOAuthApp, VideoSdkCredentials,
 };
 use crate::emulator::{Emulator, EmulatorAccount, EmulatorOAuthApp};
+use crate::scope::Scope;
 use crate::store;
 use crate::telemetry;
 

@@ -12,9 +12,9 @@ use serde_json::json;
 use crate::app::{self, Application};
 use crate::auth::api_clients::{self, NewClient};
 use crate::auth::keys::NewKey;
-use crate::auth::scope::Scope;
 use crate::clock;
 use crate::config::{Settings, Sources};
+use crate::scope::Scope;
 use crate::store::{self, ClientRecord};
 use crate::telemetry;
 
@@ -242,11 +242,11 @@ async fn run(
     }
 }
 
-/// `sources` are read again on SIGHUP or when a secret file changes (see [`crate::config::reload`]).
+/// `sources` are read again on SIGHUP or when a secret file changes (see [`crate::app::reload`]).
 async fn serve(settings: Settings, sources: Sources) -> anyhow::Result<()> {
     telemetry::logs::init(settings.log_format);
     let application = Application::build(settings).await?;
-    crate::config::reload::spawn(application.state().clone(), sources);
+    crate::app::reload::spawn(application.state().clone(), sources);
     tracing::info!(addr = %application.local_addr(), "ztv is listening");
     application.run(app::shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -3,8 +3,6 @@
 //!
 //! Every problem is reported as `key: problem`, so an operator knows what to fix.
 
-pub mod reload;
-
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
@@ -16,8 +14,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::auth::scope::Scope;
-use crate::signing::SigningSecret;
+use crate::scope::Scope;
+/// The prefix of every key ztv writes in Redis unless `cache.key_prefix` says otherwise.
+pub const DEFAULT_KEY_PREFIX: &str = "ztv:";
+
+pub use crate::signing::{MeetingSdkCredentials, VideoSdkCredentials};
 
 /// The shipped defaults, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -258,19 +259,6 @@ pub struct S2sCredentials {
     pub account_id: String,
     pub client_id: String,
     pub client_secret: SecretString,
-}
-
-/// A Meeting SDK app: its client ID is the "SDK key".
-#[derive(Clone, Debug)]
-pub struct MeetingSdkCredentials {
-    pub client_id: String,
-    pub client_secret: SigningSecret,
-}
-
-#[derive(Clone, Debug)]
-pub struct VideoSdkCredentials {
-    pub key: String,
-    pub secret: SigningSecret,
 }
 
 impl S2sCredentials {
@@ -1107,9 +1095,7 @@ fn validate_cache(p: &mut Problems, raw: RawCache) -> CacheSettings {
         ),
         _ => {}
     }
-    let key_prefix = raw
-        .key_prefix
-        .unwrap_or_else(|| crate::auth::rate_limit::DEFAULT_PREFIX.into());
+    let key_prefix = raw.key_prefix.unwrap_or_else(|| DEFAULT_KEY_PREFIX.into());
     if key_prefix.len() > 64
         || key_prefix
             .chars()

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::auth::caller::AuthError;
 use crate::grants::GrantError;
 use crate::telemetry::request_id;
 use crate::zoom::ZoomError;
@@ -233,6 +234,22 @@ impl From<GrantError> for ApiError {
             GrantError::Store(_) | GrantError::Sealed | GrantError::Busy => {
                 ApiError::internal(error)
             }
+        }
+    }
+}
+
+/// How a refused caller is answered.
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated(message) => ApiError::unauthenticated(message),
+            AuthError::NotYourself | AuthError::MissingScope(_) | AuthError::BoundElsewhere(_) => {
+                ApiError::forbidden(error.to_string())
+            }
+            AuthError::NoAccounts | AuthError::UnknownAccount(_) => {
+                ApiError::not_found(error.to_string())
+            }
+            AuthError::AccountRequired(_) => ApiError::invalid("account", error),
         }
     }
 }

@@ -360,7 +360,10 @@ impl FromRequestParts<AppState> for Caller {
         let unknown = |error| Audited(AuditFacts::default(), Err(error));
         let presented = presented_key(&parts.headers).map_err(unknown)?;
         let caller = if keys::looks_like_key(presented) {
-            state.keys.authenticate(presented, clock::now())
+            state
+                .keys
+                .authenticate(presented, clock::now())
+                .map_err(ApiError::from)
         } else {
             end_user(state, presented).await
         }

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::auth::scope::{self, Scope};
+use crate::scope::{self, Scope};
 use crate::zoom_user::ZoomUser;
 
 pub use postgres::PostgresStore;

@@ -406,7 +406,7 @@ macro_rules! sql_store {
                     .bind(&c.name)
                     .bind(&c.key_lookup)
                     .bind(&c.key_hash)
-                    .bind($crate::auth::scope::format_list(&c.scopes))
+                    .bind($crate::scope::format_list(&c.scopes))
                     .bind(&c.account)
                     .bind(c.created_at)
                     .bind(c.expires_at)

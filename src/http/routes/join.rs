@@ -11,7 +11,6 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::caller::Caller;
-use crate::auth::scope::Scope;
 use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
@@ -19,6 +18,7 @@ use crate::http::extract::{self, JsonObject};
 use crate::http::extract::{meeting_sdk_app, read_signature_request, s2s_account};
 use crate::http::openapi::{BodyErrors, CallerErrors, ZoomErrors};
 use crate::http::openapi::{meeting_number_schema, token_source_schema};
+use crate::scope::Scope;
 use crate::signing;
 use crate::zoom::{UserToken, UserTokenKind};
 use crate::zoom_user::ZoomUser;

@@ -9,7 +9,6 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::caller::Caller;
-use crate::auth::scope::Scope;
 use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
@@ -17,6 +16,7 @@ use crate::http::extract::JsonObject;
 use crate::http::extract::{meeting_sdk_app, read_signature_request};
 use crate::http::openapi::meeting_number_schema;
 use crate::http::openapi::{BodyErrors, CallerErrors};
+use crate::scope::Scope;
 use crate::signing::{self};
 
 pub fn router() -> OpenApiRouter<AppState> {

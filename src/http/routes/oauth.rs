@@ -16,7 +16,6 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::audit::AuditFacts;
 use crate::auth::caller::Caller;
-use crate::auth::scope::Scope;
 use crate::config::{Account, UserOAuthApp};
 use crate::grants::{Authorized, UserGrants};
 use crate::http::answer::Audited;
@@ -28,6 +27,7 @@ use crate::http::openapi::{
     BadRequest, BodyErrors, CallerErrors, Forbidden, Internal, NotFound, RequestTimeout,
     UpstreamError, UpstreamUnavailable,
 };
+use crate::scope::Scope;
 use crate::store::OAuthState;
 use crate::zoom_user::ZoomUser;
 

@@ -11,13 +11,13 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::caller::Caller;
-use crate::auth::scope::Scope;
 use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonObject;
 use crate::http::extract::s2s_account;
 use crate::http::openapi::{BodyErrors, CallerErrors, ZoomErrors};
+use crate::scope::Scope;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(issue_s2s_token))

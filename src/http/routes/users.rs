@@ -11,7 +11,6 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::caller::Caller;
-use crate::auth::scope::Scope;
 use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
@@ -19,6 +18,7 @@ use crate::http::extract::{self, Fields};
 use crate::http::extract::{UserPath, meeting_number, s2s_account, user_of};
 use crate::http::openapi::{AccountParam, UserIdParam, token_source_schema};
 use crate::http::openapi::{CallerErrors, ZoomErrors};
+use crate::scope::Scope;
 use crate::zoom::UserTokenKind;
 
 pub fn router() -> OpenApiRouter<AppState> {

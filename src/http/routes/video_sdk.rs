@@ -11,12 +11,12 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::caller::Caller;
-use crate::auth::scope::Scope;
 use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::{Fields, JsonObject, check_text, describe};
 use crate::http::openapi::{BodyErrors, CallerErrors};
+use crate::scope::Scope;
 use crate::signing::{self, VideoSdkClaimsInput, VideoUser};
 use crate::zoom_user::ZoomUser;
 

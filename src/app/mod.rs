@@ -1,6 +1,8 @@
 //! The application: shared state, start-up (store, key ring, router, listener) and a serve
 //! loop with graceful shutdown. Tests build the same thing on port 0.
 
+pub mod reload;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Deref;
