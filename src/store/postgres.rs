@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::StoreError;
+use super::audit::Placeholders;
 use super::sql::{numbered, sql_store};
-use super::{Placeholders, StoreError};
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -169,7 +170,7 @@ mod tests {
         })
     }
 
-    crate::store::store_suite!(open);
+    crate::store::suite::store_suite!(open);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn replicas_starting_together_migrate_the_schema_once() {

@@ -332,12 +332,12 @@ macro_rules! sql_store {
                 // Multi-row INSERTs of a few fixed sizes: a batch costs a few prepared
                 // statements, not one per event.
                 let mut tx = self.pool.begin().await?;
-                for chunk in $crate::store::audit_chunks(events) {
-                    let insert = sqlx::query($crate::store::audit_insert_sql(
+                for chunk in $crate::store::audit::audit_chunks(events) {
+                    let insert = sqlx::query($crate::store::audit::audit_insert_sql(
                         chunk.len(),
                         Self::PLACEHOLDERS,
                     ));
-                    $crate::store::bind_audit_events(insert, chunk)
+                    $crate::store::audit::bind_audit_events(insert, chunk)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -365,7 +365,7 @@ macro_rules! sql_store {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter()
-                    .map($crate::store::audit_event_from_row)
+                    .map($crate::store::audit::audit_event_from_row)
                     .collect()
             }
 

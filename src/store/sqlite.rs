@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use super::StoreError;
+use super::audit::Placeholders;
 use super::sql::sql_store;
-use super::{Placeholders, StoreError};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -143,5 +144,5 @@ mod tests {
         Some(TestDb { store, _dir: dir })
     }
 
-    crate::store::store_suite!(open);
+    crate::store::suite::store_suite!(open);
 }
