@@ -88,7 +88,91 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         }
     };
 
-    let bind_text = p.required("server.bind", raw.server.bind);
+    let server = validate_server(p, raw.server);
+
+    let database = validate_database(p, raw.database);
+
+    let key_refresh = seconds_in(
+        p,
+        "auth.key_refresh_seconds",
+        raw.auth.key_refresh_seconds,
+        1..=5,
+        2,
+    );
+
+    let backdate = raw.signing.iat_backdate_seconds.unwrap_or(0);
+    let iat_backdate_seconds = match u32::try_from(backdate) {
+        Ok(v) if v <= 300 => v,
+        _ => {
+            p.add("signing.iat_backdate_seconds", "must be between 0 and 300");
+            0
+        }
+    };
+
+    let zoom = validate_zoom(p, raw.zoom);
+
+    let end_users = validate_end_users(p, raw.end_users, &raw.accounts);
+    let cors = validate_cors(p, raw.cors);
+    let rate_limit = validate_rate_limit(p, raw.rate_limit);
+    let cache = validate_cache(p, raw.cache);
+    let grants_key = raw
+        .grants
+        .encryption_key
+        .filter(|k| !k.expose_secret().trim().is_empty());
+    match &grants_key {
+        Some(key) if decode_key(key).is_none() => p.add(
+            "grants.encryption_key",
+            "must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
+        ),
+        None if raw.accounts.values().any(|a| a.user_oauth.is_some()) => p.add(
+            "grants.encryption_key",
+            "required when any account has user_oauth (grants are encrypted at rest)",
+        ),
+        _ => {}
+    }
+    let webhook_secret = raw
+        .webhooks
+        .secret_token
+        .filter(|k| !k.expose_secret().trim().is_empty());
+    let accounts = raw
+        .accounts
+        .into_iter()
+        .map(|(name, account)| {
+            let account = validate_account(p, &name, account);
+            (name, account)
+        })
+        .collect();
+
+    Settings {
+        log_format,
+        server,
+        database,
+        key_refresh,
+        iat_backdate_seconds,
+        zoom,
+        accounts,
+        end_users,
+        cors,
+        rate_limit,
+        cache,
+        grants_key,
+        webhook_secret,
+        audit_retention: Duration::from_secs(
+            86_400
+                * number_in(
+                    p,
+                    "audit.retention_days",
+                    raw.audit.retention_days,
+                    1..=3650,
+                    90,
+                ),
+        ),
+        secret_files: Vec::new(),
+    }
+}
+
+fn validate_server(p: &mut Problems, raw: RawServer) -> ServerSettings {
+    let bind_text = p.required("server.bind", raw.bind);
     let bind = bind_text.parse::<SocketAddr>().unwrap_or_else(|_| {
         if !bind_text.is_empty() {
             p.add(
@@ -101,18 +185,18 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
     let request_timeout = seconds_in(
         p,
         "server.request_timeout_seconds",
-        raw.server.request_timeout_seconds,
+        raw.request_timeout_seconds,
         1..=600,
         30,
     );
     let shutdown_grace = seconds_in(
         p,
         "server.shutdown_grace_seconds",
-        raw.server.shutdown_grace_seconds,
+        raw.shutdown_grace_seconds,
         0..=600,
         30,
     );
-    let metrics_bind = match raw.server.metrics_bind.as_deref().map(str::trim) {
+    let metrics_bind = match raw.metrics_bind.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => match text.parse::<SocketAddr>() {
             Ok(addr) if addr == bind && addr.port() != 0 => {
@@ -132,7 +216,7 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
     let secret_watch = match seconds_in(
         p,
         "server.secret_watch_seconds",
-        raw.server.secret_watch_seconds,
+        raw.secret_watch_seconds,
         0..=3600,
         5,
     ) {
@@ -142,7 +226,7 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
     let max_connections = number_in(
         p,
         "server.max_connections",
-        raw.server.max_connections,
+        raw.max_connections,
         1..=1_000_000,
         512,
     ) as usize;
@@ -150,36 +234,41 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
     let max_header_bytes = number_in(
         p,
         "server.max_header_bytes",
-        raw.server.max_header_bytes,
+        raw.max_header_bytes,
         8192..=1_048_576,
         16_384,
     ) as usize;
-    let max_headers = number_in(
-        p,
-        "server.max_headers",
-        raw.server.max_headers,
-        16..=1000,
-        100,
-    ) as usize;
+    let max_headers = number_in(p, "server.max_headers", raw.max_headers, 16..=1000, 100) as usize;
     let header_read_timeout = seconds_in(
         p,
         "server.header_read_timeout_seconds",
-        raw.server.header_read_timeout_seconds,
+        raw.header_read_timeout_seconds,
         1..=300,
         10,
     );
     let http2_max_concurrent_streams = number_in(
         p,
         "server.http2_max_concurrent_streams",
-        raw.server.http2_max_concurrent_streams,
+        raw.http2_max_concurrent_streams,
         1..=1000,
         100,
     ) as u32;
+    ServerSettings {
+        bind,
+        request_timeout,
+        shutdown_grace,
+        metrics_bind,
+        secret_watch,
+        max_connections,
+        max_header_bytes,
+        max_headers,
+        header_read_timeout,
+        http2_max_concurrent_streams,
+    }
+}
 
-    let url = raw
-        .database
-        .url
-        .filter(|u| !u.expose_secret().trim().is_empty());
+fn validate_database(p: &mut Problems, raw: RawDatabase) -> DatabaseSettings {
+    let url = raw.url.filter(|u| !u.expose_secret().trim().is_empty());
     let url = match url {
         Some(url)
             if ["sqlite:", "postgres://", "postgresql://"]
@@ -200,26 +289,11 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
             SecretString::from(String::new())
         }
     };
+    DatabaseSettings { url }
+}
 
-    let key_refresh = seconds_in(
-        p,
-        "auth.key_refresh_seconds",
-        raw.auth.key_refresh_seconds,
-        1..=5,
-        2,
-    );
-
-    let backdate = raw.signing.iat_backdate_seconds.unwrap_or(0);
-    let iat_backdate_seconds = match u32::try_from(backdate) {
-        Ok(v) if v <= 300 => v,
-        _ => {
-            p.add("signing.iat_backdate_seconds", "must be between 0 and 300");
-            0
-        }
-    };
-
-    let z = raw.zoom;
-    let zoom = ZoomSettings {
+fn validate_zoom(p: &mut Problems, z: RawZoom) -> ZoomSettings {
+    ZoomSettings {
         oauth_url: fetched_url(p, "zoom.oauth_url", z.oauth_url),
         api_url: fetched_url(p, "zoom.api_url", z.api_url),
         connect_timeout: millis_in(
@@ -274,98 +348,26 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
             1..=10_000_000,
             10_000,
         ) as usize,
-    };
+    }
+}
 
-    let end_users = validate_end_users(p, raw.end_users, &raw.accounts);
-    let cors = validate_cors(p, raw.cors);
-    let rate_limit = RateLimitSettings {
+fn validate_rate_limit(p: &mut Problems, raw: RawRateLimit) -> RateLimitSettings {
+    RateLimitSettings {
         requests_per_second: number_in(
             p,
             "rate_limit.requests_per_second",
-            raw.rate_limit.requests_per_second,
+            raw.requests_per_second,
             1..=100_000,
             50,
         ) as u32,
-        burst: number_in(
-            p,
-            "rate_limit.burst",
-            raw.rate_limit.burst,
-            1..=100_000,
-            100,
-        ) as u32,
+        burst: number_in(p, "rate_limit.burst", raw.burst, 1..=100_000, 100) as u32,
         upstream_per_minute: number_in(
             p,
             "rate_limit.upstream_per_minute",
-            raw.rate_limit.upstream_per_minute,
+            raw.upstream_per_minute,
             1..=100_000,
             60,
         ) as u32,
-    };
-    let cache = validate_cache(p, raw.cache);
-    let grants_key = raw
-        .grants
-        .encryption_key
-        .filter(|k| !k.expose_secret().trim().is_empty());
-    match &grants_key {
-        Some(key) if decode_key(key).is_none() => p.add(
-            "grants.encryption_key",
-            "must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
-        ),
-        None if raw.accounts.values().any(|a| a.user_oauth.is_some()) => p.add(
-            "grants.encryption_key",
-            "required when any account has user_oauth (grants are encrypted at rest)",
-        ),
-        _ => {}
-    }
-    let webhook_secret = raw
-        .webhooks
-        .secret_token
-        .filter(|k| !k.expose_secret().trim().is_empty());
-    let accounts = raw
-        .accounts
-        .into_iter()
-        .map(|(name, account)| {
-            let account = validate_account(p, &name, account);
-            (name, account)
-        })
-        .collect();
-
-    Settings {
-        log_format,
-        server: ServerSettings {
-            bind,
-            request_timeout,
-            shutdown_grace,
-            metrics_bind,
-            secret_watch,
-            max_connections,
-            max_header_bytes,
-            max_headers,
-            header_read_timeout,
-            http2_max_concurrent_streams,
-        },
-        database: DatabaseSettings { url },
-        key_refresh,
-        iat_backdate_seconds,
-        zoom,
-        accounts,
-        end_users,
-        cors,
-        rate_limit,
-        cache,
-        grants_key,
-        webhook_secret,
-        audit_retention: Duration::from_secs(
-            86_400
-                * number_in(
-                    p,
-                    "audit.retention_days",
-                    raw.audit.retention_days,
-                    1..=3650,
-                    90,
-                ),
-        ),
-        secret_files: Vec::new(),
     }
 }
 
