@@ -26,7 +26,7 @@ use tower::ServiceExt;
 use ztv::auth::api_clients::{self, NewClient};
 use ztv::emulator::{Emulator, EmulatorAccount, EmulatorOAuthApp};
 use ztv::http::error::ErrorCode;
-use ztv::auth::scope::Scope;
+use ztv::scope::Scope;
 use ztv::config::Settings;
 
 const WEBHOOK_SECRET: &str = "fuzz-webhook-secret";
