@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Soak run of ztv: `bash bench/soak.sh` from anywhere in the repository.
 #
-# Builds the release binary and the load generator (examples/soak.rs), starts the built-in
+# Builds the release binary and the load generator (bench/soak.rs), starts the built-in
 # Zoom emulator (`ztv emulator`) with two accounts, five users and short-lived access tokens
 # (so that ztv refreshes its S2S tokens throughout the run), and the service against it on free
 # ports: a throw-away SQLite database, the in-process cache, JSON logs at info as in
@@ -89,7 +89,7 @@ require_whole_number() {
 }
 
 build() {
-  log "cargo build --release (ztv and examples/soak.rs)"
+  log "cargo build --release (ztv and bench/soak.rs)"
   (cd "$REPO_ROOT" && cargo build --release --bin ztv --example soak) || die "release build failed"
   [[ -x $ZTV ]] || die "no binary at $ZTV after the build"
   [[ -x $SOAK ]] || die "no load generator at $SOAK after the build"

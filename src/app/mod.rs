@@ -222,7 +222,7 @@ impl Application {
             let mut stop = metrics_stop_rx;
             tokio::spawn(server::serve(
                 listener,
-                crate::http::routes::metrics_only_router(),
+                crate::http::metrics_only_router(),
                 limits.clone(),
                 "metrics",
                 async move {

@@ -10,3 +10,15 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+
+/// The router of the `server.metrics_bind` listener: `GET /metrics` and nothing else, with
+/// request ids and JSON errors as on the main port.
+pub fn metrics_only_router() -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(routes::prometheus_text))
+        .fallback(|| async { error::ApiError::not_found("only /metrics is served here") })
+        .layer(axum::middleware::from_fn(middleware::errors_as_json))
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::request_id::assign,
+        ))
+}

@@ -1,30 +1,14 @@
 //! The audit log: an event for every `/v1` request and every key change, never a token, and
 //! nothing queued lost on SIGTERM.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
-use ztv::auth::scope::Scope;
-use ztv::store::AuditEvent;
+use ztv::scope::Scope;
 
-use crate::cli::BIN;
 use crate::helpers::*;
-
-/// Polls until the stored events satisfy `done` (the writer batches every 200 ms).
-async fn events(app: &TestApp, done: impl Fn(&[AuditEvent]) -> bool) -> Vec<AuditEvent> {
-    let started = Instant::now();
-    loop {
-        let events = app.store.list_audit(0, None, 10_000).await.unwrap();
-        if done(&events) || started.elapsed() > Duration::from_secs(5) {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn issued_and_refused_requests_are_audited_without_the_token() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app
         .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
         .await;
@@ -49,14 +33,15 @@ async fn issued_and_refused_requests_are_audited_without_the_token() {
         .await;
     assert_eq!(unknown.status(), 401);
 
-    let events = events(&app, |events| {
-        events
-            .iter()
-            .any(|e| e.request_id.as_deref() == Some(&request_id))
-            && events.iter().any(|e| e.route == "POST /v1/video-sdk/token")
-            && events.iter().any(|e| e.status == 401 && e.caller.is_none())
-    })
-    .await;
+    let events = app
+        .audit_until(|events| {
+            events
+                .iter()
+                .any(|e| e.request_id.as_deref() == Some(&request_id))
+                && events.iter().any(|e| e.route == "POST /v1/video-sdk/token")
+                && events.iter().any(|e| e.status == 401 && e.caller.is_none())
+        })
+        .await;
     let issued = events
         .iter()
         .find(|e| e.request_id.as_deref() == Some(&request_id))
@@ -82,7 +67,7 @@ async fn issued_and_refused_requests_are_audited_without_the_token() {
 
 #[tokio::test]
 async fn zak_events_name_the_user_and_the_account() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &[Scope::ObfRead], Some("prod")).await;
 
     let response = app
@@ -93,7 +78,9 @@ async fn zak_events_name_the_user_and_the_account() {
         .await;
     assert_eq!(response.status(), 200);
 
-    let events = events(&app, |e| e.iter().any(|e| e.route.ends_with("/obf-token"))).await;
+    let events = app
+        .audit_until(|e| e.iter().any(|e| e.route.ends_with("/obf-token")))
+        .await;
     let obf = events
         .iter()
         .find(|e| e.route.ends_with("/obf-token"))
@@ -107,21 +94,8 @@ async fn zak_events_name_the_user_and_the_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_followed_by_sigterm_loses_no_event_and_key_changes_are_audited() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ztv.toml");
-    std::fs::write(&config, test_config(&dir.path().join("ztv.db"), "")).unwrap();
-    let cli = |args: &[&str]| {
-        std::process::Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("ZTV_CONFIG")
-            .output()
-            .unwrap()
-    };
-    let created = cli(&[
-        "clients",
-        "create",
+    let config = ConfigFile::standard("");
+    let key = config.create_key(&[
         "--name",
         "burst",
         "--scope",
@@ -130,28 +104,19 @@ async fn a_burst_followed_by_sigterm_loses_no_event_and_key_changes_are_audited(
         "prod",
         "--rate-limit",
         "100000/100000",
-        "--json",
     ]);
-    let key = serde_json::from_slice::<Value>(&created.stdout).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (mut child, base) = crate::processes::start_replica(&config);
+    let mut child = config.serve(&[]);
     let http = reqwest::Client::new();
-    let url = format!("{base}/v1/meeting-sdk/signature");
+    let url = format!("{}/v1/meeting-sdk/signature", child.base());
 
     let burst = (0..300).map(|_| http.post(&url).bearer_auth(&key).send());
     let statuses = futures_util::future::join_all(burst).await;
     assert!(statuses.iter().all(|r| r.as_ref().unwrap().status() == 200));
     // At once, while events are still queued.
-    let pid = child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    child.signal("TERM");
     assert!(child.wait().unwrap().success());
 
-    let listed = cli(&["audit", "--since", "1h", "--limit", "1000", "--json"]);
+    let listed = config.run(&["audit", "--since", "1h", "--limit", "1000", "--json"]);
     let events: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
     let signatures = events
         .iter()
@@ -166,7 +131,7 @@ async fn a_burst_followed_by_sigterm_loses_no_event_and_key_changes_are_audited(
             .iter()
             .any(|e| e["route"] == "cli clients create" && e["target"] == "burst")
     );
-    let by_caller = cli(&["audit", "--caller", "burst", "--limit", "5"]);
+    let by_caller = config.run(&["audit", "--caller", "burst", "--limit", "5"]);
     assert_eq!(
         String::from_utf8_lossy(&by_caller.stdout).lines().count(),
         5

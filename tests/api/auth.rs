@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use ztv::auth::api_clients;
-use ztv::auth::scope::Scope;
+use ztv::scope::Scope;
 
 use crate::helpers::*;
 
@@ -12,7 +12,7 @@ const SIGN: &[Scope] = &[Scope::MeetingSdkSignature];
 
 #[tokio::test]
 async fn both_bearer_and_x_api_key_are_accepted() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("web", SIGN, Some("prod")).await;
 
     let bearer = app.signature(&key, json!({})).await;
@@ -30,7 +30,7 @@ async fn both_bearer_and_x_api_key_are_accepted() {
 
 #[tokio::test]
 async fn missing_malformed_and_unknown_credentials_are_unauthenticated() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("web", SIGN, Some("prod")).await;
     let url = app.url("/v1/meeting-sdk/signature");
 
@@ -84,7 +84,7 @@ async fn missing_malformed_and_unknown_credentials_are_unauthenticated() {
 
 #[tokio::test]
 async fn an_expired_key_is_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let created = Instant::now();
     // Expiry counts whole seconds from the creation second, so the key is good for more than
     // seven seconds: ample time for the key ring (which re-reads the store every second) to
@@ -114,7 +114,7 @@ async fn an_expired_key_is_refused() {
 
 #[tokio::test]
 async fn a_revoked_key_is_refused_once_the_key_ring_has_re_read_the_clients() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("web", SIGN, Some("prod")).await;
     assert_eq!(app.signature(&key, json!({})).await.status(), 200);
 
@@ -130,7 +130,7 @@ async fn a_revoked_key_is_refused_once_the_key_ring_has_re_read_the_clients() {
 
 #[tokio::test]
 async fn a_rotated_key_replaces_the_old_one() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let old = app.key("web", SIGN, Some("prod")).await;
 
     let (_, new) = api_clients::rotate(app.store.as_ref(), "web")

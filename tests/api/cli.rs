@@ -1,45 +1,11 @@
 //! The `ztv` binary itself: the clients commands, config errors, and a full run with known
 //! secrets whose every printed byte is searched for them.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_ztv");
-
-/// A config file in its own folder, with the standard test accounts.
-struct ConfigDir {
-    dir: tempfile::TempDir,
-}
-
-impl ConfigDir {
-    fn new(extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let text = test_config(&dir.path().join("ztv.db"), extra);
-        std::fs::write(dir.path().join("ztv.toml"), text).unwrap();
-        Self { dir }
-    }
-
-    fn command(&self) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--config")
-            .arg(self.dir.path().join("ztv.toml"))
-            .env_remove("ZTV_CONFIG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command().args(args).output().unwrap()
-    }
-}
 
 fn stdout_json(output: &Output) -> Value {
     assert!(
@@ -52,7 +18,7 @@ fn stdout_json(output: &Output) -> Value {
 
 #[test]
 fn clients_create_json_prints_the_key_once_with_its_grants() {
-    let config = ConfigDir::new("");
+    let config = ConfigFile::standard("");
 
     let created = stdout_json(&config.run(&[
         "clients",
@@ -91,7 +57,7 @@ fn clients_create_json_prints_the_key_once_with_its_grants() {
     assert_eq!(listed[0]["status"], "active");
     assert!(!listed.to_string().contains(key), "list never shows a key");
     assert!(key.starts_with(listed[0]["keyPrefix"].as_str().unwrap()));
-    let db = std::fs::read(config.dir.path().join("ztv.db")).unwrap();
+    let db = std::fs::read(config.db()).unwrap();
     assert!(
         !db.windows(key.len()).any(|w| w == key.as_bytes()),
         "the store holds only a hash"
@@ -100,7 +66,7 @@ fn clients_create_json_prints_the_key_once_with_its_grants() {
 
 #[test]
 fn clients_rotate_and_revoke_change_what_list_reports() {
-    let config = ConfigDir::new("");
+    let config = ConfigFile::standard("");
     let first = stdout_json(&config.run(&[
         "clients",
         "create",
@@ -141,7 +107,7 @@ fn clients_rotate_and_revoke_change_what_list_reports() {
 
 #[test]
 fn clients_create_refuses_unknown_scopes_accounts_and_duplicates() {
-    let config = ConfigDir::new("");
+    let config = ConfigFile::standard("");
 
     let scope = config.run(&["clients", "create", "--name", "a", "--scope", "zak:write"]);
     assert!(!scope.status.success());
@@ -173,7 +139,7 @@ fn clients_create_refuses_unknown_scopes_accounts_and_duplicates() {
 
 #[test]
 fn config_errors_exit_2_with_one_line_naming_the_key() {
-    let config = ConfigDir::new("");
+    let config = ConfigFile::standard("");
     let cases: &[(&[(&str, &str)], &str)] = &[
         (
             &[("ZTV_ACCOUNTS__EXTRA__MEETING_SDK__CLIENT_ID", "id")],
@@ -219,7 +185,7 @@ fn config_errors_exit_2_with_one_line_naming_the_key() {
         );
     }
 
-    let missing = Command::new(BIN)
+    let missing = ztv_command()
         .args(["--config", "/nonexistent/ztv.toml", "config", "check"])
         .output()
         .unwrap();
@@ -236,42 +202,6 @@ fn config_errors_exit_2_with_one_line_naming_the_key() {
     assert!(!summary.contains(SDK_SECRET));
 }
 
-/// A child process that is killed if the test fails before it stops it.
-pub struct KillOnDrop(pub std::process::Child);
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = std::process::Child;
-    fn deref(&self) -> &std::process::Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut std::process::Child {
-        &mut self.0
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Reads a child's stdout line by line on a thread, so the test can wait for a line.
-pub fn line_reader(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_run_with_known_secrets_never_prints_them() {
     // Secrets come from both the file and the environment; the key and the tokens issued
@@ -284,7 +214,7 @@ async fn a_full_run_with_known_secrets_never_prints_them() {
         client_secret: s2s_secret.into(),
     });
     zoom.add_user("acc", "uAlice01", "alice@example.com");
-    let config = ConfigDir::new(&format!(
+    let config = ConfigFile::standard(&format!(
         "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\nuser_token_cache_seconds = 0\n\
          [accounts.prod.s2s]\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"{s2s_secret}\"\n",
         zoom.base_url(),
@@ -304,31 +234,11 @@ async fn a_full_run_with_known_secrets_never_prints_them() {
     ]));
     let key = created["key"].as_str().unwrap().to_string();
 
-    let mut child = config
-        .command()
-        .arg("serve")
-        .env("ZTV_ACCOUNTS__DEV__MEETING_SDK__CLIENT_SECRET", env_secret)
-        .env("RUST_LOG", "debug")
-        .env("ZTV_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
-    let lines = line_reader(child.stdout.take().unwrap());
-    let errors = line_reader(child.stderr.take().unwrap());
-    let mut printed = Vec::new();
-    let addr = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the service starts");
-        printed.push(line.clone());
-        if line.contains("ztv is listening") {
-            let parsed: Value = serde_json::from_str(&line).expect("JSON log lines");
-            break parsed["addr"].as_str().unwrap().to_string();
-        }
-    };
-    let base = format!("http://{addr}");
+    let mut child = config.serve(&[
+        ("ZTV_ACCOUNTS__DEV__MEETING_SDK__CLIENT_SECRET", env_secret),
+        ("RUST_LOG", "debug"),
+    ]);
+    let base = child.base();
     let http = reqwest::Client::new();
 
     let mut tokens = Vec::new();
@@ -393,21 +303,13 @@ async fn a_full_run_with_known_secrets_never_prints_them() {
         .unwrap();
     assert_eq!(response.status(), 401);
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    child.signal("TERM");
     let status = child.wait().unwrap();
     assert!(
         status.success(),
         "SIGTERM ends the service with exit code 0: {status:?}"
     );
-    printed.extend(lines.try_iter());
-    printed.extend(errors.try_iter());
+    let printed = child.printed_to_the_end();
 
     let all = printed.join("\n");
     assert!(
@@ -459,24 +361,16 @@ fn ztv_dev_prints_curl_lines_that_work_as_printed() {
         eprintln!("SKIPPED: curl is not installed, so the printed curl lines cannot be run");
         return;
     }
-    let mut child = Command::new(BIN)
-        .args(["dev", "--bind", "127.0.0.1:0"])
-        .env_remove("ZTV_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
-    let lines = line_reader(child.stdout.take().unwrap());
+    let mut child = Process::start(
+        ztv_command()
+            .args(["dev", "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn"),
+        "Press Ctrl-C",
+    );
     let mut curls = Vec::new();
     let mut flow = Vec::new();
     let mut in_flow = false;
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("dev prints its banner");
+    for line in child.stdout() {
         if line.starts_with("The user authorises") {
             in_flow = true;
         } else if line.starts_with("Press Ctrl-C") {
@@ -508,8 +402,7 @@ fn ztv_dev_prints_curl_lines_that_work_as_printed() {
         .unwrap_or_else(|_| panic!("{stdout}"));
     assert_eq!(last["source"], "user_grant", "{stdout}");
 
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    child.signal("INT");
     assert!(child.wait().unwrap().success());
 }
 
@@ -522,7 +415,7 @@ async fn config_check_probe_reports_a_refused_account_without_its_secret() {
         client_secret: "the-real-secret".into(),
     });
     let wrong = "a-wrong-secret-never-printed";
-    let config = ConfigDir::new(&format!(
+    let config = ConfigFile::standard(&format!(
         "[zoom]\noauth_url = \"{}\"\napi_url = \"{}\"\n\
          [accounts.prod.s2s]\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"{wrong}\"\n",
         zoom.base_url(),

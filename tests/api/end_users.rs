@@ -4,15 +4,18 @@
 use serde_json::{Value, json};
 use ztv::emulator::Endpoint;
 
+use crate::helpers::idp::{self, Idp, sign};
 use crate::helpers::*;
-use crate::idp::{self, Idp, sign};
 
 const SCOPES: &str = r#""meeting-sdk:signature", "zak:read", "obf:read""#;
 
 async fn app_with_idp() -> (ZoomApp, Idp, idp::SigningKey) {
-    let key = idp::rsa_key(0);
-    let provider = Idp::start(&[&key]).await;
-    let app = spawn_zoom_app_with("", &idp::end_users_config(&provider, SCOPES)).await;
+    let (provider, key) = Idp::start_with_rsa_key().await;
+    let app = TestApp::builder()
+        .zoom()
+        .end_users(&provider, SCOPES)
+        .build()
+        .await;
     (app, provider, key)
 }
 
@@ -37,7 +40,11 @@ async fn a_valid_rs256_token_signs_in_and_gets_the_configured_scopes() {
 async fn a_valid_es256_token_signs_in() {
     let key = idp::ec_key("ec-1");
     let provider = Idp::start(&[&key]).await;
-    let app = spawn_zoom_app_with("", &idp::end_users_config(&provider, SCOPES)).await;
+    let app = TestApp::builder()
+        .zoom()
+        .end_users(&provider, SCOPES)
+        .build()
+        .await;
 
     let response = app.zak(&provider.token(&key, ALICE_EMAIL), "me").await;
 
@@ -184,7 +191,7 @@ async fn an_end_user_fetches_tokens_only_for_themselves() {
 
 #[tokio::test]
 async fn without_sign_in_configured_a_non_key_bearer_is_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
 
     let response = app
         .signature("eyJhbGciOiJSUzI1NiJ9.e30.sig", json!({}))

@@ -1,13 +1,13 @@
 //! Errors produced outside the handlers keep the error shape of docs/api.md; request ids are echoed.
 
 use serde_json::{Value, json};
-use ztv::auth::scope::Scope;
+use ztv::scope::Scope;
 
 use crate::helpers::*;
 
 #[tokio::test]
 async fn an_unknown_route_is_a_json_404() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
 
     let response = app.http.get(app.url("/v1/nothing")).send().await.unwrap();
 
@@ -16,7 +16,7 @@ async fn an_unknown_route_is_a_json_404() {
 
 #[tokio::test]
 async fn a_wrong_method_is_a_json_405_with_allow() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
 
     let response = app
         .http
@@ -31,7 +31,7 @@ async fn a_wrong_method_is_a_json_405_with_allow() {
 
 #[tokio::test]
 async fn malformed_json_wrong_content_type_and_non_objects_are_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app
         .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
         .await;
@@ -76,7 +76,7 @@ async fn malformed_json_wrong_content_type_and_non_objects_are_refused() {
 
 #[tokio::test]
 async fn a_body_over_64_kib_is_a_json_413_with_or_without_content_length() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app
         .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
         .await;
@@ -110,7 +110,7 @@ fn futures_stream(
 
 #[tokio::test]
 async fn a_sane_request_id_is_kept_and_a_hostile_one_replaced() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
 
     let kept = app
         .http
@@ -139,7 +139,7 @@ async fn a_sane_request_id_is_kept_and_a_hostile_one_replaced() {
 
 #[tokio::test]
 async fn healthz_answers_without_credentials() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
 
     let response = app.http.get(app.url("/healthz")).send().await.unwrap();
 
@@ -150,7 +150,7 @@ async fn healthz_answers_without_credentials() {
 
 #[tokio::test]
 async fn readyz_reports_the_store_and_each_accounts_token_without_credentials() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
 
     let response = app.http.get(app.url("/readyz")).send().await.unwrap();
 
@@ -174,13 +174,13 @@ fn series(text: &str, name: &str, labels: &[&str]) -> f64 {
 
 #[tokio::test]
 async fn metrics_are_served_and_move_with_traffic() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app
         .key(
             "metered",
             &[
-                ztv::auth::scope::Scope::MeetingSdkSignature,
-                ztv::auth::scope::Scope::ZakRead,
+                ztv::scope::Scope::MeetingSdkSignature,
+                ztv::scope::Scope::ZakRead,
             ],
             Some("prod"),
         )
@@ -215,7 +215,7 @@ async fn metrics_are_served_and_move_with_traffic() {
 
 #[tokio::test]
 async fn invented_methods_share_one_metrics_label() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     for method in ["BREW", "WHEN", "PROPFIND"] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let response = app
@@ -240,14 +240,16 @@ async fn invented_methods_share_one_metrics_label() {
 
 #[tokio::test]
 async fn metrics_bind_moves_the_metrics_off_the_main_port() {
-    let app = spawn_app_adjusted("", |settings| {
-        settings.server.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
-    })
-    .await;
+    let app = TestApp::builder()
+        .adjust(|settings| {
+            settings.server.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+        })
+        .build()
+        .await;
     let key = app
         .key(
             "metered",
-            &[ztv::auth::scope::Scope::MeetingSdkSignature],
+            &[ztv::scope::Scope::MeetingSdkSignature],
             Some("prod"),
         )
         .await;

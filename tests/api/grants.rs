@@ -5,65 +5,30 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use ztv::auth::scope::Scope;
-use ztv::emulator::{EmulatorOAuthApp, Endpoint};
+use ztv::emulator::Endpoint;
+use ztv::scope::Scope;
+use ztv::store::AuditEvent;
 use ztv::zoom_user::ZoomUser;
 
+use crate::helpers::oauth::{
+    GRANTS_KEY, OAUTH_CLIENT, OAUTH_SECRET, WEBHOOK_SECRET, authorize_url, callback, consent,
+};
 use crate::helpers::*;
-
-const OAUTH_CLIENT: &str = "oauth-client-prod";
-const OAUTH_SECRET: &str = "oauth-secret-prod-77aa";
-/// Zoom redirects here; the tests send the same path and query to the service under test.
-const REDIRECT_URI: &str = "http://ztv.test/v1/oauth/callback";
-const GRANTS_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-const WEBHOOK_SECRET: &str = "whsec-test-secret";
-
-fn grant_config() -> String {
-    format!(
-        "[accounts.prod.user_oauth]\nclient_id = \"{OAUTH_CLIENT}\"\nclient_secret = \"{OAUTH_SECRET}\"\n\
-         redirect_uri = \"{REDIRECT_URI}\"\n[grants]\nencryption_key = \"{GRANTS_KEY}\"\n\
-         [webhooks]\nsecret_token = \"{WEBHOOK_SECRET}\"\n"
-    )
-}
-
-async fn spawn_grant_app(zoom_keys: &str) -> ZoomApp {
-    spawn_grant_app_with(zoom_keys, "").await
-}
-
-/// With `extra` config sections after the grant ones.
-async fn spawn_grant_app_with(zoom_keys: &str, extra: &str) -> ZoomApp {
-    let app = spawn_zoom_app_with(zoom_keys, &format!("{}{extra}", grant_config())).await;
-    app.zoom.add_oauth_app(EmulatorOAuthApp {
-        client_id: OAUTH_CLIENT.into(),
-        client_secret: OAUTH_SECRET.into(),
-        redirect_uri: REDIRECT_URI.into(),
-    });
-    app.zoom.set_consenting_user(ALICE_ID);
-    app
-}
 
 fn admin_scopes() -> Vec<Scope> {
     vec![Scope::GrantsAdmin, Scope::ZakRead, Scope::ObfRead]
 }
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+/// The service `builder` makes, with user OAuth, and a key of `prod` with [`admin_scopes`].
+async fn admin_app(builder: AppBuilder<WithZoom>) -> (ZoomApp, String) {
+    let app = builder.grants().build().await;
+    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    (app, key)
 }
 
 /// `POST /v1/oauth/authorize`, then the browser's visit to Zoom: the callback's path and query.
 async fn authorize(app: &ZoomApp, key: &str, user_hint: &str) -> String {
-    let response = app
-        .post("/v1/oauth/authorize", key)
-        .json(&json!({"account": "prod", "userHint": user_hint}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    let url = body["authorizeUrl"].as_str().unwrap().to_string();
+    let url = authorize_url(app, key, user_hint).await;
     assert!(
         url.starts_with(&format!(
             "{}/oauth/authorize?response_type=code&client_id={OAUTH_CLIENT}",
@@ -71,21 +36,7 @@ async fn authorize(app: &ZoomApp, key: &str, user_hint: &str) -> String {
         )),
         "{url}"
     );
-    let consent = no_redirects().get(&url).send().await.unwrap();
-    assert_eq!(consent.status(), 302);
-    let location = consent.headers()["location"].to_str().unwrap().to_string();
-    location
-        .strip_prefix("http://ztv.test")
-        .unwrap()
-        .to_string()
-}
-
-async fn callback(app: &ZoomApp, path_and_query: &str) -> reqwest::Response {
-    no_redirects()
-        .get(app.url(path_and_query))
-        .send()
-        .await
-        .unwrap()
+    consent(&url).await
 }
 
 async fn authorize_alice(app: &ZoomApp, key: &str) {
@@ -110,8 +61,7 @@ async fn zak_source(app: &ZoomApp, key: &str, user: &str) -> String {
 
 #[tokio::test]
 async fn an_authorised_user_gets_zak_and_obf_with_their_own_token() {
-    let app = spawn_grant_app("user_token_cache_seconds = 0").await;
-    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    let (app, key) = admin_app(TestApp::builder().zoom().zoom_keys(NO_REUSE)).await;
     assert_eq!(zak_source(&app, &key, ALICE_EMAIL).await, "account");
 
     authorize_alice(&app, &key).await;
@@ -137,8 +87,7 @@ async fn an_authorised_user_gets_zak_and_obf_with_their_own_token() {
 
 #[tokio::test]
 async fn a_replayed_unknown_expired_or_foreign_state_stores_nothing() {
-    let app = spawn_grant_app("").await;
-    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    let (app, key) = admin_app(TestApp::builder().zoom()).await;
 
     let back = authorize(&app, &key, ALICE_EMAIL).await;
     assert_eq!(callback(&app, &back).await.status(), 200);
@@ -216,8 +165,7 @@ async fn a_replayed_unknown_expired_or_foreign_state_stores_nothing() {
 
 #[tokio::test]
 async fn a_code_zoom_refuses_stores_nothing() {
-    let app = spawn_grant_app("").await;
-    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    let (app, key) = admin_app(TestApp::builder().zoom()).await;
     let back = authorize(&app, &key, ALICE_EMAIL).await;
     let tampered = back.replace("code=", "code=tampered");
 
@@ -241,7 +189,7 @@ async fn a_code_zoom_refuses_stores_nothing() {
 
 #[tokio::test]
 async fn authorize_needs_grants_admin_and_a_user_hint_for_api_keys() {
-    let app = spawn_grant_app("").await;
+    let app = TestApp::builder().zoom().grants().build().await;
     let plain = app.key("plain", &[Scope::ZakRead], Some("prod")).await;
     let admin = app.key("admin", &admin_scopes(), Some("prod")).await;
 
@@ -291,8 +239,7 @@ async fn hundred_token_calls(apps: &[&TestApp], key: &str) {
 #[tokio::test]
 async fn a_hundred_callers_on_an_expired_grant_cause_exactly_one_refresh() {
     // A hundred OBF tokens are a hundred Zoom calls: more than one caller's default budget.
-    let app = spawn_grant_app_with("", NO_RATE_LIMIT).await;
-    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    let (app, key) = admin_app(TestApp::builder().zoom().config(NO_RATE_LIMIT)).await;
     expire_alices_access(&app, &key).await;
 
     hundred_token_calls(&[&app.app], &key).await;
@@ -302,13 +249,8 @@ async fn a_hundred_callers_on_an_expired_grant_cause_exactly_one_refresh() {
 
 #[tokio::test]
 async fn two_instances_sharing_the_database_refresh_an_expired_grant_exactly_once() {
-    let first = spawn_grant_app("").await;
-    let key = first.key("admin", &admin_scopes(), Some("prod")).await;
-    let replica = spawn_replica(
-        &first,
-        &format!("{}{}", zoom_config(&first.zoom, ""), grant_config()),
-    )
-    .await;
+    let (first, key) = admin_app(TestApp::builder().zoom()).await;
+    let replica = first.replica().await;
     replica.wait_until_known(&key).await;
     expire_alices_access(&first, &key).await;
 
@@ -319,24 +261,12 @@ async fn two_instances_sharing_the_database_refresh_an_expired_grant_exactly_onc
 
 #[tokio::test]
 async fn two_replicas_on_postgres_refresh_an_expired_grant_exactly_once() {
-    let Some(server) = postgres_url_or_skip() else {
+    let Some(schema) = PgSchema::fresh().await else {
         return;
     };
-    let schema = PgSchema::create(&server).await;
-    let first = spawn_zoom_app_on(Some(&schema.url()), "", &grant_config()).await;
-    first.zoom.add_oauth_app(EmulatorOAuthApp {
-        client_id: OAUTH_CLIENT.into(),
-        client_secret: OAUTH_SECRET.into(),
-        redirect_uri: REDIRECT_URI.into(),
-    });
-    first.zoom.set_consenting_user(ALICE_ID);
-    let key = first.key("admin", &admin_scopes(), Some("prod")).await;
+    let (first, key) = admin_app(TestApp::builder().zoom().database(&schema.url())).await;
     // Its own connection pool, key ring, caches and single flight: only the database is shared.
-    let second = spawn_app_on(
-        Some(&schema.url()),
-        &format!("{}{}", zoom_config(&first.zoom, ""), grant_config()),
-    )
-    .await;
+    let second = first.replica_with_own_pool().await;
     second.wait_until_known(&key).await;
     expire_alices_access(&first, &key).await;
 
@@ -376,8 +306,7 @@ async fn alices_tokens(app: &ZoomApp) -> (String, String) {
 
 #[tokio::test]
 async fn grants_are_encrypted_at_rest_and_a_refused_refresh_token_needs_reauthorisation() {
-    let app = spawn_grant_app("user_token_cache_seconds = 0").await;
-    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    let (app, key) = admin_app(TestApp::builder().zoom().zoom_keys(NO_REUSE)).await;
     expire_alices_access(&app, &key).await;
     let (refresh, access) = alices_tokens(&app).await;
 
@@ -420,34 +349,24 @@ async fn grants_are_encrypted_at_rest_and_a_refused_refresh_token_needs_reauthor
 
 /// The `user grant` audit events (action, user), oldest first, once `count` are stored.
 async fn grant_events(app: &ZoomApp, count: usize) -> Vec<(String, String)> {
-    let started = std::time::Instant::now();
-    loop {
-        let mut events: Vec<_> = app
-            .store
-            .list_audit(0, None, 10_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.route == "user grant")
-            .collect();
-        if events.len() >= count || started.elapsed() > Duration::from_secs(5) {
-            events.sort_by_key(|e| e.at_ms);
-            for event in &events {
-                assert_eq!(event.account.as_deref(), Some("prod"));
-            }
-            return events
-                .into_iter()
-                .map(|e| (e.outcome.into_owned(), e.target_user.unwrap_or_default()))
-                .collect();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let is_grant = |e: &&AuditEvent| e.route == "user grant";
+    let stored = app
+        .audit_until(|events| events.iter().filter(is_grant).count() >= count)
+        .await;
+    let mut events: Vec<_> = stored.into_iter().filter(|e| is_grant(&e)).collect();
+    events.sort_by_key(|e| e.at_ms);
+    for event in &events {
+        assert_eq!(event.account.as_deref(), Some("prod"));
     }
+    events
+        .into_iter()
+        .map(|e| (e.outcome.into_owned(), e.target_user.unwrap_or_default()))
+        .collect()
 }
 
 #[tokio::test]
 async fn grants_created_refreshed_and_deleted_are_audited_once_each() {
-    let app = spawn_grant_app_with("", NO_RATE_LIMIT).await;
-    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    let (app, key) = admin_app(TestApp::builder().zoom().config(NO_RATE_LIMIT)).await;
     expire_alices_access(&app, &key).await;
     hundred_token_calls(&[&app.app], &key).await;
     let delete = app
@@ -477,8 +396,7 @@ async fn grants_created_refreshed_and_deleted_are_audited_once_each() {
 
 #[tokio::test]
 async fn deleting_a_grant_removes_it_and_every_cached_token() {
-    let app = spawn_grant_app("").await;
-    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    let (app, key) = admin_app(TestApp::builder().zoom()).await;
     authorize_alice(&app, &key).await;
     assert_eq!(zak_source(&app, &key, ALICE_EMAIL).await, "user_grant");
 
@@ -528,8 +446,7 @@ async fn send_webhook(
 
 #[tokio::test]
 async fn zooms_deauthorisation_webhook_deletes_the_grant_only_when_signed_and_fresh() {
-    let app = spawn_grant_app("").await;
-    let key = app.key("admin", &admin_scopes(), Some("prod")).await;
+    let (app, key) = admin_app(TestApp::builder().zoom()).await;
     authorize_alice(&app, &key).await;
     let now = ztv::clock::now();
 
@@ -588,7 +505,7 @@ async fn zooms_deauthorisation_webhook_deletes_the_grant_only_when_signed_and_fr
 #[tokio::test]
 async fn zooms_url_validation_is_answered_with_the_encrypted_token() {
     use hmac::Mac;
-    let app = spawn_grant_app("").await;
+    let app = TestApp::builder().zoom().grants().build().await;
     let body = json!({"event": "endpoint.url_validation", "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}}).to_string();
     let ts = ztv::clock::now().to_string();
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
@@ -618,13 +535,13 @@ async fn zooms_url_validation_is_answered_with_the_encrypted_token() {
 
 #[tokio::test]
 async fn a_signed_in_end_user_authorises_and_deletes_only_their_own_grant() {
-    let idp_key = crate::idp::rsa_key(0);
-    let provider = crate::idp::Idp::start(&[&idp_key]).await;
-    let app = spawn_grant_app_with(
-        "",
-        &crate::idp::end_users_config(&provider, r#""zak:read""#),
-    )
-    .await;
+    let (provider, idp_key) = idp::Idp::start_with_rsa_key().await;
+    let app = TestApp::builder()
+        .zoom()
+        .grants()
+        .end_users(&provider, r#""zak:read""#)
+        .build()
+        .await;
     let alice = provider.token(&idp_key, ALICE_EMAIL);
 
     let refused = app
@@ -641,15 +558,7 @@ async fn a_signed_in_end_user_authorises_and_deletes_only_their_own_grant() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let url: Value = response.json().await.unwrap();
-    let consent = no_redirects()
-        .get(url["authorizeUrl"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let back = consent.headers()["location"]
-        .to_str()
-        .unwrap()
-        .replace("http://ztv.test", "");
+    let back = consent(url["authorizeUrl"].as_str().unwrap()).await;
     assert_eq!(callback(&app, &back).await.status(), 200);
     assert_eq!(zak_source(&app, &alice, "me").await, "user_grant");
 

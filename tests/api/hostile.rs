@@ -2,25 +2,19 @@
 //! pipelined requests and HTTP/2 over cleartext. Each is answered (or cut off) in bounded time,
 //! and the service keeps serving everyone else. Bounds are generous: the machine is shared.
 
-use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use ztv::auth::scope::Scope;
+use ztv::config::Settings;
+use ztv::scope::Scope;
 
-use crate::cli::{BIN, KillOnDrop, line_reader};
 use crate::helpers::*;
 
 /// The longest anything here may take; far above what it should.
 const BOUND: Duration = Duration::from_secs(10);
-
-fn addr(app: &TestApp) -> SocketAddr {
-    app.base.trim_start_matches("http://").parse().unwrap()
-}
 
 /// Reads until the server closes the connection (a reset after an answer counts as closed);
 /// fails the test when that takes longer than [`BOUND`].
@@ -103,6 +97,11 @@ async fn assert_still_serves(base: &str) {
     assert_eq!(response.status(), 200);
 }
 
+/// Settings in which a connection has one second to send a request's head.
+fn header_timeout_1s(settings: &mut Settings) {
+    settings.server.header_read_timeout = Duration::from_secs(1);
+}
+
 async fn signing_key(app: &TestApp) -> String {
     app.key("web", &[Scope::MeetingSdkSignature], Some("prod"))
         .await
@@ -110,8 +109,8 @@ async fn signing_key(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn a_huge_header_is_answered_431_and_the_connection_closed() {
-    let app = spawn_app().await;
-    let mut stream = TcpStream::connect(addr(&app)).await.unwrap();
+    let app = TestApp::builder().build().await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
 
     let request = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
@@ -128,7 +127,7 @@ async fn a_huge_header_is_answered_431_and_the_connection_closed() {
 #[tokio::test]
 async fn a_large_but_reasonable_header_is_still_served() {
     // A long end-user JWT, say: 12 KiB is under the 16 KiB default.
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let response = app
         .http
         .get(app.url("/healthz"))
@@ -141,8 +140,8 @@ async fn a_large_but_reasonable_header_is_still_served() {
 
 #[tokio::test]
 async fn too_many_headers_are_answered_431_and_the_connection_closed() {
-    let app = spawn_app().await;
-    let mut stream = TcpStream::connect(addr(&app)).await.unwrap();
+    let app = TestApp::builder().build().await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
 
     let mut request = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
     for i in 0..500 {
@@ -158,12 +157,9 @@ async fn too_many_headers_are_answered_431_and_the_connection_closed() {
 
 #[tokio::test]
 async fn a_slow_loris_is_cut_off_while_others_are_served() {
-    let app = spawn_app_adjusted("", |s| {
-        s.server.header_read_timeout = Duration::from_secs(1);
-    })
-    .await;
-    let mut loris = TcpStream::connect(addr(&app)).await.unwrap();
-    let mut silent = TcpStream::connect(addr(&app)).await.unwrap();
+    let app = TestApp::builder().adjust(header_timeout_1s).build().await;
+    let mut loris = TcpStream::connect(app.addr).await.unwrap();
+    let mut silent = TcpStream::connect(app.addr).await.unwrap();
 
     // Headers one byte at a time, never finished; the writer stops when the server hangs up.
     let (mut reader, mut writer) = loris.split();
@@ -215,11 +211,8 @@ async fn a_slow_loris_is_cut_off_while_others_are_served() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
-    let app = spawn_app_adjusted("", |s| {
-        s.server.header_read_timeout = Duration::from_secs(1);
-    })
-    .await;
-    let mut stream = TcpStream::connect(addr(&app)).await.unwrap();
+    let app = TestApp::builder().adjust(header_timeout_1s).build().await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
 
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -234,12 +227,12 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_slow_body_is_answered_408_in_json() {
-    let app = spawn_app_adjusted("", |s| {
-        s.server.request_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let app = TestApp::builder()
+        .adjust(|s| s.server.request_timeout = Duration::from_secs(1))
+        .build()
+        .await;
     let key = signing_key(&app).await;
-    let mut stream = TcpStream::connect(addr(&app)).await.unwrap();
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
 
     let body = r#"{"meetingNumber":"123456789","role":0}"#;
     let head = format!(
@@ -264,16 +257,18 @@ async fn a_slow_body_is_answered_408_in_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_beyond_the_limit_is_refused_while_admitted_connections_are_served() {
     const LIMIT: usize = 8;
-    let app = spawn_app_adjusted("", |s| {
-        s.server.max_connections = LIMIT;
-        // Long enough that the held connections outlive the test's steps.
-        s.server.header_read_timeout = Duration::from_secs(60);
-    })
-    .await;
+    let app = TestApp::builder()
+        .adjust(|s| {
+            s.server.max_connections = LIMIT;
+            // Long enough that the held connections outlive the test's steps.
+            s.server.header_read_timeout = Duration::from_secs(60);
+        })
+        .build()
+        .await;
     // (`app.http` keeps a connection of its own open from here: one slot.)
     let key = signing_key(&app).await;
     // Connections are admitted in the order they were made: these take every slot left.
-    let mut kept = TcpStream::connect(addr(&app)).await.unwrap();
+    let mut kept = TcpStream::connect(app.addr).await.unwrap();
     kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
@@ -281,12 +276,12 @@ async fn a_connection_flood_beyond_the_limit_is_refused_while_admitted_connectio
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
     let mut held = Vec::new();
     for _ in 2..LIMIT {
-        held.push(TcpStream::connect(addr(&app)).await.unwrap());
+        held.push(TcpStream::connect(app.addr).await.unwrap());
     }
 
     let flood: Vec<_> = (0..40)
         .map(|_| {
-            let addr = addr(&app);
+            let addr = app.addr;
             tokio::spawn(async move {
                 let Ok(mut stream) = TcpStream::connect(addr).await else {
                     return String::new();
@@ -364,9 +359,9 @@ async fn a_connection_flood_beyond_the_limit_is_refused_while_admitted_connectio
 
 #[tokio::test]
 async fn pipelined_requests_are_all_answered_in_order() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = signing_key(&app).await;
-    let mut stream = TcpStream::connect(addr(&app)).await.unwrap();
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
 
     let body = r#"{"meetingNumber":"123456789","role":0}"#;
     let requests = [
@@ -419,7 +414,7 @@ async fn pipelined_requests_are_all_answered_in_order() {
 
 /// An HTTP/2 connection with prior knowledge (h2c): no upgrade, the preface first.
 async fn h2c(app: &TestApp) -> h2::client::SendRequest<Bytes> {
-    let tcp = TcpStream::connect(addr(app)).await.unwrap();
+    let tcp = TcpStream::connect(app.addr).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(async move {
         let _ = connection.await;
@@ -460,7 +455,7 @@ async fn h2c_sign(
 
 #[tokio::test]
 async fn a_signature_is_issued_over_cleartext_http2() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = signing_key(&app).await;
 
     let (status, body) = h2c_sign(h2c(&app).await, &app.base, &key).await.unwrap();
@@ -493,7 +488,10 @@ async fn h2c_burst(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_client_may_open_only_the_configured_number_of_streams_at_once() {
-    let app = spawn_app_adjusted("", |s| s.server.http2_max_concurrent_streams = 3).await;
+    let app = TestApp::builder()
+        .adjust(|s| s.server.http2_max_concurrent_streams = 3)
+        .build()
+        .await;
     let key = signing_key(&app).await;
 
     // A client that opens streams before it has read the server's SETTINGS: whatever is over
@@ -525,35 +523,13 @@ async fn an_http2_client_may_open_only_the_configured_number_of_streams_at_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ztv_process_survives_every_attack_at_once_and_still_serves() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ztv.toml");
-    std::fs::write(&config, test_config(&dir.path().join("ztv.db"), "")).unwrap();
-    let mut child = std::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env_remove("ZTV_CONFIG")
-        .env_remove("RUST_LOG")
-        .env("ZTV_LOG_FORMAT", "json")
-        .env("ZTV_SERVER__MAX_CONNECTIONS", "8")
-        .env("ZTV_SERVER__HEADER_READ_TIMEOUT_SECONDS", "1")
-        .env("ZTV_SERVER__REQUEST_TIMEOUT_SECONDS", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
-    let lines = line_reader(child.stdout.take().unwrap());
-    let addr: SocketAddr = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the service starts");
-        if line.contains("ztv is listening") {
-            let parsed: Value = serde_json::from_str(&line).unwrap();
-            break parsed["addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
+    let config = ConfigFile::standard("");
+    let mut child = config.serve(&[
+        ("ZTV_SERVER__MAX_CONNECTIONS", "8"),
+        ("ZTV_SERVER__HEADER_READ_TIMEOUT_SECONDS", "1"),
+        ("ZTV_SERVER__REQUEST_TIMEOUT_SECONDS", "1"),
+    ]);
+    let addr = child.addr();
 
     let attack = |payload: Vec<u8>| async move {
         let Ok(mut stream) = TcpStream::connect(addr).await else {
@@ -627,7 +603,7 @@ async fn h2c_with_header(app: &TestApp, size: usize) -> Result<u16, h2::Error> {
 
 #[tokio::test]
 async fn a_header_list_too_large_over_http2_is_answered_431_or_the_connection_closed() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
 
     // Over the limit: that stream is answered 431.
     assert_eq!(h2c_with_header(&app, 20 * 1024).await.unwrap(), 431);

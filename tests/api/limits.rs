@@ -2,8 +2,7 @@
 //! replicas sharing Redis.
 
 use serde_json::json;
-use ztv::auth::api_clients::{self, NewClient};
-use ztv::auth::scope::Scope;
+use ztv::scope::Scope;
 
 use crate::helpers::*;
 
@@ -28,10 +27,10 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn an_allowed_origin_gets_cors_headers_and_another_gets_none() {
-    let app = spawn_app_with(
-        "[cors]\nallowed_origins = [\"https://app.example.com\"]\nmax_age_seconds = 900\n",
-    )
-    .await;
+    let app = TestApp::builder()
+        .config("[cors]\nallowed_origins = [\"https://app.example.com\"]\nmax_age_seconds = 900\n")
+        .build()
+        .await;
 
     let allowed = preflight(&app, "https://app.example.com").await;
     assert!(allowed.status().is_success(), "{}", allowed.status());
@@ -86,7 +85,7 @@ async fn an_allowed_origin_gets_cors_headers_and_another_gets_none() {
 
 #[tokio::test]
 async fn without_configured_origins_there_are_no_cors_headers() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
 
     let response = preflight(&app, "https://app.example.com").await;
 
@@ -99,28 +98,15 @@ async fn without_configured_origins_there_are_no_cors_headers() {
 }
 
 async fn key_with_limit(app: &TestApp, name: &str, limit: (u32, u32)) -> String {
-    let (_, key) = api_clients::create(
-        app.store.as_ref(),
-        &app.settings,
-        NewClient {
-            name,
-            scopes: SIGN.to_vec(),
-            account: Some("prod".into()),
-            expires_in: None,
-            rate_limit: Some(limit),
-            upstream_per_minute: None,
-        },
-    )
+    app.key_with(name, SIGN, Some("prod"), |client| {
+        client.rate_limit = Some(limit);
+    })
     .await
-    .unwrap();
-    let key = key.expose().to_string();
-    app.wait_until_known(&key).await;
-    key
 }
 
 #[tokio::test]
 async fn a_caller_over_its_limit_gets_429_with_retry_after_and_others_are_untouched() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let other = app.key("other", SIGN, Some("prod")).await;
     let name = format!("slow-{}", uuid::Uuid::new_v4());
     // wait_until_known spends one request of the burst.
@@ -157,8 +143,8 @@ async fn rate_limits_hold_across_two_replicas_sharing_redis() {
         "[cache]\nredis_url = \"{redis_url}\"\nencryption_key = \"{}\"\n",
         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
     );
-    let first = spawn_app_with(&config).await;
-    let second = spawn_replica(&first, &config).await;
+    let first = TestApp::builder().config(&config).build().await;
+    let second = first.replica().await;
     let name = format!("shared-{}", uuid::Uuid::new_v4());
     let key = key_with_limit(&first, &name, (1, 4)).await;
     second.wait_until_known(&key).await;
@@ -176,19 +162,19 @@ async fn rate_limits_hold_across_two_replicas_sharing_redis() {
 
 #[tokio::test]
 async fn an_end_user_and_an_api_key_of_the_same_name_never_share_a_budget() {
-    let signing_key = crate::idp::rsa_key(0);
-    let provider = crate::idp::Idp::start(&[&signing_key]).await;
+    let (provider, signing_key) = idp::Idp::start_with_rsa_key().await;
     // Both callers under the default limit, so only their rate keys can keep them apart.
-    let config = format!(
-        "{}[rate_limit]\nrequests_per_second = 1\nburst = 3\n",
-        crate::idp::end_users_config(&provider, r#""meeting-sdk:signature""#)
-    );
-    let app = spawn_zoom_app_with("", &config).await;
+    let app = TestApp::builder()
+        .zoom()
+        .end_users(&provider, r#""meeting-sdk:signature""#)
+        .config("[rate_limit]\nrequests_per_second = 1\nburst = 3\n")
+        .build()
+        .await;
     // An end user whose subject is also a client's name (client names take no `@`).
     let subject = "alice-sub";
     let mut claims = provider.claims(ALICE_EMAIL);
     claims["sub"] = json!(subject);
-    let end_user = crate::idp::sign(&signing_key, &claims);
+    let end_user = idp::sign(&signing_key, &claims);
     let api_key = app.key(subject, SIGN, Some("prod")).await;
     let mut api_key_statuses = Vec::new();
     while api_key_statuses.last() != Some(&429) && api_key_statuses.len() < 20 {

@@ -1,7 +1,7 @@
 //! `POST /v1/meeting-sdk/signature`.
 
 use serde_json::{Value, json};
-use ztv::auth::scope::Scope;
+use ztv::scope::Scope;
 
 use crate::helpers::*;
 
@@ -21,7 +21,7 @@ fn keys_of(payload: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_participant_signature_has_exactly_zooms_payload_and_verifies_under_the_sdk_secret() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("web", SIGN, Some("prod")).await;
 
     let before = now();
@@ -59,7 +59,7 @@ async fn a_participant_signature_has_exactly_zooms_payload_and_verifies_under_th
 
 #[tokio::test]
 async fn a_numeric_meeting_number_stays_a_number_and_options_are_carried() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("web", SIGN_AND_HOST, Some("prod")).await;
 
     let response = app
@@ -83,7 +83,7 @@ async fn a_numeric_meeting_number_stays_a_number_and_options_are_carried() {
 
 #[tokio::test]
 async fn without_meeting_and_role_the_signature_is_the_native_sdk_form() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("native", SIGN, Some("prod")).await;
 
     let response = app.signature(&key, json!({})).await;
@@ -99,7 +99,7 @@ async fn without_meeting_and_role_the_signature_is_the_native_sdk_form() {
 
 #[tokio::test]
 async fn an_empty_body_without_content_type_is_the_native_form_too() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("native", SIGN, Some("prod")).await;
 
     let response = app
@@ -113,7 +113,10 @@ async fn an_empty_body_without_content_type_is_the_native_form_too() {
 
 #[tokio::test]
 async fn iat_is_back_dated_as_configured_but_never_below_zooms_minimum_life() {
-    let app = spawn_app_with("[signing]\niat_backdate_seconds = 30\n").await;
+    let app = TestApp::builder()
+        .config("[signing]\niat_backdate_seconds = 30\n")
+        .build()
+        .await;
     let key = app.key("web", SIGN, Some("prod")).await;
 
     let body: Value = app
@@ -148,7 +151,7 @@ async fn iat_is_back_dated_as_configured_but_never_below_zooms_minimum_life() {
 
 #[tokio::test]
 async fn the_host_role_needs_the_host_scope() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("web", SIGN, Some("prod")).await;
 
     let response = app
@@ -160,7 +163,7 @@ async fn the_host_role_needs_the_host_scope() {
 
 #[tokio::test]
 async fn a_key_without_the_signature_scope_is_forbidden() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app
         .key("video-only", &[Scope::VideoSdkToken], Some("prod"))
         .await;
@@ -174,7 +177,7 @@ async fn a_key_without_the_signature_scope_is_forbidden() {
 
 #[tokio::test]
 async fn a_bound_key_signs_with_its_own_account_and_may_not_name_another() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("dev-web", SIGN, Some("dev")).await;
 
     let body: Value = app
@@ -197,7 +200,7 @@ async fn a_bound_key_signs_with_its_own_account_and_may_not_name_another() {
 
 #[tokio::test]
 async fn an_unbound_key_names_its_account_and_must_when_there_are_several() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("any", SIGN, None).await;
 
     let body: Value = app
@@ -233,7 +236,7 @@ async fn an_unbound_key_names_its_account_and_must_when_there_are_several() {
 
 #[tokio::test]
 async fn bad_bodies_are_refused_naming_the_field() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("web", SIGN_AND_HOST, Some("prod")).await;
     let cases: Vec<(Value, &str)> = vec![
         (
@@ -342,7 +345,10 @@ async fn bad_bodies_are_refused_naming_the_field() {
 
 #[tokio::test]
 async fn an_account_without_meeting_sdk_credentials_is_not_found() {
-    let app = spawn_app_with("[accounts.videoonly.video_sdk]\nkey = \"k\"\nsecret = \"s\"\n").await;
+    let app = TestApp::builder()
+        .config("[accounts.videoonly.video_sdk]\nkey = \"k\"\nsecret = \"s\"\n")
+        .build()
+        .await;
     let key = app.key("v", SIGN, Some("videoonly")).await;
 
     let response = app.signature(&key, json!({})).await;

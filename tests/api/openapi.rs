@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use ztv::auth::scope::Scope;
+use ztv::scope::Scope;
 
 use crate::helpers::*;
 
@@ -224,7 +224,7 @@ fn operation<'d>(doc: &'d Value, method: &str, path: &str) -> &'d Value {
 
 #[tokio::test]
 async fn every_documented_operation_is_served() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let doc = fetch_document(&app).await;
 
     let operations = operations(&doc);
@@ -261,7 +261,7 @@ async fn every_documented_operation_is_served() {
 
 #[tokio::test]
 async fn every_route_of_the_design_is_documented_with_its_method() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let doc = fetch_document(&app).await;
 
     let documented: HashSet<(String, String)> = operations(&doc)
@@ -309,7 +309,7 @@ fn no_route_is_registered_around_the_documentation() {
 
 #[tokio::test]
 async fn the_document_is_valid_openapi_3_1_and_self_contained() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let doc = fetch_document(&app).await;
 
     // Typed parse of the whole document, and its version, by an OpenAPI 3.1 library.
@@ -439,7 +439,7 @@ async fn the_document_is_valid_openapi_3_1_and_self_contained() {
 
 #[tokio::test]
 async fn real_errors_have_exactly_the_documented_error_shape() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let doc = fetch_document(&app).await;
     let key = app
         .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
@@ -492,11 +492,13 @@ async fn real_errors_have_exactly_the_documented_error_shape() {
 #[tokio::test]
 async fn real_answers_match_their_documented_schemas() {
     const WEBHOOK_SECRET: &str = "openapi-webhook-secret";
-    let app = spawn_zoom_app_with(
-        "",
-        &format!("[webhooks]\nsecret_token = \"{WEBHOOK_SECRET}\"\n"),
-    )
-    .await;
+    let app = TestApp::builder()
+        .zoom()
+        .config(&format!(
+            "[webhooks]\nsecret_token = \"{WEBHOOK_SECRET}\"\n"
+        ))
+        .build()
+        .await;
     let doc = fetch_document(&app).await;
     let key = app
         .key(

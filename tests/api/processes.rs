@@ -1,42 +1,28 @@
 //! The scale-out topology with real processes: two `ztv serve` on different ports sharing one
 //! PostgreSQL and one Redis, keys managed with the `ztv` CLI against the shared database.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use ztv::emulator::{Emulator, Endpoint, Fault};
 
-use crate::cli::{BIN, KillOnDrop, line_reader};
 use crate::helpers::*;
 
 const CACHE_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 struct Topology {
     zoom: Emulator,
-    config: std::path::PathBuf,
-    replicas: Vec<(KillOnDrop, String)>,
+    replicas: Vec<Process>,
+    config: ConfigFile,
     prefix: String,
     key: String,
     http: reqwest::Client,
     _schema: PgSchema,
-    _dir: tempfile::TempDir,
 }
 
 impl Topology {
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("ZTV_CONFIG")
-            .output()
-            .unwrap()
-    }
-
     async fn s2s_token(&self, replica: usize) -> reqwest::StatusCode {
         self.http
-            .post(format!("{}/v1/s2s/token", self.replicas[replica].1))
+            .post(format!("{}/v1/s2s/token", self.replicas[replica].base()))
             .bearer_auth(&self.key)
             .send()
             .await
@@ -48,7 +34,7 @@ impl Topology {
     async fn key_refreshes(&self, replica: usize) -> u64 {
         let text = self
             .http
-            .get(format!("{}/metrics", self.replicas[replica].1))
+            .get(format!("{}/metrics", self.replicas[replica].base()))
             .send()
             .await
             .unwrap()
@@ -70,48 +56,29 @@ impl Topology {
 /// Starts the emulator, a fresh schema and key prefix, two `ztv serve`, and a key made with
 /// the CLI; `None` when PostgreSQL or Redis is not configured for the tests.
 async fn topology() -> Option<Topology> {
-    let server = postgres_url_or_skip()?;
+    let schema = PgSchema::fresh().await?;
     let redis = redis_url_or_skip()?;
-    let schema = PgSchema::create(&server).await;
     let zoom = start_emulator().await;
-    let dir = tempfile::tempdir().unwrap();
     let prefix = format!("ztv-test-{}:", uuid::Uuid::new_v4().simple());
-    let text = format!(
+    let config = ConfigFile::empty();
+    config.write(&format!(
         "[server]\nbind = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n[auth]\nkey_refresh_seconds = 1\n\
          [cache]\nredis_url = \"{redis}\"\nencryption_key = \"{CACHE_KEY}\"\nkey_prefix = \"{prefix}\"\n{}",
         schema.url(),
         zoom_config(&zoom, "")
-    );
-    let config = dir.path().join("ztv.toml");
-    std::fs::write(&config, text).unwrap();
+    ));
 
-    let replicas = vec![start_replica(&config), start_replica(&config)];
-    let mut topology = Topology {
+    let replicas = vec![config.serve(&[]), config.serve(&[])];
+    let key = config.create_key(&["--name", "svc", "--scope", "s2s:token"]);
+    let topology = Topology {
         zoom,
-        config,
         replicas,
+        config,
         prefix,
-        key: String::new(),
+        key,
         http: reqwest::Client::new(),
         _schema: schema,
-        _dir: dir,
     };
-    let created = topology.cli(&[
-        "clients",
-        "create",
-        "--name",
-        "svc",
-        "--scope",
-        "s2s:token",
-        "--json",
-    ]);
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
-    topology.key = created["key"].as_str().unwrap().to_string();
     // Both replicas pick the key up from the shared database.
     for replica in 0..2 {
         topology.wait_for_two_key_refreshes(replica).await;
@@ -136,7 +103,7 @@ async fn two_processes_share_one_token_and_a_cli_revocation() {
         "both processes use the shared token"
     );
 
-    let revoked = t.cli(&["clients", "revoke", "svc"]);
+    let revoked = t.config.run(&["clients", "revoke", "svc"]);
     assert!(revoked.status.success());
     for replica in 0..2 {
         t.wait_for_two_key_refreshes(replica).await;
@@ -161,9 +128,9 @@ async fn when_the_process_holding_the_lock_is_killed_another_takes_over_once_it_
     t.zoom.inject(Endpoint::Token, Fault::Hang, None);
 
     // A third process with a cold local copy takes the lock, asks Zoom, and is killed there.
-    let (mut holder, holder_url) = start_replica(&t.config);
+    let mut holder = t.config.serve(&[]);
     let asking = {
-        let (http, key) = (t.http.clone(), t.key.clone());
+        let (http, key, holder_url) = (t.http.clone(), t.key.clone(), holder.base());
         tokio::spawn(async move {
             let _ = http
                 .post(format!("{holder_url}/v1/s2s/token"))
@@ -180,16 +147,16 @@ async fn when_the_process_holding_the_lock_is_killed_another_takes_over_once_it_
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    holder.0.kill().unwrap();
-    let _ = holder.0.wait();
+    holder.kill().unwrap();
+    let _ = holder.wait();
     asking.abort();
     t.zoom.clear_faults();
 
     // A fourth, also cold, waits out the dead holder's lock and then fetches itself.
-    let (_taker, taker_url) = start_replica(&t.config);
+    let taker = t.config.serve(&[]);
     let response = t
         .http
-        .post(format!("{taker_url}/v1/s2s/token"))
+        .post(format!("{}/v1/s2s/token", taker.base()))
         .bearer_auth(&t.key)
         .send()
         .await
@@ -201,32 +168,4 @@ async fn when_the_process_holding_the_lock_is_killed_another_takes_over_once_it_
         2,
         "the dead holder's call and one takeover"
     );
-}
-
-/// Starts `ztv serve` with `config` (JSON logs) and returns it with its base URL.
-pub fn start_replica(config: &std::path::Path) -> (KillOnDrop, String) {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .env_remove("ZTV_CONFIG")
-        .env("ZTV_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
-    let lines = line_reader(child.stdout.take().unwrap());
-    let addr = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("ztv serve starts");
-        if line.contains("ztv is listening") {
-            let parsed: Value = serde_json::from_str(&line).unwrap();
-            break parsed["addr"].as_str().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"))
 }

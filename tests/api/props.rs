@@ -22,22 +22,17 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
-use ztv::auth::scope::Scope;
-use ztv::emulator::EmulatorOAuthApp;
 use ztv::http::error::ErrorCode;
 use ztv::http::extract::BODY_LIMIT;
+use ztv::scope::Scope;
 
+use crate::helpers::idp::{self, Idp};
+use crate::helpers::oauth::{OAUTH_CLIENT, WEBHOOK_SECRET};
 use crate::helpers::*;
-use crate::idp::{self, Idp};
 
 /// Cases per property unless `PROPTEST_CASES` says otherwise.
 const DEFAULT_CASES: u32 = 128;
 
-const OAUTH_CLIENT: &str = "props-oauth-client";
-const OAUTH_SECRET: &str = "props-oauth-secret";
-const REDIRECT_URI: &str = "http://ztv.test/v1/oauth/callback";
-const GRANTS_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-const WEBHOOK_SECRET: &str = "props-webhook-secret";
 /// Longest end-user token sent, in bytes: under the server's 16 KiB request-head limit.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -56,20 +51,13 @@ struct Target {
 
 impl Target {
     async fn start(extra: &str) -> Target {
-        let config = format!(
-            "{NO_RATE_LIMIT}\
-             [accounts.prod.user_oauth]\nclient_id = \"{OAUTH_CLIENT}\"\n\
-             client_secret = \"{OAUTH_SECRET}\"\nredirect_uri = \"{REDIRECT_URI}\"\n\
-             [grants]\nencryption_key = \"{GRANTS_KEY}\"\n\
-             [webhooks]\nsecret_token = \"{WEBHOOK_SECRET}\"\n{extra}"
-        );
-        let app = spawn_zoom_app_with("", &config).await;
-        app.zoom.add_oauth_app(EmulatorOAuthApp {
-            client_id: OAUTH_CLIENT.into(),
-            client_secret: OAUTH_SECRET.into(),
-            redirect_uri: REDIRECT_URI.into(),
-        });
-        app.zoom.set_consenting_user(ALICE_ID);
+        let app = TestApp::builder()
+            .zoom()
+            .config(NO_RATE_LIMIT)
+            .grants()
+            .config(extra)
+            .build()
+            .await;
         let bound = app.key("props-prod", &Scope::ALL, Some("prod")).await;
         let unbound = app.key("props-any", &Scope::ALL, None).await;
         let http = reqwest::Client::builder()

@@ -3,17 +3,14 @@
 //! in process, and through a real `ztv serve` with SIGHUP and a changed secret file.
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use ztv::auth::scope::Scope;
 use ztv::config::{Settings, Sources};
 use ztv::emulator::EmulatorAccount;
+use ztv::scope::Scope;
 
-use crate::cli::{BIN, KillOnDrop, line_reader};
 use crate::helpers::*;
 
 const NEW_SDK_SECRET: &str = "reloaded-meeting-sdk-secret-31f";
@@ -35,6 +32,14 @@ async fn signature(app: &TestApp, key: &str) -> String {
     body["signature"].as_str().unwrap().to_string()
 }
 
+/// The service with the emulator, and a key of `prod` for S2S tokens and signatures.
+async fn app_and_key() -> (ZoomApp, String) {
+    let app = TestApp::builder().zoom().build().await;
+    let scopes = [Scope::S2sToken, Scope::MeetingSdkSignature];
+    let key = app.key("svc", &scopes, Some("prod")).await;
+    (app, key)
+}
+
 /// Whether `jwt` is signed with `secret`.
 fn signed_with(jwt: &str, secret: &str) -> bool {
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
@@ -50,14 +55,7 @@ fn signed_with(jwt: &str, secret: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_puts_new_secrets_in_force_and_drops_only_changed_tokens() {
-    let app = spawn_zoom_app("").await;
-    let key = app
-        .key(
-            "svc",
-            &[Scope::S2sToken, Scope::MeetingSdkSignature],
-            Some("prod"),
-        )
-        .await;
+    let (app, key) = app_and_key().await;
     let before = access_token(&app, &key).await;
     assert!(signed_with(&signature(&app, &key).await, SDK_SECRET));
     assert_eq!(app.zoom.token_requests_for(S2S_ACCOUNT_ID), 1);
@@ -72,7 +70,7 @@ async fn a_reload_puts_new_secrets_in_force_and_drops_only_changed_tokens() {
     let prod = fresh.accounts.get_mut("prod").unwrap();
     prod.s2s.as_mut().unwrap().client_secret = SecretString::from(NEW_S2S_SECRET);
     prod.meeting_sdk.as_mut().unwrap().client_secret = SecretString::from(NEW_SDK_SECRET).into();
-    let done = ztv::config::reload::apply(&app.state, fresh).await.unwrap();
+    let done = ztv::app::reload::apply(&app.state, fresh).await.unwrap();
     assert_eq!(done.changed, vec!["prod".to_string()]);
     assert_eq!(done.tokens_dropped, vec!["prod".to_string()]);
 
@@ -98,7 +96,7 @@ async fn a_reload_puts_new_secrets_in_force_and_drops_only_changed_tokens() {
 
     // Reloading the same configuration changes nothing and drops nothing.
     let same = (*app.state.settings()).clone();
-    let done = ztv::config::reload::apply(&app.state, same).await.unwrap();
+    let done = ztv::app::reload::apply(&app.state, same).await.unwrap();
     assert!(done.changed.is_empty() && done.tokens_dropped.is_empty());
     assert_eq!(access_token(&app, &key).await, tokens[0]);
     assert_eq!(app.zoom.token_requests_for(S2S_ACCOUNT_ID), 2);
@@ -106,20 +104,13 @@ async fn a_reload_puts_new_secrets_in_force_and_drops_only_changed_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_changes_only_sdk_secrets_keeps_the_s2s_token() {
-    let app = spawn_zoom_app("").await;
-    let key = app
-        .key(
-            "svc",
-            &[Scope::S2sToken, Scope::MeetingSdkSignature],
-            Some("prod"),
-        )
-        .await;
+    let (app, key) = app_and_key().await;
     let before = access_token(&app, &key).await;
     let mut fresh = (*app.state.settings()).clone();
     let prod = fresh.accounts.get_mut("prod").unwrap();
     prod.meeting_sdk.as_mut().unwrap().client_secret = SecretString::from(NEW_SDK_SECRET).into();
     fresh.accounts.remove("dev");
-    let done = ztv::config::reload::apply(&app.state, fresh).await.unwrap();
+    let done = ztv::app::reload::apply(&app.state, fresh).await.unwrap();
     assert_eq!(done.changed, vec!["dev".to_string(), "prod".to_string()]);
     assert!(done.tokens_dropped.is_empty());
     assert_eq!(access_token(&app, &key).await, before);
@@ -145,17 +136,9 @@ async fn a_reload_that_changes_only_sdk_secrets_keeps_the_s2s_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_configuration_is_refused_and_the_running_one_kept() {
-    let app = spawn_zoom_app("").await;
-    let key = app
-        .key(
-            "svc",
-            &[Scope::S2sToken, Scope::MeetingSdkSignature],
-            Some("prod"),
-        )
-        .await;
+    let (app, key) = app_and_key().await;
     let before = access_token(&app, &key).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ztv.toml");
+    let config = ConfigFile::empty();
     for (broken, named) in [
         (
             "[accounts.prod.meeting_sdk]\nclient_id = \"k\"\nclient_secret_file = \"/nonexistent/secret\"\n",
@@ -164,12 +147,12 @@ async fn a_broken_configuration_is_refused_and_the_running_one_kept() {
         ("[accounts.prod.s2s]\naccount_id = 5\n", "accounts.prod.s2s"),
         ("this is not toml [", "config"),
     ] {
-        std::fs::write(&path, broken).unwrap();
+        config.write(broken);
         let sources = Sources {
-            file: Some(path.clone()),
+            file: Some(config.path().to_path_buf()),
             env: HashMap::new(),
         };
-        let error = ztv::config::reload::reload(&app.state, &sources, "test")
+        let error = ztv::app::reload::reload(&app.state, &sources, "test")
             .await
             .unwrap_err();
         assert!(
@@ -189,43 +172,13 @@ async fn a_broken_configuration_is_refused_and_the_running_one_kept() {
         redirect_uri: "http://127.0.0.1/v1/oauth/callback".parse().unwrap(),
         done_url: None,
     });
-    let error = ztv::config::reload::apply(&app.state, fresh)
+    let error = ztv::app::reload::apply(&app.state, fresh)
         .await
         .unwrap_err();
     assert!(
         error.to_string().contains("accounts.prod.user_oauth"),
         "{error}"
     );
-}
-
-/// What a `ztv serve` printed so far, collected on a thread.
-#[derive(Clone, Default)]
-struct Output(Arc<Mutex<Vec<String>>>);
-
-impl Output {
-    fn text(&self) -> String {
-        self.0.lock().unwrap().join("\n")
-    }
-
-    async fn wait_for(&self, needle: &str) {
-        let started = Instant::now();
-        while !self.text().contains(needle) {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "no `{needle}` in:\n{}",
-                self.text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn hang_up(child: &KillOnDrop) {
-    let status = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,72 +188,21 @@ async fn sighup_and_a_changed_secret_file_reload_a_running_process() {
         "file-secret-second-3d4e5f",
         "file-secret-third-6a7b8c",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let secret_file = dir.path().join("sdk-secret");
+    let config = ConfigFile::empty();
+    let secret_file = config.dir().join("sdk-secret");
     std::fs::write(&secret_file, format!("{first}\n")).unwrap();
-    let config = dir.path().join("ztv.toml");
     let good = format!(
         "[server]\nbind = \"127.0.0.1:0\"\nsecret_watch_seconds = 1\n\
          [database]\nurl = \"sqlite://{}\"\n[auth]\nkey_refresh_seconds = 1\n\
          [accounts.prod.meeting_sdk]\nclient_id = \"{SDK_KEY}\"\nclient_secret_file = \"{}\"\n",
-        dir.path().join("ztv.db").display(),
+        config.db().display(),
         secret_file.display()
     );
-    std::fs::write(&config, &good).unwrap();
-    let cli = |args: &[&str]| {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("ZTV_CONFIG")
-            .output()
-            .unwrap()
-    };
-    let created = cli(&[
-        "clients",
-        "create",
-        "--name",
-        "web",
-        "--scope",
-        "meeting-sdk:signature",
-        "--json",
-    ]);
-    assert!(created.status.success());
-    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let key = created["key"].as_str().unwrap().to_string();
+    config.write(&good);
+    let key = config.create_key(&["--name", "web", "--scope", "meeting-sdk:signature"]);
 
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env_remove("ZTV_CONFIG")
-        .env("ZTV_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
-    let output = Output::default();
-    for lines in [
-        line_reader(child.stdout.take().unwrap()),
-        line_reader(child.stderr.take().unwrap()),
-    ] {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            for line in lines {
-                output.0.lock().unwrap().push(line);
-            }
-        });
-    }
-    output.wait_for("ztv is listening").await;
-    let listening = output
-        .text()
-        .lines()
-        .find(|l| l.contains("ztv is listening"))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .unwrap();
-    let base = format!("http://{}", listening["addr"].as_str().unwrap());
+    let mut child = config.serve(&[]);
+    let base = child.base();
     let http = reqwest::Client::new();
     let sign = || async {
         let response = http
@@ -332,35 +234,31 @@ async fn sighup_and_a_changed_secret_file_reload_a_running_process() {
     // The secret file changes: the watcher puts it in force, no signal needed.
     std::fs::write(&secret_file, format!("{second}\n")).unwrap();
     wait_signed_with(second).await;
-    output.wait_for("secret file changed").await;
+    child.wait_for("secret file changed").await;
 
     // A broken configuration and SIGHUP: refused, logged, the running secret kept.
-    std::fs::write(
-        &config,
-        good.replace(
-            &secret_file.display().to_string(),
-            "/nonexistent/ztv-secret",
-        ),
-    )
-    .unwrap();
-    hang_up(&child);
-    output.wait_for("configuration reload refused").await;
+    config.write(&good.replace(
+        &secret_file.display().to_string(),
+        "/nonexistent/ztv-secret",
+    ));
+    child.signal("HUP");
+    child.wait_for("configuration reload refused").await;
     assert!(
-        output
+        child
             .text()
             .contains("accounts.prod.meeting_sdk.client_secret_file")
     );
     assert!(signed_with(&sign().await, second));
 
     // Repaired, with a third secret, and SIGHUP again.
-    std::fs::write(&config, &good).unwrap();
+    config.write(&good);
     std::fs::write(&secret_file, third).unwrap();
-    hang_up(&child);
+    child.signal("HUP");
     wait_signed_with(third).await;
     assert_eq!(child.try_wait().unwrap(), None, "the process is still up");
 
     child.kill().unwrap();
-    let printed = output.text();
+    let printed = child.text();
     for secret in [first, second, third, key.as_str()] {
         assert!(!printed.contains(secret), "a secret was printed");
     }

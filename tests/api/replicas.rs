@@ -5,21 +5,27 @@ use std::time::Duration;
 
 use serde_json::json;
 use ztv::auth::api_clients;
-use ztv::auth::scope::Scope;
+use ztv::scope::Scope;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn a_key_revoked_through_the_database_is_refused_by_both_replicas() {
-    let Some(server) = postgres_url_or_skip() else {
-        return;
-    };
-    let schema = PgSchema::create(&server).await;
-    let first = spawn_app_on(Some(&schema.url()), "").await;
-    let second = spawn_app_on(Some(&schema.url()), "").await;
+/// A fresh schema, two replicas on it (each with a connection pool of its own) and a key `web`
+/// made on the first; `None` without PostgreSQL.
+async fn two_replicas() -> Option<(PgSchema, TestApp, TestApp, String)> {
+    let schema = PgSchema::fresh().await?;
+    let first = TestApp::builder().database(&schema.url()).build().await;
+    let second = first.replica_with_own_pool().await;
     let key = first
         .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
         .await;
+    Some((schema, first, second, key))
+}
+
+#[tokio::test]
+async fn a_key_revoked_through_the_database_is_refused_by_both_replicas() {
+    let Some((schema, first, second, key)) = two_replicas().await else {
+        return;
+    };
     second.wait_until_known(&key).await;
     assert_eq!(second.signature(&key, json!({})).await.status(), 200);
 
@@ -40,15 +46,9 @@ async fn a_key_revoked_through_the_database_is_refused_by_both_replicas() {
 
 #[tokio::test]
 async fn a_key_rotated_on_one_replica_works_on_the_other() {
-    let Some(server) = postgres_url_or_skip() else {
+    let Some((_schema, first, second, old)) = two_replicas().await else {
         return;
     };
-    let schema = PgSchema::create(&server).await;
-    let first = spawn_app_on(Some(&schema.url()), "").await;
-    let second = spawn_app_on(Some(&schema.url()), "").await;
-    let old = first
-        .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
-        .await;
 
     let (_, new) = api_clients::rotate(first.store.as_ref(), "web")
         .await
@@ -62,22 +62,11 @@ async fn a_key_rotated_on_one_replica_works_on_the_other() {
 
 #[tokio::test]
 async fn with_postgres_cut_cached_keys_keep_working_readyz_says_503_and_it_recovers() {
-    let Some(server) = postgres_url_or_skip() else {
+    let Some(schema) = PgSchema::fresh().await else {
         return;
     };
-    let schema = PgSchema::create(&server).await;
-    let mut url = url::Url::parse(&schema.url()).unwrap();
-    let target: std::net::SocketAddr = format!(
-        "{}:{}",
-        url.host_str().unwrap().replace("localhost", "127.0.0.1"),
-        url.port().unwrap_or(5432)
-    )
-    .parse()
-    .unwrap();
-    let proxy = crate::proxy::Proxy::start(target).await;
-    url.set_host(Some("127.0.0.1")).unwrap();
-    url.set_port(Some(proxy.addr.port())).unwrap();
-    let app = spawn_app_on(Some(url.as_str()), "").await;
+    let (proxy, through_proxy) = proxy::Proxy::in_front_of(&schema.url(), 5432).await;
+    let app = TestApp::builder().database(&through_proxy).build().await;
     let key = app
         .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
         .await;

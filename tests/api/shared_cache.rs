@@ -3,7 +3,7 @@
 //! token, and an unreachable Redis.
 
 use serde_json::Value;
-use ztv::auth::scope::Scope;
+use ztv::scope::Scope;
 
 use crate::helpers::*;
 
@@ -15,19 +15,28 @@ fn cache_config(redis_url: &str, prefix: &str) -> String {
     )
 }
 
-/// Two replicas on one database, one emulator and one Redis prefix. Per-caller limits are out
-/// of the way: the tests below send a hundred requests at once with one key, and the default
-/// burst is a hundred, of which the probe of `wait_until_known` takes one (on a fast machine
-/// the last request came back 429).
-async fn two_replicas(redis_url: &str, prefix: &str, zoom_keys: &str) -> (ZoomApp, TestApp) {
-    let shared = format!("{}{NO_RATE_LIMIT}", cache_config(redis_url, prefix));
-    let first = spawn_zoom_app_with(zoom_keys, &shared).await;
-    let second = spawn_replica(
-        &first,
-        &format!("{}{shared}", zoom_config(&first.zoom, zoom_keys)),
-    )
-    .await;
-    (first, second)
+/// Two replicas on one database, one emulator and one fresh prefix of the test Redis, with a
+/// key `svc` of `prod` with `scopes`, known to both; also Redis's URL and the prefix. `None`
+/// without Redis. Per-caller limits are out of the way: the tests below send a hundred requests
+/// at once with one key, and the default burst is a hundred, of which the probe of
+/// `wait_until_known` takes one (on a fast machine the last request came back 429).
+async fn two_replicas(
+    zoom_keys: &str,
+    scopes: &[Scope],
+) -> Option<(String, String, ZoomApp, TestApp, String)> {
+    let url = redis_url_or_skip()?;
+    let prefix = prefix();
+    let first = TestApp::builder()
+        .zoom()
+        .zoom_keys(zoom_keys)
+        .config(&cache_config(&url, &prefix))
+        .config(NO_RATE_LIMIT)
+        .build()
+        .await;
+    let second = first.replica().await;
+    let key = first.key("svc", scopes, Some("prod")).await;
+    second.wait_until_known(&key).await;
+    Some((url, prefix, first, second, key))
 }
 
 fn prefix() -> String {
@@ -44,13 +53,9 @@ async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
 
 #[tokio::test]
 async fn a_cold_cache_across_two_replicas_costs_one_token_request() {
-    let Some(url) = redis_url_or_skip() else {
+    let Some((url, prefix, first, second, key)) = two_replicas("", &[Scope::S2sToken]).await else {
         return;
     };
-    let prefix = prefix();
-    let (first, second) = two_replicas(&url, &prefix, "").await;
-    let key = first.key("svc", &[Scope::S2sToken], Some("prod")).await;
-    second.wait_until_known(&key).await;
 
     let calls = (0..100).map(|i| {
         let replica: &TestApp = if i % 2 == 0 { &first } else { &second };
@@ -80,13 +85,9 @@ async fn a_cold_cache_across_two_replicas_costs_one_token_request() {
 
 #[tokio::test]
 async fn when_the_lock_holder_dies_another_replica_takes_over_once_the_lock_expires() {
-    let Some(url) = redis_url_or_skip() else {
+    let Some((url, prefix, first, second, key)) = two_replicas("", &[Scope::S2sToken]).await else {
         return;
     };
-    let prefix = prefix();
-    let (first, second) = two_replicas(&url, &prefix, "").await;
-    let key = first.key("svc", &[Scope::S2sToken], Some("prod")).await;
-    second.wait_until_known(&key).await;
     // A replica took the lock and died: nobody will ever publish or unlock.
     let mut redis = redis(&url).await;
     let _: () = redis::cmd("SET")
@@ -107,12 +108,9 @@ async fn when_the_lock_holder_dies_another_replica_takes_over_once_the_lock_expi
 
 #[tokio::test]
 async fn a_revoked_shared_token_is_replaced_once_for_both_replicas() {
-    let Some(url) = redis_url_or_skip() else {
+    let Some((_, _, first, second, key)) = two_replicas(NO_REUSE, &[Scope::ZakRead]).await else {
         return;
     };
-    let (first, second) = two_replicas(&url, &prefix(), "user_token_cache_seconds = 0").await;
-    let key = first.key("svc", &[Scope::ZakRead], Some("prod")).await;
-    second.wait_until_known(&key).await;
     assert_eq!(first.zak(&key, ALICE_ID).await.status(), 200);
     assert_eq!(second.zak(&key, ALICE_ID).await.status(), 200);
     assert_eq!(first.zoom.token_requests_for(S2S_ACCOUNT_ID), 1);
@@ -131,7 +129,11 @@ async fn a_revoked_shared_token_is_replaced_once_for_both_replicas() {
 #[tokio::test]
 async fn an_unreachable_redis_leaves_each_replica_working_on_its_own() {
     // Nothing listens on port 1: the service starts, warns once, and fetches by itself.
-    let app = spawn_zoom_app_with("", &cache_config("redis://127.0.0.1:1", &prefix())).await;
+    let app = TestApp::builder()
+        .zoom()
+        .config(&cache_config("redis://127.0.0.1:1", &prefix()))
+        .build()
+        .await;
     let key = app.key("svc", &[Scope::S2sToken], Some("prod")).await;
 
     for _ in 0..5 {
@@ -150,20 +152,13 @@ async fn redis_cut_mid_run_fails_no_caller_while_the_token_is_valid_and_comes_ba
     let Some(url) = redis_url_or_skip() else {
         return;
     };
-    let target = url::Url::parse(&url).unwrap();
-    let target: std::net::SocketAddr = format!(
-        "{}:{}",
-        target.host_str().unwrap(),
-        target.port().unwrap_or(6379)
-    )
-    .parse()
-    .unwrap();
-    let proxy = crate::proxy::Proxy::start(target).await;
-    let app = spawn_zoom_app_with(
-        "user_token_cache_seconds = 0",
-        &cache_config(&format!("redis://{}", proxy.addr), &prefix()),
-    )
-    .await;
+    let (proxy, through_proxy) = proxy::Proxy::in_front_of(&url, 6379).await;
+    let app = TestApp::builder()
+        .zoom()
+        .zoom_keys(NO_REUSE)
+        .config(&cache_config(&through_proxy, &prefix()))
+        .build()
+        .await;
     let key = app
         .key("svc", &[Scope::S2sToken, Scope::ZakRead], Some("prod"))
         .await;

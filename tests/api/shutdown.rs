@@ -1,60 +1,32 @@
 //! Graceful shutdown: a request in flight when the signal arrives still gets its answer.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
-use ztv::app::Application;
-use ztv::auth::api_clients::{self, NewClient};
-use ztv::auth::scope::Scope;
-use ztv::config::Settings;
-use ztv::store;
+use ztv::scope::Scope;
 
-use crate::helpers::test_config;
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn a_request_in_flight_at_shutdown_is_answered_before_the_server_stops() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = Settings::from_toml(&test_config(&dir.path().join("ztv.db"), "")).unwrap();
-    let store = store::connect(&settings.database.url).await.unwrap();
-    let (_, key) = api_clients::create(
-        store.as_ref(),
-        &settings,
-        NewClient {
-            name: "web",
-            scopes: vec![Scope::MeetingSdkSignature],
-            account: Some("prod".into()),
-            expires_in: None,
-            rate_limit: None,
-            upstream_per_minute: None,
-        },
-    )
-    .await
-    .unwrap();
-    let app = Application::build_with_store(settings, Arc::clone(&store))
-        .await
-        .unwrap();
-    let addr = app.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async move {
-        let _ = stopped.await;
-    }));
+    let mut app = TestApp::builder().build().await;
+    let key = app
+        .key("web", &[Scope::MeetingSdkSignature], Some("prod"))
+        .await;
 
     // Half a request: headers and the first part of the body.
     let body = r#"{"meetingNumber":"123456789","role":0}"#;
     let (first, rest) = body.split_at(10);
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let head = format!(
-        "POST /v1/meeting-sdk/signature HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+        "POST /v1/meeting-sdk/signature HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
-        key.expose(),
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    stop.send(()).unwrap();
+    let server = app.shut_down();
     tokio::time::sleep(Duration::from_millis(200)).await;
     stream.write_all(rest.as_bytes()).await.unwrap();
     let mut answer = String::new();

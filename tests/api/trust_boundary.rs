@@ -8,158 +8,42 @@
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
-use ztv::auth::scope::Scope;
-use ztv::emulator::{EmulatorOAuthApp, Endpoint};
+use ztv::emulator::Endpoint;
+use ztv::scope::Scope;
 use ztv::store::AuditEvent;
 use ztv::zoom_user::ZoomUser;
 
-use crate::cli::BIN;
+use crate::helpers::idp::{self, Idp, token_with};
+use crate::helpers::oauth::{authorize, authorize_url, callback, consent};
 use crate::helpers::*;
-use crate::idp::{self, Idp, sign};
 
 const KATE_ID: &str = "uKate004";
 const KATE_EMAIL: &str = "kate@example.com";
 /// `Kate@example.com` with its `K` a KELVIN SIGN (U+212A): Unicode lower-cases it to `k`.
 const KELVIN_KATE: &str = "\u{212A}ate@example.com";
 
-const OAUTH_CLIENT: &str = "oauth-client-prod";
-const OAUTH_SECRET: &str = "oauth-secret-prod-77aa";
-/// Zoom redirects here; the tests send the same path and query to the service under test.
-const REDIRECT_URI: &str = "http://ztv.test/v1/oauth/callback";
-const GRANTS_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-/// The service with `prod`'s user-managed OAuth app (and `extra` after it), the emulator
-/// knowing that app and a third user, Kate, who is the one consenting at Zoom.
-async fn spawn_grant_app_with(zoom_keys: &str, extra: &str) -> ZoomApp {
-    let grants = format!(
-        "[accounts.prod.user_oauth]\nclient_id = \"{OAUTH_CLIENT}\"\nclient_secret = \"{OAUTH_SECRET}\"\n\
-         redirect_uri = \"{REDIRECT_URI}\"\n[grants]\nencryption_key = \"{GRANTS_KEY}\"\n{extra}"
-    );
-    let app = spawn_zoom_app_with(zoom_keys, &grants).await;
-    app.zoom.add_oauth_app(EmulatorOAuthApp {
-        client_id: OAUTH_CLIENT.into(),
-        client_secret: OAUTH_SECRET.into(),
-        redirect_uri: REDIRECT_URI.into(),
-    });
+/// The service `builder` makes, with user OAuth; Kate, a third user of `prod`, is the one who
+/// consents at Zoom.
+async fn grant_app_kate_consents_to(builder: AppBuilder<WithZoom>) -> ZoomApp {
+    let app = builder.grants().build().await;
     app.zoom.add_user(S2S_ACCOUNT_ID, KATE_ID, KATE_EMAIL);
     app.zoom.set_consenting_user(KATE_ID);
     app
 }
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// `POST /v1/oauth/authorize` for `user_hint`: the Zoom URL the user is sent to.
-async fn authorize_url(app: &ZoomApp, key: &str, user_hint: &str) -> String {
-    let response = app
-        .post("/v1/oauth/authorize", key)
-        .json(&json!({"account": "prod", "userHint": user_hint}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["authorizeUrl"].as_str().unwrap().to_string()
-}
-
-/// The browser's visit to Zoom's consent page: the path and query of the callback it is
-/// sent back to.
-async fn consent(authorize_url: &str) -> String {
-    let response = no_redirects().get(authorize_url).send().await.unwrap();
-    assert_eq!(response.status(), 302);
-    let location = response.headers()["location"].to_str().unwrap();
-    location
-        .strip_prefix("http://ztv.test")
-        .unwrap()
-        .to_string()
-}
-
-async fn callback(app: &ZoomApp, path_and_query: &str) -> reqwest::Response {
-    no_redirects()
-        .get(app.url(path_and_query))
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The emulator's consenting user authorises the app, asked for by `key` as `user_hint`.
-async fn authorize(app: &ZoomApp, key: &str, user_hint: &str) {
-    let back = consent(&authorize_url(app, key, user_hint).await).await;
-    let response = callback(app, &back).await;
-    assert_eq!(response.status(), 200);
-}
-
 /// The service with the emulator and end-user sign-in granting `scopes`, and the provider's key.
 async fn end_user_app(scopes: &str, end_user_extra: &str) -> (ZoomApp, Idp, idp::SigningKey) {
-    let key = idp::rsa_key(0);
-    let provider = Idp::start(&[&key]).await;
-    let config = format!(
-        "{}{end_user_extra}",
-        idp::end_users_config(&provider, scopes)
-    );
-    let app = spawn_zoom_app_with("", &config).await;
+    let (provider, key) = Idp::start_with_rsa_key().await;
+    let app = TestApp::builder()
+        .zoom()
+        .end_users(&provider, scopes)
+        .config(end_user_extra)
+        .build()
+        .await;
     (app, provider, key)
-}
-
-/// A token for `provider` with `changes` applied to a valid one's claims (`null` removes).
-fn token_with(provider: &Idp, key: &idp::SigningKey, email: &str, changes: Value) -> String {
-    let mut claims = provider.claims(email);
-    for (name, value) in changes.as_object().unwrap() {
-        match value {
-            Value::Null => {
-                claims.as_object_mut().unwrap().remove(name);
-            }
-            value => claims[name] = value.clone(),
-        }
-    }
-    sign(key, &claims)
-}
-
-/// Polls until `done` holds for the stored audit events (the writer flushes every 200 ms).
-async fn audit_until(app: &TestApp, done: impl Fn(&[AuditEvent]) -> bool) -> Vec<AuditEvent> {
-    let started = Instant::now();
-    loop {
-        let events = app.store.list_audit(0, None, 100_000).await.unwrap();
-        if done(&events) {
-            return events;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the audit log never got there: {events:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The stored audit events once their number has not changed for five of the writer's
-/// 200 ms flushes in a row.
-async fn settled_audit(app: &TestApp) -> Vec<AuditEvent> {
-    let started = Instant::now();
-    let (mut last, mut unchanged) = (usize::MAX, 0);
-    loop {
-        let events = app.store.list_audit(0, None, 100_000).await.unwrap();
-        if events.len() == last {
-            unchanged += 1;
-            if unchanged >= 10 {
-                return events;
-            }
-        } else {
-            (last, unchanged) = (events.len(), 0);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the audit log never settled"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The value of the series `name` whose labels include `label` (0 when there is none).
@@ -173,25 +57,6 @@ fn series(metrics: &str, name: &str, label: &str) -> f64 {
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// Runs the `ztv` binary with `--config config` and `args`.
-fn ztv(config: &Path, args: &[&str]) -> Output {
-    let output = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("ZTV_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "ztv {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 // ---- 1. Identity ------------------------------------------------------------------------
@@ -232,9 +97,11 @@ async fn an_end_user_whose_email_claim_is_not_a_plain_identity_is_refused_withou
 
 #[tokio::test]
 async fn a_kelvin_sign_look_alike_gets_neither_kates_cached_zak_nor_her_grant() {
-    let provider_key = idp::rsa_key(0);
-    let provider = Idp::start(&[&provider_key]).await;
-    let app = spawn_grant_app_with("", &idp::end_users_config(&provider, r#""zak:read""#)).await;
+    let (provider, provider_key) = Idp::start_with_rsa_key().await;
+    let builder = TestApp::builder()
+        .zoom()
+        .end_users(&provider, r#""zak:read""#);
+    let app = grant_app_kate_consents_to(builder).await;
     let admin = app
         .key("admin", &[Scope::GrantsAdmin, Scope::ZakRead], Some("prod"))
         .await;
@@ -294,12 +161,13 @@ async fn an_end_user_names_themselves_in_any_ascii_case_and_is_audited_by_the_fo
     assert_eq!(own.status(), 200);
     assert_error(someone, 403, "forbidden", "themselves").await;
     assert_error(look_alike, 400, "invalid_request", "userId").await;
-    let events = audit_until(&app, |events| {
-        events
-            .iter()
-            .any(|e| e.route.ends_with("/zak") && e.status == 200)
-    })
-    .await;
+    let events = app
+        .audit_until(|events| {
+            events
+                .iter()
+                .any(|e| e.route.ends_with("/zak") && e.status == 200)
+        })
+        .await;
     let issued = events
         .iter()
         .find(|e| e.route.ends_with("/zak") && e.status == 200)
@@ -330,7 +198,7 @@ async fn a_sub_claim_with_a_newline_or_over_255_characters_is_refused() {
 
 #[tokio::test]
 async fn video_sdk_hosting_and_cloud_recording_need_the_video_sdk_host_scope() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let participant = app
         .key("participant", &[Scope::VideoSdkToken], Some("prod"))
         .await;
@@ -413,7 +281,7 @@ async fn an_end_users_video_token_carries_their_own_identity_and_no_one_elses() 
 
 #[tokio::test]
 async fn refusals_without_a_caller_are_all_counted_but_only_sampled_into_the_audit_log() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let url = app.url("/v1/meeting-sdk/signature");
     let invented = "X".repeat(2_000);
     let other_route = r#"route="OTHER /v1/meeting-sdk/signature""#;
@@ -436,7 +304,7 @@ async fn refusals_without_a_caller_are_all_counted_but_only_sampled_into_the_aud
     }
     let elapsed = started.elapsed();
 
-    let events = settled_audit(&app).await;
+    let events = app.settled_audit().await;
     // One a second from one address (the first at once): a handful, not 205.
     let bound = 5.max(2 + elapsed.as_secs() as usize);
     assert!(
@@ -466,7 +334,7 @@ async fn refusals_without_a_caller_are_all_counted_but_only_sampled_into_the_aud
 
 #[tokio::test]
 async fn an_api_key_keeps_at_most_ten_pending_authorisations_the_oldest_going_first() {
-    let app = spawn_grant_app_with("", "").await;
+    let app = TestApp::builder().zoom().grants().build().await;
     app.zoom.set_consenting_user(ALICE_ID);
     let admin = app.key("admin", &[Scope::GrantsAdmin], Some("prod")).await;
     let mut urls = Vec::new();
@@ -498,10 +366,8 @@ async fn an_api_key_keeps_at_most_ten_pending_authorisations_the_oldest_going_fi
 
 #[tokio::test]
 async fn ztv_audit_prints_a_field_with_a_newline_on_one_line_with_the_newline_escaped() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ztv.db");
-    let config = dir.path().join("ztv.toml");
-    std::fs::write(&config, test_config(&db, "")).unwrap();
+    let config = ConfigFile::standard("");
+    let db = config.db();
     let store = ztv::store::connect(&format!("sqlite://{}", db.display()).into())
         .await
         .unwrap();
@@ -521,7 +387,7 @@ async fn ztv_audit_prints_a_field_with_a_newline_on_one_line_with_the_newline_es
         .await
         .unwrap();
 
-    let output = ztv(&config, &["audit"]);
+    let output = config.run_ok(&["audit"]);
 
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
@@ -538,12 +404,11 @@ async fn ztv_audit_prints_a_field_with_a_newline_on_one_line_with_the_newline_es
 
 #[tokio::test]
 async fn the_sqlite_store_is_created_private_and_config_check_warns_once_it_is_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let outer = dir.path().join("state");
+    let config = ConfigFile::empty();
+    let outer = config.dir().join("state");
     let folder = outer.join("ztv");
     let db = folder.join("ztv.db");
-    let config = dir.path().join("ztv.toml");
-    std::fs::write(&config, test_config(&db, "")).unwrap();
+    config.write(&test_config(&db, ""));
 
     let store = ztv::store::connect(&format!("sqlite://{}", db.display()).into())
         .await
@@ -575,11 +440,11 @@ async fn the_sqlite_store_is_created_private_and_config_check_warns_once_it_is_n
         }
     }
     assert!(files >= 2, "a write in WAL mode leaves a -wal file");
-    let quiet = ztv(&config, &["config", "check"]);
+    let quiet = config.run_ok(&["config", "check"]);
     assert!(!String::from_utf8_lossy(&quiet.stdout).contains("readable by other users"));
 
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let warned = ztv(&config, &["config", "check"]);
+    let warned = config.run_ok(&["config", "check"]);
 
     let stdout = String::from_utf8(warned.stdout).unwrap();
     assert!(
@@ -698,8 +563,7 @@ fn urls_ztv_fetches_from_must_be_https_unless_they_are_loopback() {
 
 #[tokio::test]
 async fn an_identity_providers_redirect_is_not_followed_for_its_keys() {
-    let key = idp::rsa_key(0);
-    let provider = Idp::start(&[&key]).await;
+    let (provider, key) = Idp::start_with_rsa_key().await;
     let real_keys = format!("{}/keys", provider.issuer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let redirecting = format!("http://{}/jwks", listener.local_addr().unwrap());
@@ -711,11 +575,11 @@ async fn an_identity_providers_redirect_is_not_followed_for_its_keys() {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let config = format!(
-        "{}jwks_url = \"{redirecting}\"\n",
-        idp::end_users_config(&provider, r#""meeting-sdk:signature""#)
-    );
-    let app = spawn_app_with(&config).await;
+    let app = TestApp::builder()
+        .end_users(&provider, r#""meeting-sdk:signature""#)
+        .config(&format!("jwks_url = \"{redirecting}\"\n"))
+        .build()
+        .await;
 
     let response = app
         .signature(
@@ -738,7 +602,11 @@ async fn an_identity_providers_redirect_is_not_followed_for_its_keys() {
 
 #[tokio::test]
 async fn twenty_concurrent_obf_requests_for_one_meeting_mint_twenty_tokens() {
-    let app = spawn_zoom_app_with("", NO_RATE_LIMIT).await;
+    let app = TestApp::builder()
+        .zoom()
+        .config(NO_RATE_LIMIT)
+        .build()
+        .await;
     let key = app.key("svc", &[Scope::ObfRead], Some("prod")).await;
     let path = format!("/v1/users/{ALICE_ID}/obf-token?meetingNumber=123456789");
 
@@ -757,7 +625,11 @@ async fn twenty_concurrent_obf_requests_for_one_meeting_mint_twenty_tokens() {
 
 #[tokio::test]
 async fn each_join_with_obf_mints_its_own_token_while_a_zak_is_reused() {
-    let app = spawn_zoom_app_with("", NO_RATE_LIMIT).await;
+    let app = TestApp::builder()
+        .zoom()
+        .config(NO_RATE_LIMIT)
+        .build()
+        .await;
     let key = app
         .key(
             "svc",
@@ -809,7 +681,11 @@ async fn assert_budget_spent(response: reqwest::Response, limit: &str) {
 
 #[tokio::test]
 async fn a_caller_who_spent_its_budget_of_zoom_calls_is_refused_before_zoom_is_asked() {
-    let app = spawn_zoom_app_with("", BUDGET_OF_THREE).await;
+    let app = TestApp::builder()
+        .zoom()
+        .config(BUDGET_OF_THREE)
+        .build()
+        .await;
     let first = app.key("first", &[Scope::ObfRead], Some("prod")).await;
     let second = app.key("second", &[Scope::ObfRead], Some("prod")).await;
     let zaks = app.key("zaks", &[Scope::ZakRead], Some("prod")).await;
@@ -844,7 +720,11 @@ async fn a_caller_who_spent_its_budget_of_zoom_calls_is_refused_before_zoom_is_a
 
 #[tokio::test]
 async fn a_key_with_its_own_budget_gets_exactly_that_many_zoom_calls() {
-    let app = spawn_zoom_app_with("", BUDGET_OF_THREE).await;
+    let app = TestApp::builder()
+        .zoom()
+        .config(BUDGET_OF_THREE)
+        .build()
+        .await;
     let key = app.key("bigger", &[Scope::ObfRead], Some("prod")).await;
     assert!(
         app.store
@@ -867,7 +747,11 @@ async fn a_key_with_its_own_budget_gets_exactly_that_many_zoom_calls() {
 
 #[tokio::test]
 async fn the_zak_cache_keeps_at_most_user_token_cache_entries() {
-    let app = spawn_zoom_app("user_token_cache_entries = 2").await;
+    let app = TestApp::builder()
+        .zoom()
+        .zoom_keys("user_token_cache_entries = 2")
+        .build()
+        .await;
     app.zoom.add_user(S2S_ACCOUNT_ID, KATE_ID, KATE_EMAIL);
     let key = app.key("svc", &[Scope::ZakRead], Some("prod")).await;
 

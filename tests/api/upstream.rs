@@ -4,12 +4,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use ztv::auth::scope::Scope;
 use ztv::emulator::{Endpoint, Fault};
+use ztv::scope::Scope;
 
 use crate::helpers::*;
-
-const NO_REUSE: &str = "user_token_cache_seconds = 0";
 
 fn all_upstream() -> Vec<Scope> {
     vec![
@@ -23,7 +21,7 @@ fn all_upstream() -> Vec<Scope> {
 
 #[tokio::test]
 async fn a_hundred_concurrent_callers_on_a_cold_cache_cause_one_token_request() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
 
     let calls = (0..100).map(|_| {
@@ -48,7 +46,7 @@ async fn a_hundred_concurrent_callers_on_a_cold_cache_cause_one_token_request() 
 
 #[tokio::test]
 async fn a_hundred_concurrent_zak_callers_cause_one_token_and_one_zak_request() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
 
     let calls = (0..100).map(|_| {
@@ -68,7 +66,12 @@ async fn a_hundred_concurrent_zak_callers_cause_one_token_and_one_zak_request() 
 #[tokio::test]
 async fn short_lived_tokens_are_refreshed_ahead_and_every_call_succeeds() {
     // Without reuse every ZAK is a Zoom call: far more than one caller's default budget.
-    let app = spawn_zoom_app_with(NO_REUSE, NO_RATE_LIMIT).await;
+    let app = TestApp::builder()
+        .zoom()
+        .zoom_keys(NO_REUSE)
+        .config(NO_RATE_LIMIT)
+        .build()
+        .await;
     app.zoom.set_token_lifetime(4);
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
 
@@ -100,7 +103,7 @@ async fn short_lived_tokens_are_refreshed_ahead_and_every_call_succeeds() {
 
 #[tokio::test]
 async fn a_revoked_token_is_dropped_and_fetched_again_exactly_once() {
-    let app = spawn_zoom_app(NO_REUSE).await;
+    let app = TestApp::builder().zoom().zoom_keys(NO_REUSE).build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     assert_eq!(app.zak(&key, ALICE_ID).await.status(), 200);
 
@@ -118,7 +121,7 @@ async fn a_revoked_token_is_dropped_and_fetched_again_exactly_once() {
 
 #[tokio::test]
 async fn a_token_refused_even_when_fresh_is_an_upstream_error_not_a_loop() {
-    let app = spawn_zoom_app(NO_REUSE).await;
+    let app = TestApp::builder().zoom().zoom_keys(NO_REUSE).build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     app.zoom.inject(Endpoint::Zak, Fault::Status(401), None);
 
@@ -131,7 +134,7 @@ async fn a_token_refused_even_when_fresh_is_an_upstream_error_not_a_loop() {
 
 #[tokio::test]
 async fn a_failing_token_endpoint_without_a_cached_token_is_unavailable_after_bounded_retries() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     app.zoom.inject(Endpoint::Token, Fault::Status(500), None);
 
@@ -148,7 +151,7 @@ async fn a_failing_token_endpoint_without_a_cached_token_is_unavailable_after_bo
 
 #[tokio::test]
 async fn a_failing_token_endpoint_does_not_fail_callers_while_the_cached_token_is_valid() {
-    let app = spawn_zoom_app(NO_REUSE).await;
+    let app = TestApp::builder().zoom().zoom_keys(NO_REUSE).build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     assert_eq!(app.s2s_token(&key).await.status(), 200);
 
@@ -168,7 +171,7 @@ async fn a_failing_token_endpoint_does_not_fail_callers_while_the_cached_token_i
 
 #[tokio::test]
 async fn a_429_passes_its_retry_after_on_and_is_honoured() {
-    let app = spawn_zoom_app(NO_REUSE).await;
+    let app = TestApp::builder().zoom().zoom_keys(NO_REUSE).build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     app.zoom.inject(
         Endpoint::Zak,
@@ -200,7 +203,7 @@ async fn a_429_passes_its_retry_after_on_and_is_honoured() {
 
 #[tokio::test]
 async fn a_hung_zoom_opens_the_breaker_and_then_callers_are_answered_without_calling_it() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     app.zoom.inject(Endpoint::Token, Fault::Hang, None);
 
@@ -229,7 +232,7 @@ async fn a_hung_zoom_opens_the_breaker_and_then_callers_are_answered_without_cal
 
 #[tokio::test]
 async fn a_failing_api_is_retried_then_unavailable() {
-    let app = spawn_zoom_app(NO_REUSE).await;
+    let app = TestApp::builder().zoom().zoom_keys(NO_REUSE).build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     app.zoom.inject(Endpoint::Obf, Fault::Status(503), None);
 
@@ -246,7 +249,7 @@ async fn a_failing_api_is_retried_then_unavailable() {
 
 #[tokio::test]
 async fn a_single_5xx_from_the_api_is_retried_away() {
-    let app = spawn_zoom_app(NO_REUSE).await;
+    let app = TestApp::builder().zoom().zoom_keys(NO_REUSE).build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     app.zoom.inject(Endpoint::Obf, Fault::Status(502), Some(1));
     let response = app
@@ -261,7 +264,7 @@ async fn a_single_5xx_from_the_api_is_retried_away() {
 
 #[tokio::test]
 async fn wrong_client_credentials_are_an_upstream_error_naming_the_account() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     app.zoom.add_account(ztv::emulator::EmulatorAccount {
         account_id: S2S_ACCOUNT_ID.into(),
@@ -279,7 +282,7 @@ async fn wrong_client_credentials_are_an_upstream_error_naming_the_account() {
 
 #[tokio::test]
 async fn zak_and_obf_tokens_come_with_their_expiry() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
 
     let zak: Value = app.zak(&key, ALICE_EMAIL).await.json().await.unwrap();
@@ -307,7 +310,7 @@ async fn zak_and_obf_tokens_come_with_their_expiry() {
 
 #[tokio::test]
 async fn a_zak_is_reused_for_the_same_user_and_fetched_for_another() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
 
     let first: Value = app.zak(&key, ALICE_ID).await.json().await.unwrap();
@@ -324,7 +327,12 @@ async fn callers_arriving_as_a_zak_fetch_ends_never_cause_a_second_fetch() {
     // fetch had ended, so a caller slipping in between started another one. Many users whose
     // reuse ends at once, under steady load, make that window likely to be hit.
     const USERS: usize = 20;
-    let app = spawn_zoom_app_with("user_token_cache_seconds = 1", NO_RATE_LIMIT).await;
+    let app = TestApp::builder()
+        .zoom()
+        .zoom_keys("user_token_cache_seconds = 1")
+        .config(NO_RATE_LIMIT)
+        .build()
+        .await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     let users: Vec<String> = (0..USERS)
         .map(|n| format!("load{n:02}@example.com"))
@@ -362,7 +370,7 @@ async fn callers_arriving_as_a_zak_fetch_ends_never_cause_a_second_fetch() {
 
 #[tokio::test]
 async fn unknown_users_and_users_of_other_accounts_are_not_found() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
 
     assert_error(
@@ -383,7 +391,7 @@ async fn unknown_users_and_users_of_other_accounts_are_not_found() {
 
 #[tokio::test]
 async fn bad_user_ids_and_meeting_numbers_are_refused_before_zoom_is_asked() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     let long = "a".repeat(129);
     let cases: Vec<(String, &str)> = vec![
@@ -428,7 +436,7 @@ async fn bad_user_ids_and_meeting_numbers_are_refused_before_zoom_is_asked() {
 
 #[tokio::test]
 async fn every_upstream_route_needs_its_scope() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let signer = app
         .key(
             "signer",
@@ -475,7 +483,7 @@ async fn every_upstream_route_needs_its_scope() {
 
 #[tokio::test]
 async fn join_returns_signature_zak_and_obf_in_one_round_trip() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("mobile", &all_upstream(), Some("prod")).await;
 
     let response = app
@@ -505,7 +513,7 @@ async fn join_returns_signature_zak_and_obf_in_one_round_trip() {
 
 #[tokio::test]
 async fn a_participant_join_is_the_signature_alone_unless_a_zak_is_asked_for() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("mobile", &all_upstream(), Some("prod")).await;
 
     let plain: Value = app
@@ -550,7 +558,7 @@ async fn a_participant_join_is_the_signature_alone_unless_a_zak_is_asked_for() {
 
 #[tokio::test]
 async fn an_account_without_s2s_credentials_cannot_vend_user_tokens() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("dev-svc", &all_upstream(), Some("dev")).await;
 
     assert_error(
@@ -571,7 +579,7 @@ async fn an_account_without_s2s_credentials_cannot_vend_user_tokens() {
 
 #[tokio::test]
 async fn concurrent_callers_on_a_failing_cold_cache_share_one_failed_fetch() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     app.zoom.inject(Endpoint::Token, Fault::Status(500), None);
 
@@ -592,7 +600,7 @@ async fn concurrent_callers_on_a_failing_cold_cache_share_one_failed_fetch() {
 
 #[tokio::test]
 async fn a_429_from_the_token_endpoint_without_a_cached_token_passes_retry_after_on() {
-    let app = spawn_zoom_app("").await;
+    let app = TestApp::builder().zoom().build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
     app.zoom.inject(
         Endpoint::Token,

@@ -1,7 +1,7 @@
 //! `POST /v1/video-sdk/token`.
 
 use serde_json::{Value, json};
-use ztv::auth::scope::Scope;
+use ztv::scope::Scope;
 
 use crate::helpers::*;
 
@@ -9,7 +9,7 @@ const VIDEO: &[Scope] = &[Scope::VideoSdkToken, Scope::VideoSdkHost];
 
 #[tokio::test]
 async fn a_minimal_video_token_has_exactly_zooms_required_claims() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("video", VIDEO, Some("prod")).await;
 
     let before = now();
@@ -38,7 +38,7 @@ async fn a_minimal_video_token_has_exactly_zooms_required_claims() {
 
 #[tokio::test]
 async fn every_optional_claim_is_carried_under_zooms_name() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("video", VIDEO, Some("prod")).await;
 
     let response = app
@@ -87,7 +87,7 @@ async fn every_optional_claim_is_carried_under_zooms_name() {
 
 #[tokio::test]
 async fn user_identity_keeps_its_older_claim_name_and_csv_regions_are_accepted() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("video", VIDEO, Some("prod")).await;
 
     let body: Value = app
@@ -108,7 +108,7 @@ async fn user_identity_keeps_its_older_claim_name_and_csv_regions_are_accepted()
 
 #[tokio::test]
 async fn bad_video_bodies_are_refused_naming_the_field() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let key = app.key("video", VIDEO, Some("prod")).await;
     let long = "x".repeat(201);
     let cases: Vec<(Value, &str)> = vec![
@@ -210,7 +210,7 @@ async fn bad_video_bodies_are_refused_naming_the_field() {
 
 #[tokio::test]
 async fn video_tokens_need_their_scope_and_an_account_with_video_credentials() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().build().await;
     let signer = app
         .key("signer", &[Scope::MeetingSdkSignature], Some("prod"))
         .await;

@@ -246,24 +246,10 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
 }
 
 /// The Prometheus text of every series.
-async fn prometheus_text() -> Response {
+pub(crate) async fn prometheus_text() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics::render(),
     )
         .into_response()
-}
-
-/// The router of the `server.metrics_bind` listener: `GET /metrics` and nothing else, with
-/// request ids and JSON errors as on the main port.
-pub fn metrics_only_router() -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(prometheus_text))
-        .fallback(|| async { ApiError::not_found("only /metrics is served here") })
-        .layer(axum::middleware::from_fn(
-            crate::http::middleware::errors_as_json,
-        ))
-        .layer(axum::middleware::from_fn(
-            crate::telemetry::request_id::assign,
-        ))
 }

@@ -12,7 +12,7 @@ mod webhooks;
 
 use axum::Router;
 
-pub use health::metrics_only_router;
+pub(crate) use health::prometheus_text;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 

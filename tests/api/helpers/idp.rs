@@ -124,6 +124,13 @@ impl Idp {
         }
     }
 
+    /// Serves discovery and a JWKS holding the first shared RSA key, which it returns too.
+    pub async fn start_with_rsa_key() -> (Idp, SigningKey) {
+        let key = rsa_key(0);
+        let idp = Idp::start(&[&key]).await;
+        (idp, key)
+    }
+
     /// Publishes another key (rotation).
     pub fn publish(&self, key: &SigningKey) {
         self.published.lock().unwrap().push(key.jwk.clone());
@@ -146,6 +153,21 @@ impl Idp {
     pub fn token(&self, key: &SigningKey, email: &str) -> String {
         sign(key, &self.claims(email))
     }
+}
+
+/// A token for `email` signed with `key`: a valid one's claims with `changes` applied (`null`
+/// removes a claim).
+pub fn token_with(provider: &Idp, key: &SigningKey, email: &str, changes: Value) -> String {
+    let mut claims = provider.claims(email);
+    for (name, value) in changes.as_object().unwrap() {
+        match value {
+            Value::Null => {
+                claims.as_object_mut().unwrap().remove(name);
+            }
+            value => claims[name] = value.clone(),
+        }
+    }
+    sign(key, &claims)
 }
 
 pub fn sign(key: &SigningKey, claims: &Value) -> String {

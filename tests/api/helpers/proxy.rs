@@ -13,6 +13,20 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy in front of the server that `url` names (on `default_port` when it names none),
+    /// and `url` with the proxy in the server's place.
+    pub async fn in_front_of(url: &str, default_port: u16) -> (Proxy, String) {
+        let mut url = url::Url::parse(url).unwrap();
+        let host = url.host_str().unwrap().replace("localhost", "127.0.0.1");
+        let target = format!("{host}:{}", url.port().unwrap_or(default_port))
+            .parse()
+            .unwrap();
+        let proxy = Proxy::start(target).await;
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(proxy.addr.port())).unwrap();
+        (proxy, url.into())
+    }
+
     pub async fn start(target: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
