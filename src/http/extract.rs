@@ -21,7 +21,7 @@ use crate::auth::caller::Caller;
 use crate::auth::keys;
 use crate::auth::rate_limit::Decision;
 use crate::clock;
-use crate::config::{Account, MeetingSdkCredentials};
+use crate::config::{Account, MeetingSdkCredentials, Settings};
 use crate::http::answer::Audited;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::signing::{self, MeetingNumber, MeetingSdkClaimsInput};
@@ -241,6 +241,19 @@ pub type UserPath = Result<Path<String>, axum::extract::rejection::PathRejection
 pub fn user_of(path: UserPath) -> Result<ZoomUser, ApiError> {
     let Path(user) = path.map_err(|_| ApiError::invalid("userId", "is not valid UTF-8"))?;
     user_id("userId", &user)
+}
+
+/// The account `caller` acts for (the one `requested`, its own, or the only one), noted for
+/// the audit log.
+pub fn account_of<'s>(
+    caller: &Caller,
+    settings: &'s Settings,
+    requested: Option<&str>,
+    facts: &mut AuditFacts,
+) -> Result<&'s Account, ApiError> {
+    let account = caller.account(settings, requested)?;
+    facts.account(&account.name);
+    Ok(account)
 }
 
 /// The account to fetch user tokens for; it needs S2S credentials.

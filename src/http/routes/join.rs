@@ -14,7 +14,7 @@ use crate::auth::caller::Caller;
 use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
-use crate::http::extract::{self, JsonObject};
+use crate::http::extract::{self, JsonObject, account_of};
 use crate::http::extract::{meeting_sdk_app, read_signature_request, s2s_account};
 use crate::http::openapi::{BodyErrors, CallerErrors, ZoomErrors};
 use crate::http::openapi::{meeting_number_schema, token_source_schema};
@@ -148,8 +148,7 @@ async fn issue_join_bundle(
         }
 
         let settings = state.settings();
-        let account = caller.account(&settings, account.as_deref())?;
-        facts.account(&account.name);
+        let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         if with_zak || with_obf {
             s2s_account(account)?;
         }

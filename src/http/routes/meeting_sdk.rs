@@ -13,7 +13,7 @@ use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonObject;
-use crate::http::extract::{meeting_sdk_app, read_signature_request};
+use crate::http::extract::{account_of, meeting_sdk_app, read_signature_request};
 use crate::http::openapi::meeting_number_schema;
 use crate::http::openapi::{BodyErrors, CallerErrors};
 use crate::scope::Scope;
@@ -107,8 +107,7 @@ async fn issue_signature(
         }
 
         let settings = state.settings();
-        let account = caller.account(&settings, account.as_deref())?;
-        facts.account(&account.name);
+        let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         let app = meeting_sdk_app(account)?;
         let signed = signing::meeting_sdk_signature(
             app,

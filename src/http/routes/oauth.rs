@@ -20,7 +20,7 @@ use crate::config::{Account, UserOAuthApp};
 use crate::grants::{Authorized, UserGrants};
 use crate::http::answer::Audited;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::extract::{self, JsonObject};
+use crate::http::extract::{self, JsonObject, account_of};
 use crate::http::extract::{UserPath, user_of};
 use crate::http::openapi::{AccountParam, UserIdParam};
 use crate::http::openapi::{
@@ -136,8 +136,7 @@ async fn start_authorization(
         };
         facts.user(&user_hint);
         let settings = state.settings();
-        let account = caller.account(&settings, account.as_deref())?;
-        facts.account(&account.name);
+        let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         let grants = grants(&state)?;
         oauth_app(grants, account)?;
         let url = grants
@@ -367,8 +366,7 @@ async fn delete_grant(
         let account = fields.string("account", 64)?;
         fields.finish()?;
         let settings = state.settings();
-        let account = caller.account(&settings, account.as_deref())?;
-        facts.account(&account.name);
+        let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         grants(&state)?;
         state
             .user_tokens

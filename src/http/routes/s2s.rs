@@ -15,6 +15,7 @@ use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonObject;
+use crate::http::extract::account_of;
 use crate::http::extract::s2s_account;
 use crate::http::openapi::{BodyErrors, CallerErrors, ZoomErrors};
 use crate::scope::Scope;
@@ -89,8 +90,7 @@ async fn issue_s2s_token(
         let account = fields.string("account", 64)?;
         fields.finish()?;
         let settings = state.settings();
-        let account = caller.account(&settings, account.as_deref())?;
-        facts.account(&account.name);
+        let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         let account = s2s_account(account)?;
 
         let token = state.s2s.get(&account.name).await?;

@@ -14,7 +14,7 @@ use crate::auth::caller::Caller;
 use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
-use crate::http::extract::{self, Fields};
+use crate::http::extract::{self, Fields, account_of};
 use crate::http::extract::{UserPath, meeting_number, s2s_account, user_of};
 use crate::http::openapi::{AccountParam, UserIdParam, token_source_schema};
 use crate::http::openapi::{CallerErrors, ZoomErrors};
@@ -93,8 +93,7 @@ async fn issue_zak(
         let account = fields.string("account", 64)?;
         fields.finish()?;
         let settings = state.settings();
-        let account = caller.account(&settings, account.as_deref())?;
-        facts.account(&account.name);
+        let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         let account = s2s_account(account)?;
 
         let budget = caller.upstream_budget(&settings);
@@ -162,8 +161,7 @@ async fn issue_obf_token(
         let account = fields.string("account", 64)?;
         fields.finish()?;
         let settings = state.settings();
-        let account = caller.account(&settings, account.as_deref())?;
-        facts.account(&account.name);
+        let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         let account = s2s_account(account)?;
 
         let budget = caller.upstream_budget(&settings);

@@ -14,7 +14,7 @@ use crate::auth::caller::Caller;
 use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
-use crate::http::extract::{Fields, JsonObject, check_text, describe};
+use crate::http::extract::{Fields, JsonObject, account_of, check_text, describe};
 use crate::http::openapi::{BodyErrors, CallerErrors};
 use crate::scope::Scope;
 use crate::signing::{self, VideoSdkClaimsInput, VideoUser};
@@ -186,8 +186,7 @@ async fn issue_video_token(
         fields.finish()?;
 
         let settings = state.settings();
-        let account = caller.account(&settings, account.as_deref())?;
-        facts.account(&account.name);
+        let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         let app = account.video_sdk.as_ref().ok_or_else(|| {
             ApiError::not_found(format!(
                 "account `{}` has no Video SDK credentials",
