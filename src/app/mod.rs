@@ -1,5 +1,9 @@
 //! The application: shared state, start-up (store, key ring, router, listener) and a serve
 //! loop with graceful shutdown. Tests build the same thing on port 0.
+//!
+//! Reloading settings in force is [`reload`]'s.
+//!
+//! May import every layer: it wires them.
 
 pub mod reload;
 

@@ -1,4 +1,6 @@
 //! The `ztv` command line: `serve` (the default), `dev`, `clients …` and `config check`.
+//!
+//! May import anything: it is the top of the program.
 
 pub mod dev;
 

@@ -2,6 +2,10 @@
 //! layered in that order, then validated once into [`Settings`].
 //!
 //! Every problem is reported as `key: problem`, so an operator knows what to fix.
+//!
+//! Reading the layers is `load`'s, the raw keys `raw`'s, validation `validate`'s.
+//!
+//! May import: signing (the SDK credentials it holds), scope. Nothing that serves requests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -33,6 +33,9 @@
 //!
 //! and `404 {"code":404,"message":"Not found"}` for everything else. It logs nothing, so no
 //! secret or token can leak through it.
+//!
+//! Imports nothing of ztv, and nothing of ztv's domain imports it: only `cli` (`ztv dev`,
+//! `ztv emulator`) and tests do.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

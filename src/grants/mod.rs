@@ -8,6 +8,11 @@
 //! commit, the new refresh token is lost and the old one is spent: when its lease runs out the
 //! next refresher gets `invalid_grant`, the grant is marked as needing re-authorisation, and
 //! the user must authorise again. No lost write can produce a loop or a second spend.
+//!
+//! The authorization-code flow that makes a grant is in `flow`.
+//!
+//! May import: store, zoom, audit, config, sealing, flight, zoom_user, clock. Never the HTTP
+//! layer or `tokens` (which imports this).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -1,6 +1,11 @@
 //! Persistent state behind one trait: API clients, users' OAuth grants and pending
 //! authorisations. SQLite for one process, PostgreSQL for several replicas, both through sqlx,
 //! each with its own migrations (`migrations/sqlite`, `migrations/postgres`) applied at start.
+//!
+//! The SQL is written once in `sql` for both databases, the audit log's in `audit`; every
+//! backend runs the same behaviour tests (`suite`).
+//!
+//! May import: scope, zoom_user (the value types it stores). Nothing else of ztv.
 
 mod audit;
 mod postgres;

@@ -4,6 +4,9 @@
 //!
 //! Nothing here logs or returns a secret, a token or an `Authorization` header: errors carry
 //! Zoom's own code and message only.
+//!
+//! May import: config, clock. Its errors are [`ZoomError`]; the HTTP layer decides how each is
+//! answered.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
