@@ -134,6 +134,30 @@ impl Fields {
         Ok(Some(number))
     }
 
+    /// An integer within `range`, also given as exactly its decimal text (`"1"`, `"7200"`), as
+    /// Zoom's Meeting SDK sample sends `role` and `expirationSeconds`: `"1abc"`, `"1.0"`,
+    /// `"01"`, `" 1"` and fractions are still refused.
+    pub fn int_or_text(
+        &mut self,
+        name: &str,
+        range: RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ApiError> {
+        if let Some(Value::String(text)) = self.map.get(name) {
+            let exact = text
+                .parse::<i64>()
+                .ok()
+                .filter(|number| number.to_string() == *text);
+            let Some(number) = exact else {
+                return Err(ApiError::invalid(
+                    name,
+                    "must be an integer, or its decimal digits as a string",
+                ));
+            };
+            self.map.insert(name.to_string(), Value::from(number));
+        }
+        self.int(name, range)
+    }
+
     /// A 0/1 flag, as Zoom's payloads take them.
     pub fn flag(&mut self, name: &str) -> Result<Option<u8>, ApiError> {
         Ok(self.int(name, 0..=1)?.map(|v| v as u8))
@@ -280,9 +304,9 @@ pub fn meeting_sdk_app(account: &Account) -> Result<&MeetingSdkCredentials, ApiE
 /// Reads `meetingNumber`, `role`, `expirationSeconds` and `videoWebRtcMode`.
 pub fn read_signature_request(fields: &mut Fields) -> Result<MeetingSdkClaimsInput, ApiError> {
     let meeting_number = meeting_number(fields)?;
-    let role = fields.int("role", 0..=1)?;
+    let role = fields.int_or_text("role", 0..=1)?;
     let expiration_seconds = fields
-        .int(
+        .int_or_text(
             "expirationSeconds",
             signing::MIN_EXPIRATION_SECONDS..=signing::MAX_EXPIRATION_SECONDS,
         )?

@@ -482,3 +482,40 @@ pub(crate) struct AccountParam {
     #[param(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
     account: Option<String>,
 }
+
+/// An integer in `min..=max`, or exactly its decimal digits as a string (as Zoom's Meeting
+/// SDK sample sends it).
+fn int_or_text_schema(min: i64, max: i64, description: &str) -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(min))
+                .maximum(Some(max)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^(0|[1-9][0-9]*)$")),
+        )
+        .description(Some(description))
+}
+
+/// `role`: 0 or 1, or `"0"`/`"1"`.
+pub(crate) fn role_schema() -> OneOfBuilder {
+    int_or_text_schema(
+        0,
+        1,
+        "0 to join as a participant, 1 as the host (needs `meeting-sdk:host`); also as the \
+         string \"0\" or \"1\".",
+    )
+}
+
+/// `expirationSeconds`: 1800–172800, or its digits as a string.
+pub(crate) fn expiration_seconds_schema() -> OneOfBuilder {
+    int_or_text_schema(
+        1800,
+        172_800,
+        "The token's lifetime in seconds (default 7200), also as a string of its digits.",
+    )
+}

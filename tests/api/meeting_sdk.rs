@@ -288,8 +288,20 @@ async fn bad_bodies_are_refused_naming_the_field() {
             "role: must be 0 or 1",
         ),
         (
-            json!({"meetingNumber": "123456789", "role": "1"}),
-            "role: must be an integer, not a string",
+            json!({"meetingNumber": "123456789", "role": "1abc"}),
+            "role: must be an integer, or its decimal digits as a string",
+        ),
+        (
+            json!({"meetingNumber": "123456789", "role": "1.0"}),
+            "role: must be an integer, or its decimal digits as a string",
+        ),
+        (
+            json!({"meetingNumber": "123456789", "role": " 1"}),
+            "role: must be an integer, or its decimal digits as a string",
+        ),
+        (
+            json!({"meetingNumber": "123456789", "role": "2"}),
+            "role: must be 0 or 1",
         ),
         (
             json!({"meetingNumber": "123456789", "role": 1.0}),
@@ -313,8 +325,12 @@ async fn bad_bodies_are_refused_naming_the_field() {
             "expirationSeconds: must be an integer",
         ),
         (
-            json!({"meetingNumber": "123456789", "role": 0, "expirationSeconds": "1800"}),
-            "expirationSeconds: must be an integer",
+            json!({"meetingNumber": "123456789", "role": 0, "expirationSeconds": "1799"}),
+            "expirationSeconds: must be between 1800 and 172800",
+        ),
+        (
+            json!({"meetingNumber": "123456789", "role": 0, "expirationSeconds": "07200"}),
+            "expirationSeconds: must be an integer, or its decimal digits as a string",
         ),
         (
             json!({"meetingNumber": "123456789", "role": 0, "videoWebRtcMode": 2}),
@@ -354,4 +370,34 @@ async fn an_account_without_meeting_sdk_credentials_is_not_found() {
     let response = app.signature(&key, json!({})).await;
 
     assert_error(response, 404, "not_found", "no Meeting SDK credentials").await;
+}
+
+/// Zoom's Meeting SDK auth sample sends `role` and `expirationSeconds` as strings; a front end
+/// built on it works unchanged, and the token carries them as integers.
+#[tokio::test]
+async fn the_samples_numeric_strings_are_taken_as_the_integers_they_spell() {
+    let app = TestApp::builder().build().await;
+    let key = app
+        .key(
+            "host",
+            &[Scope::MeetingSdkSignature, Scope::MeetingSdkHost],
+            Some("prod"),
+        )
+        .await;
+
+    let response = app
+        .signature(
+            &key,
+            json!({"meetingNumber": "123456789", "role": "1", "expirationSeconds": "7200"}),
+        )
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let claims = decode_jwt(body["signature"].as_str().unwrap(), SDK_SECRET);
+    assert_eq!(claims["role"], json!(1));
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        7200
+    );
 }

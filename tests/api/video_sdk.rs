@@ -56,6 +56,8 @@ async fn every_optional_claim_is_carried_under_zooms_name() {
                 "telemetryTrackingId": "trace-9",
                 "videoWebRtcMode": 1,
                 "audioWebRtcMode": 0,
+                // Zoom's sample still sends it: accepted, and no claim carries it.
+                "audioCompatibleMode": 1,
             }),
         )
         .await;
@@ -185,6 +187,10 @@ async fn bad_video_bodies_are_refused_naming_the_field() {
         (
             json!({"sessionName": "s", "role": 0, "audioWebRtcMode": 5}),
             "audioWebRtcMode: must be 0 or 1",
+        ),
+        (
+            json!({"sessionName": "s", "role": 0, "audioCompatibleMode": "yes"}),
+            "audioCompatibleMode: must be an integer",
         ),
         (
             json!({"sessionName": "s", "role": 0, "telemetryTrackingId": "t\u{0007}"}),

@@ -16,7 +16,9 @@ use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, JsonObject, account_of};
 use crate::http::extract::{meeting_sdk_app, read_signature_request, s2s_account};
-use crate::http::openapi::{BodyErrors, CallerErrors, ZoomErrors};
+use crate::http::openapi::{
+    BodyErrors, CallerErrors, ZoomErrors, expiration_seconds_schema, role_schema,
+};
 use crate::http::openapi::{meeting_number_schema, token_source_schema};
 use crate::scope::Scope;
 use crate::signing;
@@ -38,10 +40,10 @@ struct JoinRequest {
     #[schema(schema_with = meeting_number_schema)]
     meeting_number: String,
     /// 0 to join as a participant, 1 to start as the host (needs `meeting-sdk:host`).
-    #[schema(minimum = 0, maximum = 1)]
+    #[schema(schema_with = role_schema)]
     role: u8,
     /// The signature's lifetime, in seconds.
-    #[schema(minimum = 1800, maximum = 172800, default = 7200)]
+    #[schema(schema_with = expiration_seconds_schema)]
     expiration_seconds: Option<u32>,
     /// Zoom's `video_webrtc_mode` claim (0/1); left out of the signature when not given.
     #[schema(minimum = 0, maximum = 1)]

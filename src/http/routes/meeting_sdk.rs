@@ -15,7 +15,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::JsonObject;
 use crate::http::extract::{account_of, meeting_sdk_app, read_signature_request};
 use crate::http::openapi::meeting_number_schema;
-use crate::http::openapi::{BodyErrors, CallerErrors};
+use crate::http::openapi::{BodyErrors, CallerErrors, expiration_seconds_schema, role_schema};
 use crate::scope::Scope;
 use crate::signing::{self};
 
@@ -36,10 +36,10 @@ pub(crate) struct SignatureRequest {
     meeting_number: Option<String>,
     /// 0 to join as a participant, 1 as the host (needs `meeting-sdk:host`). Required with
     /// `meetingNumber`.
-    #[schema(minimum = 0, maximum = 1)]
+    #[schema(schema_with = role_schema)]
     role: Option<u8>,
     /// The token's lifetime, in seconds.
-    #[schema(minimum = 1800, maximum = 172800, default = 7200)]
+    #[schema(schema_with = expiration_seconds_schema)]
     expiration_seconds: Option<u32>,
     /// Zoom's `video_webrtc_mode` claim (0/1); left out of the token when not given.
     #[schema(minimum = 0, maximum = 1)]

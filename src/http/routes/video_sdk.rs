@@ -90,6 +90,10 @@ struct VideoTokenRequest {
     /// 0/1: `audio_webrtc_mode`.
     #[schema(minimum = 0, maximum = 1)]
     audio_web_rtc_mode: Option<u8>,
+    /// Accepted and ignored: Zoom's Video SDK sample still sends it, and no token claim
+    /// carries it any more.
+    #[schema(minimum = 0, maximum = 1, deprecated)]
+    audio_compatible_mode: Option<u8>,
     /// The account to sign for; may be left out by a caller bound to one account, or when only
     /// one is configured.
     #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
@@ -255,6 +259,8 @@ fn read_video_request(fields: &mut Fields) -> Result<VideoSdkClaimsInput, ApiErr
         (None, Some(identity)) => Some(VideoUser::Identity(identity)),
         (None, None) => None,
     };
+    // Zoom's Video SDK sample still sends it; no claim carries it any more.
+    fields.flag("audioCompatibleMode")?;
     Ok(VideoSdkClaimsInput {
         session_name,
         role,
