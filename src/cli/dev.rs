@@ -150,7 +150,7 @@ Try:
   curl -s -X POST {base}/v1/video-sdk/token -H "X-Api-Key: {key}" {json} -d '{{"sessionName":"demo","role":1}}'
   curl -s {base}/v1/users/{DEV_USER_EMAIL}/zak {auth}
   curl -s "{base}/v1/users/{DEV_USER_ID}/obf-token?meetingNumber=123456789" {auth}
-  curl -s -X POST {base}/v1/join {auth} {json} -d '{{"meetingNumber":"123456789","role":1,"userId":"{DEV_USER_EMAIL}","withObf":true}}'
+  curl -s -X POST {base}/v1/join {auth} {json} -d '{{"meetingNumber":"123456789","role":1,"userId":"{DEV_USER_EMAIL}"}}'
   curl -s -X POST {base}/v1/s2s/token {auth}
 
 The user authorises the app themselves (the emulator consents at once as {DEV_USER_EMAIL}):

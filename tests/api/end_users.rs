@@ -182,7 +182,7 @@ async fn an_end_user_fetches_tokens_only_for_themselves() {
     let own = app
         .join(
             &token,
-            json!({"meetingNumber": "123456789", "role": 0, "withZak": true, "withObf": true}),
+            json!({"meetingNumber": "123456789", "role": 0, "withObf": true}),
         )
         .await;
     assert_eq!(own.status(), 200);

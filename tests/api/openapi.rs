@@ -518,6 +518,7 @@ async fn real_answers_match_their_documented_schemas() {
     let example = |schema: &str| doc["components"]["schemas"][schema]["example"].clone();
     let mut join = example("JoinRequest");
     join["userId"] = json!(ALICE_ID);
+    join["role"] = json!(0);
     join["withObf"] = json!(true);
     let event = example("ZoomEvent").to_string();
     let timestamp = now().to_string();

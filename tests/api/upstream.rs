@@ -482,14 +482,14 @@ async fn every_upstream_route_needs_its_scope() {
 }
 
 #[tokio::test]
-async fn join_returns_signature_zak_and_obf_in_one_round_trip() {
+async fn join_returns_a_hosts_signature_and_zak_in_one_round_trip() {
     let app = TestApp::builder().zoom().build().await;
     let key = app.key("mobile", &all_upstream(), Some("prod")).await;
 
     let response = app
         .join(
             &key,
-            json!({"meetingNumber": 123456789012_u64, "role": 1, "userId": ALICE_EMAIL, "withObf": true}),
+            json!({"meetingNumber": 123456789012_u64, "role": 1, "userId": ALICE_EMAIL}),
         )
         .await;
 
@@ -500,7 +500,7 @@ async fn join_returns_signature_zak_and_obf_in_one_round_trip() {
     assert_eq!(claims["mn"], 123456789012_u64);
     assert_eq!(claims["role"], 1);
     assert!(body["zak"].is_string());
-    assert!(body["obfToken"].is_string());
+    assert!(body.get("obfToken").is_none());
     // Every part lives about two hours; the bundle expires with the first of them.
     let at = humantime::parse_rfc3339(body["expiresAt"].as_str().unwrap()).unwrap();
     let left = at
@@ -508,7 +508,64 @@ async fn join_returns_signature_zak_and_obf_in_one_round_trip() {
         .unwrap()
         .as_secs();
     assert!((7190..=7200).contains(&left), "{left}");
+    assert_eq!(app.zoom.calls(Endpoint::Zak), 1);
+}
+
+#[tokio::test]
+async fn join_returns_a_participants_signature_and_obf_token_in_one_round_trip() {
+    let app = TestApp::builder().zoom().build().await;
+    let key = app.key("bot", &all_upstream(), Some("prod")).await;
+
+    let response = app
+        .join(
+            &key,
+            json!({"meetingNumber": "123456789", "role": 0, "userId": ALICE_EMAIL, "withObf": true}),
+        )
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let claims = decode_jwt(body["signature"].as_str().unwrap(), SDK_SECRET);
+    assert_eq!(claims["role"], 0);
+    assert!(body["obfToken"].is_string());
+    assert!(body.get("zak").is_none());
     assert_eq!(app.zoom.calls(Endpoint::Obf), 1);
+}
+
+#[tokio::test]
+async fn join_refuses_an_obf_token_for_a_host_or_beside_a_zak_before_zoom_is_asked() {
+    let app = TestApp::builder().zoom().build().await;
+    let key = app.key("bot", &all_upstream(), Some("prod")).await;
+
+    let host = app
+        .join(
+            &key,
+            json!({"meetingNumber": "123456789", "role": 1, "userId": ALICE_EMAIL, "withObf": true}),
+        )
+        .await;
+    assert_error(
+        host,
+        400,
+        "invalid_request",
+        "withObf: an OBF token only joins",
+    )
+    .await;
+    let both = app
+        .join(
+            &key,
+            json!({"meetingNumber": "123456789", "role": 0, "userId": ALICE_EMAIL,
+                   "withZak": true, "withObf": true}),
+        )
+        .await;
+    assert_error(
+        both,
+        400,
+        "invalid_request",
+        "withObf: give withZak or withObf",
+    )
+    .await;
+    assert_eq!(app.zoom.calls(Endpoint::Obf), 0);
+    assert_eq!(app.zoom.calls(Endpoint::Zak), 0);
 }
 
 #[tokio::test]

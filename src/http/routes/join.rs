@@ -139,6 +139,19 @@ async fn issue_join_bundle(
         let with_obf = fields.bool("withObf")?.unwrap_or(false);
         let account = fields.string("account", 64)?;
         fields.finish()?;
+        // Zoom: an OBF token only joins, and the SDK takes a ZAK or an OBF token, not both.
+        if with_obf && role == 1 {
+            return Err(ApiError::invalid(
+                "withObf",
+                "an OBF token only joins: not with role 1 (a host starts with a ZAK)",
+            ));
+        }
+        if with_obf && with_zak {
+            return Err(ApiError::invalid(
+                "withObf",
+                "give withZak or withObf, not both: the Meeting SDK takes one or the other",
+            ));
+        }
         if role == 1 {
             caller.require(Scope::MeetingSdkHost)?;
         }
