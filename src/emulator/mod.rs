@@ -776,6 +776,8 @@ enum ApiError {
     MeetingIdRequired,
     #[error("Invalid type.")]
     InvalidType,
+    #[error("Invalid ttl.")]
+    InvalidTtl,
     #[error("Internal Server Error")]
     Internal,
 }
@@ -785,7 +787,9 @@ impl IntoResponse for ApiError {
         let (status, code) = match self {
             ApiError::InvalidAccessToken => (StatusCode::UNAUTHORIZED, 124),
             ApiError::UserNotFound(_) => (StatusCode::NOT_FOUND, 1001),
-            ApiError::MeetingIdRequired | ApiError::InvalidType => (StatusCode::BAD_REQUEST, 300),
+            ApiError::MeetingIdRequired | ApiError::InvalidType | ApiError::InvalidTtl => {
+                (StatusCode::BAD_REQUEST, 300)
+            }
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 500),
         };
         api_body(status, code, &self.to_string())
@@ -1184,9 +1188,11 @@ async fn issue_user_token(
 ) -> Response {
     let mut kind = None;
     let mut meeting_id = None;
+    let mut ttl = None;
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
             "type" if kind.is_none() => kind = Some(value.into_owned()),
+            "ttl" if ttl.is_none() => ttl = Some(value.into_owned()),
             "meeting_id" if meeting_id.is_none() && !value.is_empty() => {
                 meeting_id = Some(value.into_owned());
             }
@@ -1217,10 +1223,34 @@ async fn issue_user_token(
         Ok(Path(user_id)) => user_id,
         Err(_) => return ApiError::UserNotFound(String::new()).into_response(),
     };
-    match sign_user_token(&shared, &headers, &user_id, endpoint, meeting_id.as_deref()) {
+    let ttl = match ttl.as_deref().map(parse_ttl).transpose() {
+        Ok(ttl) => ttl,
+        Err(error) => return error.into_response(),
+    };
+    let asked = Asked {
+        meeting_id: meeting_id.as_deref(),
+        ttl,
+    };
+    match sign_user_token(&shared, &headers, &user_id, endpoint, asked) {
         Ok(token) => Json(json!({ "token": token })).into_response(),
         Err(error) => error.into_response(),
     }
+}
+
+/// What a user-token request asked for beyond its type: the meeting (OBF) and the token's life.
+#[derive(Default)]
+struct Asked<'a> {
+    meeting_id: Option<&'a str>,
+    /// Seconds; `None`: Zoom's default for the kind.
+    ttl: Option<i64>,
+}
+
+/// `ttl`: whole seconds, at most one year, as Zoom documents it.
+fn parse_ttl(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|ttl| (1..=31_536_000).contains(ttl))
+        .ok_or(ApiError::InvalidTtl)
 }
 
 fn sign_user_token(
@@ -1228,8 +1258,9 @@ fn sign_user_token(
     headers: &HeaderMap,
     user_id: &str,
     endpoint: Endpoint,
-    meeting_id: Option<&str>,
+    asked: Asked<'_>,
 ) -> Result<String, ApiError> {
+    let meeting_id = asked.meeting_id;
     let bearer = bearer(shared, headers)?;
     if endpoint == Endpoint::Obf && meeting_id.is_none() {
         return Err(ApiError::MeetingIdRequired);
@@ -1244,6 +1275,7 @@ fn sign_user_token(
         Endpoint::Obf => ("onbehalf", OBF_LIFETIME_SECONDS, meeting_id),
         _ => ("zak", ZAK_LIFETIME_SECONDS, None),
     };
+    let lifetime = asked.ttl.unwrap_or(lifetime);
     let now = unix_now();
     let claims = UserTokenClaims {
         uid: &uid,
@@ -1280,13 +1312,29 @@ fn bearer(shared: &Shared, headers: &HeaderMap) -> Result<Bearer, ApiError> {
 
 /// `GET /v2/users/me/zak`: the ZAK of the token's user (for an S2S token, the account's first
 /// user). Counted, and faulted, as [`Endpoint::Zak`].
-async fn issue_own_zak(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn issue_own_zak(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let ttl = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "ttl")
+        .map(|(_, value)| parse_ttl(&value))
+        .transpose();
+    let ttl = match ttl {
+        Ok(ttl) => ttl,
+        Err(error) => return error.into_response(),
+    };
     shared.count(Endpoint::Zak);
     let fault = shared.lock().next_fault(Endpoint::Zak);
     if let Some(response) = apply_fault(&shared, fault, Shape::Api).await {
         return response;
     }
-    match sign_user_token(&shared, &headers, "me", Endpoint::Zak, None) {
+    let asked = Asked {
+        meeting_id: None,
+        ttl,
+    };
+    match sign_user_token(&shared, &headers, "me", Endpoint::Zak, asked) {
         Ok(token) => Json(json!({ "token": token })).into_response(),
         Err(error) => error.into_response(),
     }

@@ -267,6 +267,14 @@ pub fn user_of(path: UserPath) -> Result<ZoomUser, ApiError> {
     user_id("userId", &user)
 }
 
+/// `ttlSeconds`: the life to ask of Zoom for a ZAK or OBF token (Zoom's `ttl`: at most one
+/// year; ztv asks for at least a minute).
+pub fn ttl_seconds(fields: &mut Fields) -> Result<Option<u32>, ApiError> {
+    Ok(fields
+        .int_or_text("ttlSeconds", 60..=31_536_000)?
+        .map(|ttl| ttl as u32))
+}
+
 /// The account `caller` acts for (the one `requested`, its own, or the only one), noted for
 /// the audit log.
 pub fn account_of<'s>(

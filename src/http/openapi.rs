@@ -483,6 +483,17 @@ pub(crate) struct AccountParam {
     account: Option<String>,
 }
 
+/// The `ttlSeconds` query parameter of the ZAK and OBF routes, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "documentation only")]
+pub(crate) struct TtlParam {
+    /// The token's life to ask of Zoom, in seconds (Zoom's `ttl`; at most one year). A ZAK
+    /// in ztv's cache is reused only while at least this much of its life remains.
+    #[param(rename = "ttlSeconds", minimum = 60, maximum = 31536000)]
+    ttl_seconds: Option<u32>,
+}
+
 /// An integer in `min..=max`, or exactly its decimal digits as a string (as Zoom's Meeting
 /// SDK sample sends it).
 fn int_or_text_schema(min: i64, max: i64, description: &str) -> OneOfBuilder {

@@ -48,7 +48,8 @@ pub struct UserTokens {
     reuse: Duration,
     /// Shared with the fetches, which fill it before their flight ends.
     cache: Arc<Mutex<ZakCache>>,
-    flights: SingleFlight<Key, UserToken, ZoomError>,
+    /// One fetch per ZAK and asked life at a time.
+    flights: SingleFlight<(Key, Option<u32>), UserToken, ZoomError>,
 }
 
 impl UserTokens {
@@ -98,12 +99,14 @@ impl UserTokens {
             account: account.to_string(),
             user: user.shared_key(),
         };
-        if let Some(token) = cached(&self.cache, &key) {
+        let ttl = kind.ttl();
+        if let Some(token) = cached(&self.cache, &key, ttl) {
             return Ok(token);
         }
+        let flight = (key.clone(), ttl);
         // Only a caller who would start a fetch is charged; one joining a fetch under way
         // costs Zoom nothing.
-        if !self.flights.in_flight(&key) {
+        if !self.flights.in_flight(&flight) {
             self.charge(budget).await?;
         }
         let zoom = Arc::clone(&self.zoom);
@@ -112,12 +115,12 @@ impl UserTokens {
         let (cache, reuse) = (Arc::clone(&self.cache), self.reuse);
         let user = user.clone();
         self.flights
-            .join_or_start(&key, || {
+            .join_or_start(&flight, || {
                 let key = key.clone();
                 async move {
                     // A flight that ended between this caller's look and the start of this
                     // one has cached its token (below): use it rather than fetch again.
-                    if let Some(token) = cached(&cache, &key) {
+                    if let Some(token) = cached(&cache, &key, ttl) {
                         return Ok(token);
                     }
                     let token =
@@ -192,11 +195,13 @@ impl UserTokens {
     }
 }
 
-/// The token cached for `key`, while it may still be reused.
-fn cached(cache: &Mutex<ZakCache>, key: &Key) -> Option<UserToken> {
+/// The token cached for `key`, while it may still be reused and, when a life was asked
+/// (`ttl`, seconds), while that much of its life remains.
+fn cached(cache: &Mutex<ZakCache>, key: &Key, ttl: Option<u32>) -> Option<UserToken> {
     let cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     let entry = cache.entries.get(key)?;
-    (entry.reuse_until > Instant::now()).then(|| entry.token.clone())
+    let covers = ttl.is_none_or(|ttl| entry.token.expires_at - clock::now() >= i64::from(ttl));
+    (entry.reuse_until > Instant::now() && covers).then(|| entry.token.clone())
 }
 
 /// Keeps a token for `reuse`, but never past half of what remains of its life, so a reused

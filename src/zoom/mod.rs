@@ -60,11 +60,22 @@ pub enum Acting {
 /// Which per-user token to fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum UserTokenKind {
-    Zak,
+    /// A ZAK; `ttl`: its life in seconds (Zoom's `ttl`), else Zoom's default.
+    Zak { ttl: Option<u32> },
     /// On-Behalf-Of token for one meeting.
     OnBehalf {
         meeting_number: String,
+        ttl: Option<u32>,
     },
+}
+
+impl UserTokenKind {
+    /// The life asked of Zoom, in seconds, if any.
+    pub fn ttl(&self) -> Option<u32> {
+        match self {
+            UserTokenKind::Zak { ttl } | UserTokenKind::OnBehalf { ttl, .. } => *ttl,
+        }
+    }
 }
 
 /// A ZAK or OBF token.
@@ -326,21 +337,24 @@ impl ZoomClient {
                 .path_segments_mut()
                 .map_err(|_| ZoomError::Internal("zoom.api_url cannot take a path".into()))?;
             match (acting, kind) {
-                (Acting::User, UserTokenKind::Zak) => path.push("me").push("zak"),
+                (Acting::User, UserTokenKind::Zak { .. }) => path.push("me").push("zak"),
                 (Acting::User, _) => path.push("me").push("token"),
                 (Acting::Account, _) => path.push(user).push("token"),
             };
         }
         match kind {
-            UserTokenKind::Zak if acting == Acting::User => {}
-            UserTokenKind::Zak => {
+            UserTokenKind::Zak { .. } if acting == Acting::User => {}
+            UserTokenKind::Zak { .. } => {
                 url.query_pairs_mut().append_pair("type", "zak");
             }
-            UserTokenKind::OnBehalf { meeting_number } => {
+            UserTokenKind::OnBehalf { meeting_number, .. } => {
                 url.query_pairs_mut()
                     .append_pair("type", "onbehalf")
                     .append_pair("meeting_id", meeting_number);
             }
+        }
+        if let Some(ttl) = kind.ttl() {
+            url.query_pairs_mut().append_pair("ttl", &ttl.to_string());
         }
         let body = self.api_get(account, url, access_token).await?;
         parse_user_token(&body, kind, acting)

@@ -673,3 +673,89 @@ async fn a_429_from_the_token_endpoint_without_a_cached_token_passes_retry_after
     assert_error(response, 503, "upstream_unavailable", "rate limiting").await;
     assert_eq!(app.zoom.calls(Endpoint::Token), 1, "a 429 is not retried");
 }
+
+/// Seconds from now until an answer's `expiresAt`.
+fn seconds_left(body: &Value) -> i64 {
+    let at = humantime::parse_rfc3339(body["expiresAt"].as_str().unwrap()).unwrap();
+    at.duration_since(std::time::SystemTime::now())
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn zak_and_obf_tokens_live_as_long_as_asked_and_a_cached_zak_serves_only_what_it_covers() {
+    let app = TestApp::builder().zoom().build().await;
+    let key = app.key("svc", &all_upstream(), Some("prod")).await;
+    let zak = |query: &'static str| {
+        let (app, key) = (&app, key.clone());
+        async move {
+            let response = app
+                .get_with(&format!("/v1/users/{ALICE_ID}/zak{query}"), &key)
+                .await;
+            let status = response.status();
+            let body = response.json::<Value>().await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+
+    let short = zak("?ttlSeconds=600").await;
+    assert!((590..=600).contains(&seconds_left(&short)), "{short}");
+    // Reused while it covers what is asked: no life asked, or less than it has left.
+    assert_eq!(zak("").await["zak"], short["zak"]);
+    assert_eq!(zak("?ttlSeconds=300").await["zak"], short["zak"]);
+    assert_eq!(app.zoom.calls(Endpoint::Zak), 1);
+    // Asked for more than it has left: a new one, as long as asked.
+    let long = zak("?ttlSeconds=3600").await;
+    assert_ne!(long["zak"], short["zak"]);
+    assert!((3590..=3600).contains(&seconds_left(&long)), "{long}");
+    assert_eq!(app.zoom.calls(Endpoint::Zak), 2);
+
+    let obf = app
+        .get_with(
+            &format!("/v1/users/{ALICE_ID}/obf-token?meetingNumber=123456789&ttlSeconds=900"),
+            &key,
+        )
+        .await;
+    assert_eq!(obf.status(), 200);
+    let obf: Value = obf.json().await.unwrap();
+    assert!((890..=900).contains(&seconds_left(&obf)), "{obf}");
+
+    let bundle = app
+        .join(
+            &key,
+            json!({"meetingNumber": "123456789", "role": 0, "userId": ALICE_ID,
+                   "withObf": true, "ttlSeconds": 1200}),
+        )
+        .await;
+    assert_eq!(bundle.status(), 200);
+    let bundle: Value = bundle.json().await.unwrap();
+    assert!((1190..=1200).contains(&seconds_left(&bundle)), "{bundle}");
+}
+
+#[tokio::test]
+async fn a_ttl_outside_a_minute_to_a_year_is_refused_before_zoom_is_asked() {
+    let app = TestApp::builder().zoom().build().await;
+    let key = app.key("svc", &all_upstream(), Some("prod")).await;
+
+    for ttl in ["59", "31536001", "1.5", "x"] {
+        let response = app
+            .get_with(&format!("/v1/users/{ALICE_ID}/zak?ttlSeconds={ttl}"), &key)
+            .await;
+        assert_error(response, 400, "invalid_request", "ttlSeconds").await;
+    }
+    let join = app
+        .join(
+            &key,
+            json!({"meetingNumber": "123456789", "role": 1, "userId": ALICE_ID, "ttlSeconds": 30}),
+        )
+        .await;
+    assert_error(
+        join,
+        400,
+        "invalid_request",
+        "ttlSeconds: must be between 60 and 31536000",
+    )
+    .await;
+    assert_eq!(app.zoom.calls(Endpoint::Zak), 0);
+}

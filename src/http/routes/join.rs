@@ -14,7 +14,7 @@ use crate::auth::caller::Caller;
 use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
-use crate::http::extract::{self, JsonObject, account_of};
+use crate::http::extract::{self, JsonObject, account_of, ttl_seconds};
 use crate::http::extract::{meeting_sdk_app, read_signature_request, s2s_account};
 use crate::http::openapi::{
     BodyErrors, CallerErrors, ZoomErrors, expiration_seconds_schema, role_schema,
@@ -62,6 +62,10 @@ struct JoinRequest {
     /// Fetch an On-Behalf-Of token for the meeting (needs `obf:read`).
     #[schema(default = false)]
     with_obf: Option<bool>,
+    /// The ZAK's or OBF token's life to ask of Zoom, in seconds (Zoom's `ttl`; at most one
+    /// year). A cached ZAK is reused only while at least this much of its life remains.
+    #[schema(minimum = 60, maximum = 31536000)]
+    ttl_seconds: Option<u32>,
     /// The account to act for; may be left out by a caller bound to one account, or when only
     /// one is configured.
     #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
@@ -137,6 +141,7 @@ async fn issue_join_bundle(
         // A host needs a ZAK to start the meeting; participants ask for one when they want it.
         let with_zak = fields.bool("withZak")?.unwrap_or(role == 1);
         let with_obf = fields.bool("withObf")?.unwrap_or(false);
+        let ttl = ttl_seconds(&mut fields)?;
         let account = fields.string("account", 64)?;
         fields.finish()?;
         // Zoom: an OBF token only joins, and the SDK takes a ZAK or an OBF token, not both.
@@ -188,11 +193,12 @@ async fn issue_join_bundle(
         };
         let meeting_id = meeting_number.digits();
         let (zak, obf) = tokio::join!(
-            fetch(with_zak, UserTokenKind::Zak),
+            fetch(with_zak, UserTokenKind::Zak { ttl }),
             fetch(
                 with_obf,
                 UserTokenKind::OnBehalf {
-                    meeting_number: meeting_id
+                    meeting_number: meeting_id,
+                    ttl,
                 }
             ),
         );

@@ -14,9 +14,9 @@ use crate::auth::caller::Caller;
 use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
-use crate::http::extract::{self, Fields, account_of};
+use crate::http::extract::{self, Fields, account_of, ttl_seconds};
 use crate::http::extract::{UserPath, meeting_number, s2s_account, user_of};
-use crate::http::openapi::{AccountParam, UserIdParam, token_source_schema};
+use crate::http::openapi::{AccountParam, TtlParam, UserIdParam, token_source_schema};
 use crate::http::openapi::{CallerErrors, ZoomErrors};
 use crate::scope::Scope;
 use crate::zoom::UserTokenKind;
@@ -66,6 +66,7 @@ struct ObfResponse {
     params(
         UserIdParam,
         AccountParam,
+        TtlParam,
     ),
     security(
         ("apiKey" = ["zak:read"]),
@@ -90,6 +91,7 @@ async fn issue_zak(
         let user = caller.act_as(&user_of(path)?)?;
         facts.user(&user);
         let mut fields = extract::query_fields(query.as_deref())?;
+        let ttl = ttl_seconds(&mut fields)?;
         let account = fields.string("account", 64)?;
         fields.finish()?;
         let settings = state.settings();
@@ -99,7 +101,7 @@ async fn issue_zak(
         let budget = caller.upstream_budget(&settings);
         let zak = state
             .user_tokens
-            .get(&account.name, &user, UserTokenKind::Zak, &budget)
+            .get(&account.name, &user, UserTokenKind::Zak { ttl }, &budget)
             .await?;
         Ok(Json(ZakResponse {
             zak: zak.token.expose_secret().to_string(),
@@ -132,6 +134,7 @@ async fn issue_zak(
             pattern = "^[0-9]{9,12}$",
         ),
         AccountParam,
+        TtlParam,
     ),
     security(
         ("apiKey" = ["obf:read"]),
@@ -158,6 +161,7 @@ async fn issue_obf_token(
         let mut fields = extract::query_fields(query.as_deref())?;
         let meeting_number = required_meeting_number(&mut fields)?;
         facts.target(&meeting_number);
+        let ttl = ttl_seconds(&mut fields)?;
         let account = fields.string("account", 64)?;
         fields.finish()?;
         let settings = state.settings();
@@ -170,7 +174,10 @@ async fn issue_obf_token(
             .get(
                 &account.name,
                 &user,
-                UserTokenKind::OnBehalf { meeting_number },
+                UserTokenKind::OnBehalf {
+                    meeting_number,
+                    ttl,
+                },
                 &budget,
             )
             .await?;
