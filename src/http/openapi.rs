@@ -392,13 +392,18 @@ mod tests {
         let doc: Value = serde_json::from_str(json()).unwrap();
         for request in ["SignatureRequest", "VideoTokenRequest", "JoinRequest"] {
             let field = &schema(&doc, request)["properties"]["expirationSeconds"];
+            // An integer, or (where sample-style digit strings are taken) one of its forms.
+            let integer = field["oneOf"]
+                .as_array()
+                .and_then(|forms| forms.iter().find(|form| form["type"] == "integer"))
+                .unwrap_or(field);
             assert_eq!(
-                field["minimum"],
+                integer["minimum"],
                 signing::MIN_EXPIRATION_SECONDS,
                 "{request}"
             );
             assert_eq!(
-                field["maximum"],
+                integer["maximum"],
                 signing::MAX_EXPIRATION_SECONDS,
                 "{request}"
             );
@@ -522,11 +527,12 @@ pub(crate) fn role_schema() -> OneOfBuilder {
     )
 }
 
-/// `expirationSeconds`: 1800–172800, or its digits as a string.
+/// `expirationSeconds`: the range signing enforces, or its digits as a string.
 pub(crate) fn expiration_seconds_schema() -> OneOfBuilder {
     int_or_text_schema(
-        1800,
-        172_800,
-        "The token's lifetime in seconds (default 7200), also as a string of its digits.",
+        crate::signing::MIN_EXPIRATION_SECONDS,
+        crate::signing::MAX_EXPIRATION_SECONDS,
+        "The token's lifetime in seconds, also as a string of its digits.",
     )
+    .default(Some(json!(crate::signing::DEFAULT_EXPIRATION_SECONDS)))
 }
