@@ -74,6 +74,7 @@ pub fn dev_settings(
             ))
             .expect("a socket address makes a URL"),
             done_url: None,
+            webhook_secret: None,
         }),
     };
     if let Some(app) = &account.user_oauth {

@@ -240,6 +240,8 @@ pub struct UserOAuthApp {
     pub redirect_uri: Url,
     /// Where the browser goes after the callback; `None`: a small page.
     pub done_url: Option<Url>,
+    /// This app's own webhook secret token; `None`: `webhooks.secret_token`.
+    pub webhook_secret: Option<SecretString>,
 }
 
 /// A Server-to-Server OAuth app. `Debug` never shows the secret (`SecretString`).
@@ -285,6 +287,10 @@ impl Account {
                     && secret(&a.client_secret, &b.client_secret)
                     && a.redirect_uri == b.redirect_uri
                     && a.done_url == b.done_url
+                    && match (&a.webhook_secret, &b.webhook_secret) {
+                        (Some(x), Some(y)) => secret(x, y),
+                        (x, y) => x.is_none() && y.is_none(),
+                    }
             }
             (a, b) => a.is_none() && b.is_none(),
         };

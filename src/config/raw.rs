@@ -147,6 +147,8 @@ pub(super) struct RawUserOAuth {
     pub(super) client_secret_file: Option<PathBuf>,
     pub(super) redirect_uri: Option<String>,
     pub(super) done_url: Option<String>,
+    pub(super) webhook_secret_token: Option<SecretString>,
+    pub(super) webhook_secret_token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]

@@ -36,6 +36,18 @@ impl Problems {
     }
 
     /// A required secret, given inline or as `<key>_file`, not both.
+    /// A secret that may be left out: `None` when neither `key` nor `key_file` is set.
+    fn optional_secret(
+        &mut self,
+        key: &str,
+        inline: Option<SecretString>,
+        file: Option<PathBuf>,
+    ) -> Option<SecretString> {
+        let inline = inline.filter(|s| !s.expose_secret().is_empty());
+        let file = file.filter(|p| !p.as_os_str().is_empty());
+        (inline.is_some() || file.is_some()).then(|| self.secret(key, inline, file))
+    }
+
     fn secret(
         &mut self,
         key: &str,
@@ -646,6 +658,11 @@ pub(super) fn validate_account(p: &mut Problems, name: &str, raw: RawAccount) ->
             redirect_uri: http_url(p, &format!("{key}.redirect_uri"), s.redirect_uri),
             done_url: non_empty(s.done_url)
                 .map(|u| http_url(p, &format!("{key}.done_url"), Some(u))),
+            webhook_secret: p.optional_secret(
+                &format!("{key}.webhook_secret_token"),
+                s.webhook_secret_token,
+                s.webhook_secret_token_file,
+            ),
         }
     });
     if s2s.is_none() && meeting_sdk.is_none() && video_sdk.is_none() && user_oauth.is_none() {

@@ -586,3 +586,94 @@ async fn a_signed_in_end_user_authorises_and_deletes_only_their_own_grant() {
             .is_none()
     );
 }
+
+/// `prod`'s app has a webhook secret of its own; `webhooks.secret_token` stays the default of
+/// the apps without one.
+const PROD_APP_SECRET: &str = "prod-app-webhook-secret";
+
+#[tokio::test]
+async fn an_event_is_applied_only_to_the_accounts_whose_app_secret_signed_it() {
+    let builder = TestApp::builder().zoom().adjust(|settings| {
+        let prod = settings.accounts.get_mut("prod").unwrap();
+        if let Some(app) = prod.user_oauth.as_mut() {
+            app.webhook_secret = Some(PROD_APP_SECRET.to_string().into());
+        }
+    });
+    let (app, key) = admin_app(builder).await;
+    authorize_alice(&app, &key).await;
+    let now = ztv::clock::now();
+    let alice = ZoomUser::parse(ALICE_ID).unwrap();
+
+    // Signed with the default secret: verified, but prod's app is not the default's.
+    let (body, headers) =
+        app.zoom
+            .deauthorization_webhook(WEBHOOK_SECRET, ALICE_ID, OAUTH_CLIENT, now);
+    let response = send_webhook(&app, &body, &headers).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["grantsDeleted"], 0);
+    assert!(
+        app.store
+            .find_grant("prod", &alice)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Signed with prod's own secret: prod's grant goes.
+    let (body, headers) =
+        app.zoom
+            .deauthorization_webhook(PROD_APP_SECRET, ALICE_ID, OAUTH_CLIENT, now);
+    let response = send_webhook(&app, &body, &headers).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["grantsDeleted"], 1);
+    assert!(
+        app.store
+            .find_grant("prod", &alice)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn url_validation_is_answered_with_the_secret_that_verified_it() {
+    use hmac::Mac;
+    let builder = TestApp::builder().zoom().adjust(|settings| {
+        let prod = settings.accounts.get_mut("prod").unwrap();
+        if let Some(app) = prod.user_oauth.as_mut() {
+            app.webhook_secret = Some(PROD_APP_SECRET.to_string().into());
+        }
+    });
+    let app = builder.grants().build().await;
+    let hmac_of = |secret: &str, text: &str| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(text.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let body =
+        json!({"event": "endpoint.url_validation", "payload": {"plainToken": "pt-1"}}).to_string();
+    let ts = ztv::clock::now().to_string();
+
+    for secret in [PROD_APP_SECRET, WEBHOOK_SECRET] {
+        let signature = format!("v0={}", hmac_of(secret, &format!("v0:{ts}:{body}")));
+        let response = send_webhook(
+            &app,
+            &body,
+            &[
+                ("x-zm-request-timestamp".into(), ts.clone()),
+                ("x-zm-signature".into(), signature),
+                ("content-type".into(), "application/json".into()),
+            ],
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            answer["encryptedToken"],
+            hmac_of(secret, "pt-1"),
+            "{secret}"
+        );
+    }
+}

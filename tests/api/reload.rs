@@ -171,6 +171,7 @@ async fn a_broken_configuration_is_refused_and_the_running_one_kept() {
         client_secret: SecretString::from("s"),
         redirect_uri: "http://127.0.0.1/v1/oauth/callback".parse().unwrap(),
         done_url: None,
+        webhook_secret: None,
     });
     let error = ztv::app::reload::apply(&app.state, fresh)
         .await

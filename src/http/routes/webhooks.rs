@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use utoipa::ToSchema;
@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::clock;
+use crate::config::Settings;
 use crate::http::error::ApiError;
 use crate::http::openapi::{
     BadRequest, Internal, NotFound, PayloadTooLarge, RequestTimeout, Unauthenticated,
@@ -61,7 +62,7 @@ enum WebhookAnswer {
     #[serde(rename_all = "camelCase")]
     UrlValidation {
         plain_token: String,
-        /// Hex HMAC-SHA256 of `plainToken` under `webhooks.secret_token`.
+        /// Hex HMAC-SHA256 of `plainToken` under the secret that verified the request.
         encrypted_token: String,
     },
     /// To any other event.
@@ -77,8 +78,34 @@ fn mac(secret: &str) -> Hmac<Sha256> {
     Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length")
 }
 
-/// Checks the signature and the timestamp; constant-time comparison.
-fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+/// The secret tokens that may sign an event, each with the accounts whose app it belongs to:
+/// an app's own `webhook_secret_token`, and `webhooks.secret_token` for the apps without one.
+fn secrets(settings: &Settings) -> Vec<(&SecretString, Vec<&str>)> {
+    let mut secrets: Vec<(&SecretString, Vec<&str>)> = Vec::new();
+    let mut by_default = Vec::new();
+    for (name, account) in &settings.accounts {
+        match account
+            .user_oauth
+            .as_ref()
+            .and_then(|app| app.webhook_secret.as_ref())
+        {
+            Some(own) => secrets.push((own, vec![name.as_str()])),
+            None => by_default.push(name.as_str()),
+        }
+    }
+    if let Some(default) = &settings.webhook_secret {
+        secrets.push((default, by_default));
+    }
+    secrets
+}
+
+/// Checks the signature under one of `secrets` and the timestamp (constant-time comparison);
+/// the secret that verified it.
+fn verify<'s>(
+    secrets: &[(&'s SecretString, Vec<&'s str>)],
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<usize, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let timestamp = header("x-zm-request-timestamp")
         .and_then(|t| t.trim().parse::<i64>().ok())
@@ -95,20 +122,25 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError
         .and_then(|s| s.strip_prefix("v0="))
         .and_then(|hex_sig| hex::decode(hex_sig).ok())
         .ok_or_else(|| ApiError::unauthenticated("x-zm-signature is missing or malformed"))?;
-    let mut mac = mac(secret);
-    mac.update(format!("v0:{timestamp}:").as_bytes());
-    mac.update(body);
-    mac.verify_slice(&signature)
-        .map_err(|_| ApiError::unauthenticated("webhook signature does not verify"))
+    secrets
+        .iter()
+        .position(|(secret, _)| {
+            let mut mac = mac(secret.expose_secret());
+            mac.update(format!("v0:{timestamp}:").as_bytes());
+            mac.update(body);
+            mac.verify_slice(&signature).is_ok()
+        })
+        .ok_or_else(|| ApiError::unauthenticated("webhook signature does not verify"))
 }
 
 /// Receive a Zoom webhook event
 ///
 /// Zoom's webhooks, verified by their signature (no ztv credentials): `x-zm-signature` is
-/// `v0=` + hex HMAC-SHA256 of `v0:{x-zm-request-timestamp}:{raw body}` under
-/// `webhooks.secret_token`; timestamps more than 5 minutes off are refused. Answers Zoom's
-/// endpoint validation, and on `app_deauthorized` deletes the user's grant and every cached
-/// token of theirs.
+/// `v0=` + hex HMAC-SHA256 of `v0:{x-zm-request-timestamp}:{raw body}` under an app's own
+/// `webhook_secret_token` or `webhooks.secret_token`; timestamps more than 5 minutes off are
+/// refused. The event applies only to the accounts whose app that secret belongs to. Answers
+/// Zoom's endpoint validation, and on `app_deauthorized` deletes the user's grant and every
+/// cached token of theirs.
 #[utoipa::path(
     post,
     path = "/v1/webhooks/zoom",
@@ -139,13 +171,14 @@ async fn receive_zoom_event(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let settings = state.settings();
-    let Some(secret) = settings.webhook_secret.as_ref() else {
+    let secrets = secrets(&settings);
+    if secrets.is_empty() {
         return Err(ApiError::not_found(
             "webhooks are not configured (webhooks.secret_token)",
         ));
-    };
+    }
+    let (secret, accounts) = &secrets[verify(&secrets, &headers, &body)?];
     let secret = secret.expose_secret();
-    verify(secret, &headers, &body)?;
     let event: Value = serde_json::from_slice(&body)
         .map_err(|_| ApiError::invalid("body", "is not a JSON Zoom event"))?;
     let payload = &event["payload"];
@@ -168,8 +201,9 @@ async fn receive_zoom_event(
             let user_id = crate::http::extract::user_id("payload.user_id", user_id)?;
             let client_id = payload["client_id"].as_str().unwrap_or("");
             let mut deleted = 0;
-            for (name, account) in &state.settings().accounts {
-                if account
+            // Only the accounts whose app the verifying secret belongs to.
+            for name in accounts {
+                if settings.accounts[*name]
                     .user_oauth
                     .as_ref()
                     .is_some_and(|app| app.client_id == client_id)
