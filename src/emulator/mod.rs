@@ -18,6 +18,9 @@
 //!   user-managed OAuth app; query or form body): a user access token and a refresh token.
 //!   Refresh tokens are **single-use**, as at Zoom: a refresh invalidates the one it used,
 //!   so of many concurrent refreshes with one token exactly one succeeds,
+//! * `POST /oauth/revoke` with `token=…` (HTTP Basic of a user-managed OAuth app): a live user
+//!   access or refresh token of that app ends the user's whole grant, as when they remove the
+//!   app; `{"status":"success"}`, or `400 invalid_grant` for a token it does not know,
 //! * `GET /v2/users/{userId}/token?type=zak` and `?type=onbehalf&meeting_id=…` (Bearer access
 //!   token; an S2S token reaches every user of its account, a user token only its own user,
 //!   as `me` or by ID or email),
@@ -115,10 +118,12 @@ pub enum Endpoint {
     Code,
     /// `GET /v2/users/{userId}`.
     User,
+    /// `POST /oauth/revoke`.
+    Revoke,
 }
 
 /// How many [`Endpoint`]s there are.
-const ENDPOINTS: usize = 6;
+const ENDPOINTS: usize = 7;
 
 impl Endpoint {
     fn index(self) -> usize {
@@ -129,6 +134,7 @@ impl Endpoint {
             Endpoint::Refresh => 3,
             Endpoint::Code => 4,
             Endpoint::User => 5,
+            Endpoint::Revoke => 6,
         }
     }
 }
@@ -274,6 +280,7 @@ impl Emulator {
         let router = Router::new()
             .route("/oauth/token", post(issue_access_token))
             .route("/oauth/authorize", get(authorize))
+            .route("/oauth/revoke", post(revoke_token))
             .route("/v2/users/{user_id}", get(describe_user))
             .route("/v2/users/me/zak", get(issue_own_zak))
             .route("/v2/users/{user_id}/token", get(issue_user_token))
@@ -401,16 +408,7 @@ impl Emulator {
     /// `app_deauthorized`: that user's unused codes, refresh tokens (then `invalid_grant`) and
     /// user access tokens (then 401, code 124) of that app stop working.
     pub fn deauthorize(&self, user_id: &str, client_id: &str) {
-        let mut state = self.shared.lock();
-        let of_theirs =
-            |grant: &UserGrant| grant.user_id == user_id && grant.client_id == client_id;
-        state.codes.retain(|_, code| !of_theirs(&code.grant));
-        state
-            .refresh_tokens
-            .retain(|_, refresh| !of_theirs(&refresh.grant));
-        state
-            .tokens
-            .retain(|_, issued| !issued.user.as_ref().is_some_and(of_theirs));
+        self.shared.lock().deauthorize(user_id, client_id);
     }
 
     /// The body and headers of the `POST {ztv}/v1/webhooks/zoom` Zoom sends when `user_id`
@@ -635,6 +633,17 @@ impl ZoomState {
                 .find(|u| &u.user_id == wanted || u.email.to_lowercase() == email)
                 .map(|u| (account_id.clone(), u.user_id.clone()))
         })
+    }
+
+    /// Ends `user_id`'s grant of the app `client_id`: see [`Emulator::deauthorize`].
+    fn deauthorize(&mut self, user_id: &str, client_id: &str) {
+        let of_theirs =
+            |grant: &UserGrant| grant.user_id == user_id && grant.client_id == client_id;
+        self.codes.retain(|_, code| !of_theirs(&code.grant));
+        self.refresh_tokens
+            .retain(|_, refresh| !of_theirs(&refresh.grant));
+        self.tokens
+            .retain(|_, issued| !issued.user.as_ref().is_some_and(of_theirs));
     }
 
     /// The account of the user with this ID.
@@ -971,6 +980,57 @@ fn grant_access_token(
     .into_response())
 }
 
+/// `POST /oauth/revoke`: an OAuth app (HTTP Basic) revokes one of its users' live access or
+/// refresh tokens (`token`, form or query), which ends that user's whole grant of the app, as
+/// when they remove it (see [`Emulator::deauthorize`]); answers `{"status":"success"}`.
+async fn revoke_token(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .unwrap_or_default();
+    let params = TokenParams::parse(query.as_deref(), &body);
+    shared.count(Endpoint::Revoke);
+    let fault = shared.lock().next_fault(Endpoint::Revoke);
+    if let Some(response) = apply_fault(&shared, fault, Shape::OAuth).await {
+        return response;
+    }
+    let Some((client_id, secret)) = basic_credentials(&headers) else {
+        return OAuthError::InvalidClient.into_response();
+    };
+    let mut state = shared.lock();
+    if state
+        .oauth_apps
+        .get(&client_id)
+        .is_none_or(|app| app.secret != secret)
+    {
+        return OAuthError::InvalidClient.into_response();
+    }
+    let token = params.token.as_deref().unwrap_or_default();
+    let now = Instant::now();
+    let live_access = state
+        .tokens
+        .get(token)
+        .filter(|issued| issued.expires_at > now)
+        .and_then(|issued| issued.user.clone());
+    let live_refresh = state
+        .refresh_tokens
+        .get(token)
+        .filter(|refresh| refresh.expires_at > now)
+        .map(|refresh| refresh.grant.clone());
+    let Some(grant) = live_access
+        .or(live_refresh)
+        .filter(|grant| grant.client_id == client_id)
+    else {
+        return OAuthError::InvalidRefreshToken.into_response();
+    };
+    state.deauthorize(&grant.user_id, &client_id);
+    Json(json!({"status": "success"})).into_response()
+}
+
 /// `grant_type=authorization_code`: trades a live code of this app, with the `redirect_uri` it
 /// was issued for, once. A refused exchange leaves the code as it was.
 fn exchange_code(
@@ -1087,6 +1147,8 @@ struct TokenParams {
     code: Option<String>,
     redirect_uri: Option<String>,
     refresh_token: Option<String>,
+    /// `POST /oauth/revoke`'s token.
+    token: Option<String>,
 }
 
 impl TokenParams {
@@ -1101,6 +1163,7 @@ impl TokenParams {
                     "code" => &mut params.code,
                     "redirect_uri" => &mut params.redirect_uri,
                     "refresh_token" => &mut params.refresh_token,
+                    "token" => &mut params.token,
                     _ => continue,
                 };
                 if slot.is_none() && !value.is_empty() {

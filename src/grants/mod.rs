@@ -91,6 +91,14 @@ impl From<GrantError> for ZoomError {
     }
 }
 
+/// A grant just deleted.
+pub struct Deleted {
+    /// The identities it was stored under (user ID, email).
+    pub identities: [ZoomUser; 2],
+    /// Zoom confirmed the revocation (the app is uninstalled for the user).
+    pub revoked_at_zoom: bool,
+}
+
 /// A usable user access token.
 #[derive(Clone)]
 pub struct UserAccess {
@@ -252,28 +260,66 @@ impl UserGrants {
             .await
     }
 
-    /// Deletes `user`'s grant in `account`; the identities it was stored under (user ID,
-    /// email), if there was one.
+    /// Deletes `user`'s grant in `account`, first revoking it at Zoom when `revoke` (a
+    /// disconnect asked here; not when Zoom itself ended it). The row goes even when Zoom
+    /// cannot be reached; `None` when there was no grant.
     pub async fn delete(
         &self,
         account: &str,
         user: &ZoomUser,
+        revoke: bool,
         by: Option<Arc<str>>,
-    ) -> Result<Option<[ZoomUser; 2]>, GrantError> {
+    ) -> Result<Option<Deleted>, GrantError> {
+        let revoked_at_zoom = revoke && self.revoke_at_zoom(account, user).await;
         let Some((user_id, email)) = self.store.delete_grant(account, user).await? else {
             return Ok(None);
         };
         // Stored identities were validated when the grant was made.
         let stored = |text: &str| ZoomUser::parse(text).map_err(|_| GrantError::ZoomIdentity);
         let (user_id, email) = (stored(&user_id)?, stored(&email)?);
-        tracing::info!(account, "deleted a user's grant");
+        let outcome = match (revoke, revoked_at_zoom) {
+            (false, _) => "deleted",
+            (true, true) => "revoked",
+            (true, false) => "deleted_not_revoked",
+        };
+        tracing::info!(account, outcome, "deleted a user's grant");
         self.audit.record(crate::audit::grant_event(
-            "deleted",
+            outcome,
             account,
             user_id.key(),
             by,
         ));
-        Ok(Some([user_id, email]))
+        Ok(Some(Deleted {
+            identities: [user_id, email],
+            revoked_at_zoom,
+        }))
+    }
+
+    /// Revokes the user's access token at Zoom (refreshed first if it has expired); `false`
+    /// when there is nothing to revoke or Zoom did not confirm it.
+    async fn revoke_at_zoom(&self, account: &str, user: &ZoomUser) -> bool {
+        let Some(app) = self.app(account) else {
+            return false;
+        };
+        let access = match self.access_for(account, user).await {
+            Ok(Some(access)) => access,
+            Ok(None) => return false,
+            Err(error) => {
+                tracing::warn!(account, %error, "no usable token to revoke a user's grant at Zoom");
+                return false;
+            }
+        };
+        match self
+            .zoom
+            .revoke_user_token(account, &app, &access.access_token)
+            .await
+        {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(account, %error, "Zoom did not revoke a user's grant; deleting it here anyway");
+                false
+            }
+        }
     }
 
     fn seal(&self, account: &str, user: &str, what: &str, token: &SecretString) -> Vec<u8> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::auth::rate_limit::{Budget, Decision, RateLimiter};
 use crate::clock;
 use crate::flight::SingleFlight;
-use crate::grants::{GrantError, UserGrants};
+use crate::grants::{Deleted, GrantError, UserGrants};
 use crate::tokens::s2s::TokenCache;
 use crate::zoom::{Acting, UserToken, UserTokenKind, ZoomClient, ZoomError};
 use crate::zoom_user::ZoomUser;
@@ -151,26 +151,31 @@ impl UserTokens {
         }
     }
 
-    /// Deletes `user`'s grant in `account` (asked by the user, an admin, or Zoom's webhook:
-    /// `by` is the caller, if any) and forgets every cached token of theirs; `false` when there
-    /// was no grant.
+    /// Deletes `user`'s grant in `account` and forgets every cached token of theirs. A
+    /// disconnect asked by a caller (`revoke`: their budget, charged for the call) revokes the
+    /// grant at Zoom first; one Zoom announced (`app_deauthorized`) does not. `by` is the
+    /// caller, if any; `None` when there was no grant.
     pub async fn forget_grant(
         &self,
         account: &str,
         user: &ZoomUser,
+        revoke: Option<&Budget>,
         by: Option<Arc<str>>,
-    ) -> Result<bool, GrantError> {
+    ) -> Result<Option<Deleted>, GrantError> {
         self.forget_user(account, user);
         let Some(grants) = &self.grants else {
-            return Ok(false);
+            return Ok(None);
         };
-        let Some(stored) = grants.delete(account, user, by).await? else {
-            return Ok(false);
+        if let Some(budget) = revoke {
+            self.charge(budget).await?;
+        }
+        let Some(deleted) = grants.delete(account, user, revoke.is_some(), by).await? else {
+            return Ok(None);
         };
-        for identity in &stored {
+        for identity in &deleted.identities {
             self.forget_user(account, identity);
         }
-        Ok(true)
+        Ok(Some(deleted))
     }
 
     /// Forgets every cached token of `user` (grant made or deleted, user deauthorised).

@@ -261,6 +261,36 @@ impl ZoomClient {
         }
     }
 
+    /// `POST {oauth_url}/oauth/revoke`: revokes a user's access token, which ends their
+    /// authorisation of the app at Zoom (Zoom then sends `app_deauthorized`). The token goes in
+    /// a form body, never in the URL.
+    pub async fn revoke_user_token(
+        &self,
+        account: &str,
+        app: &crate::config::UserOAuthApp,
+        access_token: &SecretString,
+    ) -> Result<(), ZoomError> {
+        let url = join(&self.settings.oauth_url, "oauth/revoke");
+        let form = [("token", access_token.expose_secret())];
+        let answer = self
+            .call(account, Endpoint::OAuth, || {
+                self.http
+                    .post(url.clone())
+                    .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
+                    .form(&form)
+            })
+            .await?;
+        if answer.status.is_success() {
+            return Ok(());
+        }
+        let (code, message) = oauth_error(&answer.body);
+        Err(ZoomError::Rejected {
+            status: answer.status.as_u16(),
+            code,
+            message,
+        })
+    }
+
     /// `GET {api_url}/users/me` with a user's own token: their Zoom ID and email.
     pub async fn users_me(
         &self,

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod cli;
+mod disconnect;
 mod docs;
 mod end_users;
 mod errors;

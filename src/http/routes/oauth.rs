@@ -320,11 +320,22 @@ fn html_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Delete a user's grant
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DeleteGrantResponse {
+    /// Zoom confirmed the revocation (`POST /oauth/revoke`): the app is uninstalled for the
+    /// user. `false` when Zoom could not be reached or refused; the grant is deleted here all
+    /// the same.
+    revoked_at_zoom: bool,
+}
+
+/// Disconnect a user: revoke their grant at Zoom and delete it
 ///
-/// Deletes the user's OAuth grant in the account and every cached token of theirs; later ZAK
-/// and OBF tokens for them use the account's S2S token. The user themself (an end user, as
-/// `me`), or an API key with scope `grants:admin`.
+/// Revokes the user's OAuth grant at Zoom (which uninstalls the app for them), then deletes it
+/// here with every cached token of theirs, even when Zoom cannot be reached; later ZAK and
+/// OBF tokens for them use the account's S2S token. The revocation is one Zoom call, charged
+/// to the caller's budget. The user themself (an end user, as `me`), or an API key with scope
+/// `grants:admin`.
 #[utoipa::path(
     delete,
     path = "/v1/oauth/grants/{userId}",
@@ -340,7 +351,7 @@ fn html_escape(text: &str) -> String {
         ("endUserJwt" = []),
     ),
     responses(
-        (status = 204, description = "The grant and the user's cached tokens are gone"),
+        (status = 200, description = "The grant and the user's cached tokens are gone", body = DeleteGrantResponse),
         CallerErrors,
     ),
 )]
@@ -349,7 +360,7 @@ async fn delete_grant(
     caller: Caller,
     path: UserPath,
     RawQuery(query): RawQuery,
-) -> Audited<StatusCode> {
+) -> Audited<Json<DeleteGrantResponse>> {
     let mut facts = caller.audit_facts();
     let answer = async {
         let user = user_of(path)?;
@@ -368,17 +379,25 @@ async fn delete_grant(
         let settings = state.settings();
         let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         grants(&state)?;
-        state
+        let budget = caller.upstream_budget(&settings);
+        let deleted = state
             .user_tokens
-            .forget_grant(&account.name, &user, Some(Arc::clone(&caller.name)))
+            .forget_grant(
+                &account.name,
+                &user,
+                Some(&budget),
+                Some(Arc::clone(&caller.name)),
+            )
             .await?
-            .then_some(StatusCode::NO_CONTENT)
             .ok_or_else(|| {
                 ApiError::not_found(format!(
                     "no grant for that user in account `{}`",
                     account.name
                 ))
-            })
+            })?;
+        Ok(Json(DeleteGrantResponse {
+            revoked_at_zoom: deleted.revoked_at_zoom,
+        }))
     }
     .await;
     Audited(facts, answer)

@@ -207,7 +207,11 @@ async fn receive_zoom_event(
                     .user_oauth
                     .as_ref()
                     .is_some_and(|app| app.client_id == client_id)
-                    && state.user_tokens.forget_grant(name, &user_id, None).await?
+                    && state
+                        .user_tokens
+                        .forget_grant(name, &user_id, None, None)
+                        .await?
+                        .is_some()
                 {
                     deleted += 1;
                 }
