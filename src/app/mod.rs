@@ -127,7 +127,7 @@ impl Application {
             ),
             None => None,
         };
-        let zoom = Arc::new(ZoomClient::new(&settings.zoom)?);
+        let zoom = Arc::new(ZoomClient::new(&settings.zoom, &settings.accounts)?);
         let shared_tokens = match (&settings.cache.redis_url, &settings.cache.encryption_key) {
             (Some(url), Some(key)) => {
                 let key = crate::config::decode_key(key).ok_or_else(|| {

@@ -84,6 +84,7 @@ pub async fn apply(state: &AppState, fresh: Settings) -> Result<Reloaded, Config
     for name in &tokens_dropped {
         state.user_tokens.forget_account(name);
     }
+    state.zoom.replace_accounts(&next.accounts);
     if let Some(grants) = &state.grants {
         grants.replace_apps(&next.accounts);
     }

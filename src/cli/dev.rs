@@ -56,6 +56,8 @@ pub fn dev_settings(
     };
     let account = Account {
         name: ACCOUNT.into(),
+        oauth_url: None,
+        api_url: None,
         s2s: Some(s2s),
         meeting_sdk: Some(MeetingSdkCredentials {
             client_id: format!("devSdkKey{}", random_hex(6)),

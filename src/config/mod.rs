@@ -225,6 +225,10 @@ pub struct ZoomSettings {
 #[derive(Clone, Debug)]
 pub struct Account {
     pub name: String,
+    /// Zoom's OAuth host and API base for this account (a regional cluster); `None`:
+    /// `zoom.oauth_url` / `zoom.api_url`.
+    pub oauth_url: Option<Url>,
+    pub api_url: Option<Url>,
     pub s2s: Option<S2sCredentials>,
     pub meeting_sdk: Option<MeetingSdkCredentials>,
     pub video_sdk: Option<VideoSdkCredentials>,
@@ -294,7 +298,23 @@ impl Account {
             }
             (a, b) => a.is_none() && b.is_none(),
         };
-        self.name == other.name && s2s && meeting && video && oauth
+        self.name == other.name
+            && self.oauth_url == other.oauth_url
+            && self.api_url == other.api_url
+            && s2s
+            && meeting
+            && video
+            && oauth
+    }
+
+    /// This account's Zoom OAuth host: its own, or `zoom.oauth_url`.
+    pub fn oauth_url<'a>(&'a self, zoom: &'a ZoomSettings) -> &'a Url {
+        self.oauth_url.as_ref().unwrap_or(&zoom.oauth_url)
+    }
+
+    /// This account's Zoom API base: its own, or `zoom.api_url`.
+    pub fn api_url<'a>(&'a self, zoom: &'a ZoomSettings) -> &'a Url {
+        self.api_url.as_ref().unwrap_or(&zoom.api_url)
     }
 }
 

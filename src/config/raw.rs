@@ -133,6 +133,8 @@ pub(super) struct RawZoom {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAccount {
+    pub(super) oauth_url: Option<String>,
+    pub(super) api_url: Option<String>,
     pub(super) s2s: Option<RawS2s>,
     pub(super) meeting_sdk: Option<RawMeetingSdk>,
     pub(super) video_sdk: Option<RawVideoSdk>,

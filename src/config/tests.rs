@@ -182,3 +182,30 @@ fn secret_file_is_read_and_trimmed() {
     assert_eq!(secret.expose_secret(), "from-file");
     assert!(!format!("{:?}", s).contains("from-file"));
 }
+
+#[test]
+fn an_accounts_own_zoom_urls_are_https_unless_loopback() {
+    let sdk = "[accounts.eu.meeting_sdk]\nclient_id = \"x\"\nclient_secret = \"y\"\n";
+    let s = Settings::from_toml(&format!(
+        "[accounts.eu]\napi_url = \"https://api-eu.zoom.us/v2\"\n{sdk}"
+    ))
+    .unwrap();
+    let eu = &s.accounts["eu"];
+    assert_eq!(eu.api_url(&s.zoom).as_str(), "https://api-eu.zoom.us/v2");
+    assert_eq!(
+        eu.oauth_url(&s.zoom),
+        &s.zoom.oauth_url,
+        "unset: zoom.oauth_url"
+    );
+
+    let err = Settings::from_toml(&format!(
+        "[accounts.eu]\noauth_url = \"http://zoom.example.com\"\n{sdk}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("accounts.eu.oauth_url:"), "{err}");
+    let err = Settings::from_toml(&format!("[accounts.eu]\napi_url = \"not a url\"\n{sdk}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("accounts.eu.api_url:"), "{err}");
+}

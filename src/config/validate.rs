@@ -671,8 +671,13 @@ pub(super) fn validate_account(p: &mut Problems, name: &str, raw: RawAccount) ->
             "has no credentials (s2s, meeting_sdk, video_sdk or user_oauth)",
         );
     }
+    let url = |p: &mut Problems, key: &str, value: Option<String>| {
+        non_empty(value).map(|u| fetched_url(p, &format!("{base}.{key}"), Some(u)))
+    };
     Account {
         name: name.to_string(),
+        oauth_url: url(p, "oauth_url", raw.oauth_url),
+        api_url: url(p, "api_url", raw.api_url),
         s2s,
         meeting_sdk,
         video_sdk,

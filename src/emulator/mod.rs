@@ -399,6 +399,15 @@ impl Emulator {
         self.shared.lock().consenting_user = Some(user_id.to_string());
     }
 
+    /// The `api_url` S2S token answers for `account_id` carry from now on (default: the
+    /// emulator's own base URL), as Zoom names a regional cluster.
+    pub fn report_api_url(&self, account_id: &str, api_url: &str) {
+        self.shared
+            .lock()
+            .reported_api_urls
+            .insert(account_id.to_string(), api_url.to_string());
+    }
+
     /// `expires_in` of user access tokens issued from now on.
     pub fn set_user_token_lifetime(&self, seconds: u64) {
         self.shared.lock().user_token_lifetime = seconds;
@@ -589,6 +598,8 @@ struct ZoomState {
     faults: HashMap<Endpoint, VecDeque<Injected>>,
     /// Token-endpoint calls by the `account_id` they named.
     token_requests: HashMap<String, u64>,
+    /// See [`Emulator::report_api_url`].
+    reported_api_urls: HashMap<String, String>,
 }
 
 impl ZoomState {
@@ -957,6 +968,11 @@ fn grant_access_token(
         .to_string();
 
     let lifetime = state.token_lifetime;
+    let api_url = state
+        .reported_api_urls
+        .get(&account_id)
+        .cloned()
+        .unwrap_or_else(|| shared.base_url.clone());
     let access_token = sign_oauth_token(shared, &client_id, &account_id, None, lifetime)?;
     let now = Instant::now();
     state.prune(now);
@@ -975,7 +991,7 @@ fn grant_access_token(
         token_type: "bearer",
         expires_in: lifetime,
         scope: TOKEN_SCOPE,
-        api_url: &shared.base_url,
+        api_url: &api_url,
     })
     .into_response())
 }

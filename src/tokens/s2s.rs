@@ -341,7 +341,7 @@ mod tests {
             zoom.api_url()
         ))
         .unwrap();
-        let client = Arc::new(ZoomClient::new(&settings.zoom).unwrap());
+        let client = Arc::new(ZoomClient::new(&settings.zoom, &settings.accounts).unwrap());
         TokenCache::new(client, &settings, None)
     }
 

@@ -33,6 +33,9 @@ struct Stored {
     /// Unix milliseconds.
     expires_at_ms: i64,
     lifetime_s: u64,
+    /// Zoom's `api_url`, already validated; absent from tokens stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_url: Option<String>,
 }
 
 pub struct SharedTokens {
@@ -116,6 +119,10 @@ impl SharedTokens {
             expires_at: stored.expires_at_ms / 1000,
             expires: Instant::now() + Duration::from_millis(left_ms as u64),
             lifetime: Duration::from_secs(stored.lifetime_s),
+            api_url: stored
+                .api_url
+                .as_deref()
+                .and_then(crate::zoom::zoom_api_url),
         }))
     }
 
@@ -135,6 +142,7 @@ impl SharedTokens {
             scope: token.scope.clone(),
             expires_at_ms: clock::now() * 1000 + left_ms as i64,
             lifetime_s: token.lifetime.as_secs(),
+            api_url: token.api_url.as_ref().map(|url| url.to_string()),
         };
         let plain = serde_json::to_vec(&stored).map_err(|_| Unavailable)?;
         let sealed = self.sealer.seal(&plain, &key);

@@ -8,8 +8,8 @@
 //! May import: config, clock. Its errors are [`ZoomError`]; the HTTP layer decides how each is
 //! answered.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
@@ -21,7 +21,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::clock;
-use crate::config::{S2sCredentials, ZoomSettings};
+use arc_swap::ArcSwap;
+use url::Url;
+
+use crate::config::{Account, S2sCredentials, ZoomSettings};
 
 mod error;
 
@@ -38,6 +41,10 @@ pub struct S2sToken {
     pub expires: Instant,
     /// `expires_in` as Zoom gave it.
     pub lifetime: Duration,
+    /// The API host Zoom named for the account (`api_url`, e.g. `https://api-eu.zoom.us` on
+    /// a regional cluster), when it named a valid http(s) URL. Told to callers, never used to
+    /// send a token.
+    pub api_url: Option<Url>,
 }
 
 /// A user's own tokens from the authorization-code or refresh-token grant.
@@ -139,14 +146,42 @@ struct Guard {
 /// Most of an answer's body that is kept, in bytes.
 const MAX_BODY: usize = 64 * 1024;
 
+/// Where one account's calls go.
+struct Urls {
+    oauth: Url,
+    api: Url,
+}
+
 pub struct ZoomClient {
     http: reqwest::Client,
     settings: ZoomSettings,
+    /// Accounts with URLs of their own (a regional cluster); replaced by a reload.
+    urls: ArcSwap<HashMap<String, Arc<Urls>>>,
     guards: Mutex<HashMap<(String, Endpoint), Guard>>,
 }
 
+fn urls_of(
+    zoom: &ZoomSettings,
+    accounts: &BTreeMap<String, Account>,
+) -> HashMap<String, Arc<Urls>> {
+    accounts
+        .iter()
+        .filter(|(_, a)| a.oauth_url.is_some() || a.api_url.is_some())
+        .map(|(name, a)| {
+            let urls = Urls {
+                oauth: a.oauth_url(zoom).clone(),
+                api: a.api_url(zoom).clone(),
+            };
+            (name.clone(), Arc::new(urls))
+        })
+        .collect()
+}
+
 impl ZoomClient {
-    pub fn new(settings: &ZoomSettings) -> Result<Self, ZoomError> {
+    pub fn new(
+        settings: &ZoomSettings,
+        accounts: &BTreeMap<String, Account>,
+    ) -> Result<Self, ZoomError> {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
@@ -158,8 +193,30 @@ impl ZoomClient {
         Ok(Self {
             http,
             settings: settings.clone(),
+            urls: ArcSwap::from_pointee(urls_of(settings, accounts)),
             guards: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Puts reloaded accounts' URLs in force.
+    pub fn replace_accounts(&self, accounts: &BTreeMap<String, Account>) {
+        self.urls.store(Arc::new(urls_of(&self.settings, accounts)));
+    }
+
+    /// `path` under the account's OAuth host.
+    fn oauth_endpoint(&self, account: &str, path: &str) -> Url {
+        match self.urls.load().get(account) {
+            Some(urls) => join(&urls.oauth, path),
+            None => join(&self.settings.oauth_url, path),
+        }
+    }
+
+    /// `path` under the account's API base.
+    fn api_endpoint(&self, account: &str, path: &str) -> Url {
+        match self.urls.load().get(account) {
+            Some(urls) => join(&urls.api, path),
+            None => join(&self.settings.api_url, path),
+        }
     }
 
     /// Trades the account's S2S credentials for an access token.
@@ -168,7 +225,7 @@ impl ZoomClient {
         account: &str,
         credentials: &S2sCredentials,
     ) -> Result<S2sToken, ZoomError> {
-        let url = join(&self.settings.oauth_url, "oauth/token");
+        let url = self.oauth_endpoint(account, "oauth/token");
         let answer = self
             .call(account, Endpoint::OAuth, || {
                 self.http
@@ -208,7 +265,7 @@ impl ZoomClient {
         app: &crate::config::UserOAuthApp,
         grant: UserGrantRequest<'_>,
     ) -> Result<UserOAuthTokens, ZoomError> {
-        let url = join(&self.settings.oauth_url, "oauth/token");
+        let url = self.oauth_endpoint(account, "oauth/token");
         let form: Vec<(&str, &str)> = match &grant {
             UserGrantRequest::Code(code) => vec![
                 ("grant_type", "authorization_code"),
@@ -270,7 +327,7 @@ impl ZoomClient {
         app: &crate::config::UserOAuthApp,
         access_token: &SecretString,
     ) -> Result<(), ZoomError> {
-        let url = join(&self.settings.oauth_url, "oauth/revoke");
+        let url = self.oauth_endpoint(account, "oauth/revoke");
         let form = [("token", access_token.expose_secret())];
         let answer = self
             .call(account, Endpoint::OAuth, || {
@@ -297,7 +354,7 @@ impl ZoomClient {
         account: &str,
         access_token: &SecretString,
     ) -> Result<(String, String), ZoomError> {
-        let url = join(&self.settings.api_url, "users/me");
+        let url = self.api_endpoint(account, "users/me");
         let body = self.api_get(account, url, access_token).await?;
         let value: Value = serde_json::from_slice(&body)
             .map_err(|_| ZoomError::Malformed("/users/me did not answer JSON".into()))?;
@@ -361,7 +418,7 @@ impl ZoomClient {
         kind: &UserTokenKind,
         acting: Acting,
     ) -> Result<UserToken, ZoomError> {
-        let mut url = join(&self.settings.api_url, "users");
+        let mut url = self.api_endpoint(account, "users");
         {
             let mut path = url
                 .path_segments_mut()
@@ -636,6 +693,7 @@ struct TokenAnswer {
     token_type: Option<String>,
     expires_in: u64,
     scope: Option<String>,
+    api_url: Option<String>,
 }
 
 fn parse_s2s_token(body: &[u8]) -> Result<S2sToken, ZoomError> {
@@ -656,7 +714,21 @@ fn parse_s2s_token(body: &[u8]) -> Result<S2sToken, ZoomError> {
         expires_at: clock::now() + lifetime.as_secs() as i64,
         expires: Instant::now() + lifetime,
         lifetime,
+        api_url: answer.api_url.as_deref().and_then(zoom_api_url),
     })
+}
+
+/// Zoom's `api_url`: an http(s) URL with a host and nothing after it, or nothing.
+pub fn zoom_api_url(text: &str) -> Option<Url> {
+    let url = Url::parse(text).ok()?;
+    let bare = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.path().len() <= 1;
+    bare.then_some(url)
 }
 
 /// Assumed life of a ZAK or OBF token whose own `exp` cannot be read, in seconds.

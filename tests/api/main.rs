@@ -18,6 +18,7 @@ mod meeting_sdk;
 mod openapi;
 mod processes;
 mod props;
+mod regions;
 mod reload;
 mod replicas;
 mod shared_cache;

@@ -141,7 +141,7 @@ async fn start_authorization(
         oauth_app(grants, account)?;
         let url = grants
             .start_authorization(
-                &settings.zoom.oauth_url,
+                account.oauth_url(&settings.zoom),
                 &account.name,
                 &caller.name,
                 &user_hint,

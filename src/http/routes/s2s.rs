@@ -50,13 +50,30 @@ struct S2sTokenResponse {
     /// The Zoom scopes the token carries, space-separated, as Zoom gave them.
     #[schema(example = "user:read:zak:admin user:read:token:admin")]
     scope: String,
+    /// The API host to call with this token (REST paths go under `{apiUrl}/v2/`): the
+    /// `api_url` Zoom gave with it (accounts on a regional cluster get theirs, e.g.
+    /// `https://api-eu.zoom.us`), else the account's configured API base without `/v2`.
+    #[schema(format = "uri", example = "https://api.zoom.us")]
+    api_url: String,
+}
+
+/// The API host `token` is for, as Zoom writes it (no trailing `/`, no `/v2`).
+fn api_host(token: &crate::zoom::S2sToken, configured_base: &url::Url) -> String {
+    match &token.api_url {
+        Some(url) => url.as_str().trim_end_matches('/').to_string(),
+        None => {
+            let base = configured_base.as_str().trim_end_matches('/');
+            base.strip_suffix("/v2").unwrap_or(base).to_string()
+        }
+    }
 }
 
 /// Issue the account's S2S access token
 ///
 /// The account's cached Server-to-Server OAuth access token, for internal services that call
-/// Zoom's API without holding the client secret. Refreshed ahead of expiry; concurrent callers
-/// on a cold cache cause one request to Zoom. Scope `s2s:token`.
+/// Zoom's API without holding the client secret, with the API host to call it on. Refreshed
+/// ahead of expiry; concurrent callers on a cold cache cause one request to Zoom. Scope
+/// `s2s:token`.
 #[utoipa::path(
     post,
     path = "/v1/s2s/token",
@@ -99,6 +116,7 @@ async fn issue_s2s_token(
             token_type: token.token_type.clone(),
             expires_at: clock::rfc3339(token.expires_at),
             scope: token.scope.clone(),
+            api_url: api_host(&token, account.api_url(&settings.zoom)),
         }))
     }
     .await;
