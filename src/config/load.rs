@@ -38,21 +38,36 @@ pub(super) fn read_raw(sources: &Sources) -> Result<RawSettings, ConfigError> {
         }
         builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
     }
-    let env: config::Map<String, String> = sources
+    let mut env: config::Map<String, String> = sources
         .env
         .iter()
         .filter(|(name, _)| is_config_env(name))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // Lists are split here: the `config` crate splits only when it also parses every other
+    // value, which would turn a secret such as `0123` into a number.
+    let mut lists = Vec::new();
+    for key in ENV_LIST_KEYS {
+        let name = format!("ZTV_{}", key.to_ascii_uppercase().replace('.', "__"));
+        if let Some(value) = env.remove(&name) {
+            let items: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_string)
+                .collect();
+            lists.push((*key, items));
+        }
+    }
     builder = builder.add_source(
         Environment::with_prefix("ZTV")
             .prefix_separator("_")
             .separator("__")
-            .list_separator(",")
-            .with_list_parse_key(ENV_LIST_KEYS[0])
-            .with_list_parse_key(ENV_LIST_KEYS[1])
             .source(Some(env)),
     );
+    for (key, items) in lists {
+        builder = builder.set_override(key, items).map_err(describe)?;
+    }
     let config = builder.build().map_err(describe)?;
     config.try_deserialize::<RawSettings>().map_err(describe)
 }

@@ -209,3 +209,37 @@ fn an_accounts_own_zoom_urls_are_https_unless_loopback() {
         .to_string();
     assert!(err.starts_with("accounts.eu.api_url:"), "{err}");
 }
+
+#[test]
+fn list_keys_come_from_the_environment_comma_separated() {
+    let load = |origins: &str, scopes: &str| {
+        Settings::load(&Sources {
+            file: None,
+            env: env(&[
+                ("ZTV_CORS__ALLOWED_ORIGINS", origins),
+                ("ZTV_END_USERS__SCOPES", scopes),
+                ("ZTV_END_USERS__ISSUER", "https://idp.example.com"),
+                ("ZTV_END_USERS__AUDIENCE", "ztv"),
+                ("ZTV_ACCOUNTS__PROD__S2S__CLIENT_SECRET", "0123"),
+                ("ZTV_ACCOUNTS__PROD__S2S__CLIENT_ID", "id"),
+                ("ZTV_ACCOUNTS__PROD__S2S__ACCOUNT_ID", "acc"),
+            ]),
+        })
+        .unwrap()
+    };
+    let one = load("http://127.0.0.1:8090", "zak:read");
+    assert_eq!(one.cors.allowed_origins.len(), 1);
+    assert_eq!(one.end_users.as_ref().unwrap().scopes.len(), 1);
+    let two = load(
+        "https://a.example.com, https://b.example.com",
+        "zak:read,obf:read",
+    );
+    assert_eq!(two.cors.allowed_origins.len(), 2);
+    assert_eq!(two.end_users.as_ref().unwrap().scopes.len(), 2);
+    // A digits-only secret stays text.
+    let s2s = two.accounts["prod"].s2s.as_ref().unwrap();
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&s2s.client_secret),
+        "0123"
+    );
+}
