@@ -161,3 +161,36 @@ mod tests {
         assert_eq!(format!("{user:?}"), "ZoomUser(\"kate@example.com\")");
     }
 }
+
+/// A Zoom account ID, validated once where it enters (a request's `zoomAccount`, Zoom's
+/// `GET /users/me`): 1–64 ASCII letters, digits, `-` and `_`, compared exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ZoomAccountId(Arc<str>);
+
+impl ZoomAccountId {
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+        ok.then(|| Self(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod account_id_tests {
+    use super::ZoomAccountId;
+
+    #[test]
+    fn account_ids_are_letters_digits_dash_and_underscore() {
+        assert!(ZoomAccountId::parse("lAAAAAAAAAAAAA_b-9").is_some());
+        for bad in ["", "a.b", "a/b", "a b", "é", &"a".repeat(65), "a:b"] {
+            assert!(ZoomAccountId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+}

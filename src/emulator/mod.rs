@@ -387,8 +387,18 @@ impl Emulator {
             OAuthApp {
                 secret: app.client_secret,
                 redirect_uri: app.redirect_uri,
+                admin_managed: false,
             },
         );
+    }
+
+    /// Makes the OAuth app `client_id` admin-managed (or user-managed again): the tokens of its
+    /// grants then act for every user of the authorising user's account (by ID or email), as
+    /// an admin's install does at Zoom; `me` stays the authorising user.
+    pub fn set_admin_managed(&self, client_id: &str, admin_managed: bool) {
+        if let Some(app) = self.shared.lock().oauth_apps.get_mut(client_id) {
+            app.admin_managed = admin_managed;
+        }
     }
 
     /// The user who consents at `/oauth/authorize` from now on, whatever the app (tests set it
@@ -623,6 +633,9 @@ impl ZoomState {
         let Some(own) = &bearer.user_id else {
             return self.find_user(&bearer.account_id, user_id);
         };
+        if bearer.whole_account && user_id != "me" {
+            return self.find_user(&bearer.account_id, user_id);
+        }
         let user = self
             .users
             .get(&bearer.account_id)?
@@ -699,6 +712,8 @@ struct Client {
 struct OAuthApp {
     secret: String,
     redirect_uri: String,
+    /// See [`Emulator::set_admin_managed`].
+    admin_managed: bool,
 }
 
 /// Who a user grant (an authorization code, a refresh token, a user access token) acts for, and
@@ -733,6 +748,8 @@ struct Issued {
 struct Bearer {
     account_id: String,
     user_id: Option<String>,
+    /// A user token of an admin-managed app: it acts for every user of its account.
+    whole_account: bool,
 }
 
 struct Injected {
@@ -1373,14 +1390,20 @@ fn sign_user_token(
 /// [`Emulator::refused_tokens`].
 fn bearer(shared: &Shared, headers: &HeaderMap) -> Result<Bearer, ApiError> {
     let holder = auth_param(headers, "bearer").and_then(|token| {
-        shared
-            .lock()
+        let state = shared.lock();
+        state
             .tokens
             .get(token)
             .filter(|issued| Instant::now() < issued.expires_at)
             .map(|issued| Bearer {
                 account_id: issued.account_id.clone(),
                 user_id: issued.user.as_ref().map(|grant| grant.user_id.clone()),
+                whole_account: issued.user.as_ref().is_some_and(|grant| {
+                    state
+                        .oauth_apps
+                        .get(&grant.client_id)
+                        .is_some_and(|app| app.admin_managed)
+                }),
             })
     });
     if holder.is_none() {

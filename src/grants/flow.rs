@@ -10,30 +10,35 @@ use url::Url;
 
 use super::{GrantError, UserGrants};
 use crate::clock;
-use crate::store::OAuthState;
+use crate::store::{GrantKind, OAuthState};
 use crate::zoom::{UserGrantRequest, ZoomError};
-use crate::zoom_user::ZoomUser;
+use crate::zoom_user::{ZoomAccountId, ZoomUser};
 
 /// How long a pending authorisation may be completed, in seconds.
 const STATE_LIFETIME: i64 = 600;
 /// Pending authorisations one caller may hold; a new one beyond drops the oldest.
 pub const PENDING_PER_CALLER: u32 = 10;
 
-/// Who completed an authorisation.
+/// Who completed an authorisation, and what it installed.
 pub struct Authorized {
     pub user: ZoomUser,
     pub email: ZoomUser,
+    pub install: GrantKind,
+    /// The Zoom account of the user, when Zoom named one.
+    pub zoom_account: Option<ZoomAccountId>,
 }
 
 impl UserGrants {
-    /// Records a pending authorisation of `user` in `account`, asked for by `caller`, and
-    /// returns the Zoom page (under `oauth_url`) where the user grants it.
+    /// Records a pending authorisation in `account`, asked for by `caller`: of `user`'s own
+    /// grant, or of an account install (`install`) by `user` if named; returns the Zoom page
+    /// (under `oauth_url`) where the user grants it.
     pub async fn start_authorization(
         &self,
         oauth_url: &Url,
         account: &str,
         caller: &str,
-        user: &ZoomUser,
+        install: GrantKind,
+        user: Option<&ZoomUser>,
     ) -> Result<Url, GrantError> {
         let app = self.app(account).ok_or(GrantError::NoApp)?;
         let mut random = [0u8; 32];
@@ -42,7 +47,8 @@ impl UserGrants {
         let pending = OAuthState {
             account: account.to_string(),
             caller: caller.to_string(),
-            user_hint: Some(user.as_str().to_string()),
+            user_hint: user.map(|u| u.as_str().to_string()),
+            install,
             created_ms: creation_order(),
             expires_at: clock::now() + STATE_LIFETIME,
         };
@@ -84,19 +90,35 @@ impl UserGrants {
                 ZoomError::InvalidGrant(detail) => GrantError::CodeRefused(detail),
                 other => GrantError::Zoom(other),
             })?;
-        let (user_id, email) = self.zoom.users_me(account, &tokens.access_token).await?;
+        let (user_id, email, zoom_account) =
+            self.zoom.users_me(account, &tokens.access_token).await?;
         // Zoom's answer crosses the boundary too: identities are validated like any other.
         let identity = |text: &str| ZoomUser::parse(text).map_err(|_| GrantError::ZoomIdentity);
         let (user, email) = (identity(&user_id)?, identity(&email)?);
+        let zoom_account = match zoom_account {
+            Some(text) => Some(ZoomAccountId::parse(&text).ok_or(GrantError::ZoomIdentity)?),
+            None => None,
+        };
         if let Some(hint) = pending.user_hint.as_deref().map(ZoomUser::parse)
             && !hint.is_ok_and(|hint| hint == email || hint == user)
         {
             return Err(GrantError::OtherUser);
         }
         let by = Some(pending.caller.as_str().into());
-        self.store_new(account, &user, &email, &tokens, by).await?;
-        tracing::info!(account, caller = %pending.caller, "stored a user's grant");
-        Ok(Authorized { user, email })
+        let identity = super::Identity {
+            user: &user,
+            email: &email,
+            zoom_account: zoom_account.as_ref(),
+        };
+        self.store_new(account, pending.install, identity, &tokens, by)
+            .await?;
+        tracing::info!(account, caller = %pending.caller, install = pending.install.as_str(), "stored a grant");
+        Ok(Authorized {
+            user,
+            email,
+            install: pending.install,
+            zoom_account,
+        })
     }
 }
 

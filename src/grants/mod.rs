@@ -26,14 +26,16 @@ use crate::clock;
 use crate::config::{Account, Settings, UserOAuthApp};
 use crate::flight::SingleFlight;
 use crate::sealing::Sealer;
-use crate::store::{GrantRow, Store, StoreError};
+use crate::store::{GrantKind, GrantRow, Store, StoreError, account_grant_id};
 use crate::zoom::{UserGrantRequest, UserOAuthTokens, ZoomClient, ZoomError};
-use crate::zoom_user::ZoomUser;
+use crate::zoom_user::{ZoomAccountId, ZoomUser};
 
 /// How long a refresher holds its lease, in seconds (longer than a Zoom call can take).
 const LEASE_SECONDS: i64 = 30;
 /// A user token is refreshed when less than this remains, in seconds.
 const REFRESH_BEFORE_SECONDS: i64 = 60;
+/// A grant's use is written down at most this often, in seconds.
+const USE_NOTED_EVERY: i64 = 3600;
 /// How often a waiting caller re-reads the grant while another refreshes it.
 const POLL: Duration = Duration::from_millis(50);
 /// How long a caller waits for another's refresh before giving up.
@@ -91,6 +93,52 @@ impl From<GrantError> for ZoomError {
     }
 }
 
+/// What is known of a grant, without its tokens.
+#[derive(Debug, Clone)]
+pub struct GrantInfo {
+    pub account: String,
+    pub kind: GrantKind,
+    /// The Zoom account of the user, or the installed one.
+    pub zoom_account_id: Option<String>,
+    /// The user's Zoom ID (of an account install: the installing admin's), folded.
+    pub user: String,
+    pub email: String,
+    pub scopes: String,
+    pub needs_reauthorization: bool,
+    /// Unix seconds.
+    pub access_expires_at: i64,
+    pub refreshed_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    /// The key to list after it (`after` of [`UserGrants::list`]).
+    pub key: String,
+}
+
+impl From<GrantRow> for GrantInfo {
+    fn from(row: GrantRow) -> Self {
+        GrantInfo {
+            key: row.zoom_user_id,
+            account: row.account,
+            kind: row.kind,
+            zoom_account_id: row.zoom_account_id,
+            user: row.user_key,
+            email: row.email,
+            scopes: row.scopes,
+            needs_reauthorization: row.needs_reauth,
+            access_expires_at: row.access_expires_at,
+            refreshed_at: row.refreshed_at,
+            last_used_at: row.last_used_at,
+        }
+    }
+}
+
+/// Who authorised, as Zoom's `GET /users/me` named them (validated).
+#[derive(Clone, Copy)]
+pub struct Identity<'a> {
+    pub user: &'a ZoomUser,
+    pub email: &'a ZoomUser,
+    pub zoom_account: Option<&'a ZoomAccountId>,
+}
+
 /// A grant just deleted.
 pub struct Deleted {
     /// The identities it was stored under (user ID, email).
@@ -102,6 +150,7 @@ pub struct Deleted {
 /// A usable user access token.
 #[derive(Clone)]
 pub struct UserAccess {
+    pub kind: GrantKind,
     pub zoom_user_id: String,
     pub access_token: SecretString,
     /// The grant's version this token was read at.
@@ -163,36 +212,50 @@ impl UserGrants {
         self.apps.store(Arc::new(apps_of(accounts)));
     }
 
-    /// Stores a grant just obtained with an authorization code (`by`: who started it).
+    /// Stores a grant just obtained with an authorization code (`by`: who started it): the
+    /// user's own, or an account install, which needs the Zoom account Zoom named.
     pub async fn store_new(
         &self,
         account: &str,
-        user: &ZoomUser,
-        email: &ZoomUser,
+        kind: GrantKind,
+        who: Identity<'_>,
         tokens: &UserOAuthTokens,
         by: Option<Arc<str>>,
     ) -> Result<(), GrantError> {
-        let zoom_user_id = user.as_str();
+        let Identity {
+            user,
+            email,
+            zoom_account,
+        } = who;
+        let zoom_user_id = match (kind, zoom_account) {
+            (GrantKind::User, _) => user.as_str().to_string(),
+            (GrantKind::Account, Some(zoom_account)) => account_grant_id(zoom_account.as_str()),
+            (GrantKind::Account, None) => return Err(GrantError::ZoomIdentity),
+        };
         let row = GrantRow {
             account: account.to_string(),
-            zoom_user_id: zoom_user_id.to_string(),
+            kind,
+            zoom_user_id: zoom_user_id.clone(),
+            zoom_account_id: zoom_account.map(|a| a.as_str().to_string()),
             user_key: user.key().to_string(),
             email: email.key().to_string(),
-            refresh_token: self.seal(account, zoom_user_id, "refresh", &tokens.refresh_token),
-            access_token: self.seal(account, zoom_user_id, "access", &tokens.access_token),
+            refresh_token: self.seal(account, &zoom_user_id, "refresh", &tokens.refresh_token),
+            access_token: self.seal(account, &zoom_user_id, "access", &tokens.access_token),
             access_expires_at: clock::now() + tokens.expires_in as i64,
             scopes: tokens.scope.clone(),
             version: 0,
             refreshing_until: None,
             needs_reauth: false,
+            last_used_at: None,
+            refreshed_at: None,
         };
         self.store.put_grant(&row, clock::now()).await?;
-        self.audit.record(crate::audit::grant_event(
-            "created",
-            account,
-            user.key(),
-            by,
-        ));
+        let action = match kind {
+            GrantKind::User => "created",
+            GrantKind::Account => "installed",
+        };
+        self.audit
+            .record(crate::audit::grant_event(action, account, user.key(), by));
         Ok(())
     }
 
@@ -209,15 +272,75 @@ impl UserGrants {
         let Some(row) = self.store.find_grant(account, user).await? else {
             return Ok(None);
         };
+        self.usable(row).await.map(Some)
+    }
+
+    /// The access token of the account install for `zoom_account` in `account` (refreshed
+    /// first when about to expire); `None` when no admin installed the app for it.
+    pub async fn account_access(
+        &self,
+        account: &str,
+        zoom_account: &ZoomAccountId,
+    ) -> Result<Option<UserAccess>, GrantError> {
+        if !self.apps.load().contains_key(account) {
+            return Ok(None);
+        }
+        let found = self
+            .store
+            .find_account_grant(account, zoom_account.as_str())
+            .await?;
+        match found {
+            Some(row) => self.usable(row).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether an admin installed the app for `zoom_account` in `account`.
+    pub async fn is_installed(
+        &self,
+        account: &str,
+        zoom_account: &ZoomAccountId,
+    ) -> Result<bool, GrantError> {
+        Ok(self.apps.load().contains_key(account)
+            && self
+                .store
+                .find_account_grant(account, zoom_account.as_str())
+                .await?
+                .is_some())
+    }
+
+    /// The Zoom account `user`'s own grant in `account` says they belong to.
+    pub async fn zoom_account_of(
+        &self,
+        account: &str,
+        user: &ZoomUser,
+    ) -> Result<Option<ZoomAccountId>, GrantError> {
+        let row = self.store.find_grant(account, user).await?;
+        Ok(row
+            .and_then(|row| row.zoom_account_id)
+            .and_then(|id| ZoomAccountId::parse(&id)))
+    }
+
+    /// A usable access token of `row`, refreshed first when it is about to expire; the grant
+    /// is noted as used (for the background refresh), at most once per [`USE_NOTED_EVERY`].
+    async fn usable(&self, row: GrantRow) -> Result<UserAccess, GrantError> {
         if row.needs_reauth {
             return Err(GrantError::ReauthorizationRequired);
         }
-        if row.access_expires_at - REFRESH_BEFORE_SECONDS > clock::now() {
-            return Ok(Some(self.open_access(&row)?));
+        let now = clock::now();
+        if row.last_used_at.is_none_or(|at| at < now - USE_NOTED_EVERY)
+            && let Err(error) = self
+                .store
+                .touch_grant(&row.account, &row.zoom_user_id, now, USE_NOTED_EVERY)
+                .await
+        {
+            tracing::warn!(account = %row.account, %error, "could not note a grant's use");
         }
-        self.refreshed(account, &row.zoom_user_id, row.version)
+        if row.access_expires_at - REFRESH_BEFORE_SECONDS > now {
+            return self.open_access(&row);
+        }
+        self.refreshed(&row.account, &row.zoom_user_id, row.version)
             .await
-            .map(Some)
     }
 
     /// A fresh access token for the grant, refreshing it at most once (see the module docs):
@@ -295,6 +418,35 @@ impl UserGrants {
         }))
     }
 
+    /// Deletes the account install of `zoom_account` in `account` that `installer` made (Zoom
+    /// announced they removed the app); whether there was one.
+    pub async fn delete_install(
+        &self,
+        account: &str,
+        zoom_account: &ZoomAccountId,
+        installer: &ZoomUser,
+        by: Option<Arc<str>>,
+    ) -> Result<bool, GrantError> {
+        let id = account_grant_id(zoom_account.as_str());
+        let Some(row) = self.store.get_grant(account, &id).await? else {
+            return Ok(false);
+        };
+        if row.user_key != installer.key() {
+            return Ok(false);
+        }
+        if !self.store.delete_grant_by_id(account, &id).await? {
+            return Ok(false);
+        }
+        tracing::info!(account, "deleted an account install");
+        self.audit.record(crate::audit::grant_event(
+            "uninstalled",
+            account,
+            &row.user_key,
+            by,
+        ));
+        Ok(true)
+    }
+
     /// Revokes the user's access token at Zoom (refreshed first if it has expired); `false`
     /// when there is nothing to revoke or Zoom did not confirm it.
     async fn revoke_at_zoom(&self, account: &str, user: &ZoomUser) -> bool {
@@ -320,6 +472,21 @@ impl UserGrants {
                 false
             }
         }
+    }
+
+    /// Grants of `account` (every account if `None`) in a stable order, after the grant whose
+    /// key is `after`, at most `limit`.
+    pub async fn list(
+        &self,
+        account: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<GrantInfo>, GrantError> {
+        let rows = self
+            .store
+            .list_grants(account, after, i64::from(limit))
+            .await?;
+        Ok(rows.into_iter().map(GrantInfo::from).collect())
     }
 
     fn seal(&self, account: &str, user: &str, what: &str, token: &SecretString) -> Vec<u8> {
@@ -365,11 +532,9 @@ async fn refresh_once(
 ) -> Result<UserAccess, GrantError> {
     let Upstream { store, sealer, .. } = *upstream;
     let started = tokio::time::Instant::now();
-    // Stored IDs were validated when the grant was made.
-    let user = ZoomUser::parse(zoom_user_id).map_err(|_| GrantError::ReauthorizationRequired)?;
     loop {
         let row = store
-            .find_grant(account, &user)
+            .get_grant(account, zoom_user_id)
             .await?
             .ok_or(GrantError::ReauthorizationRequired)?;
         if row.needs_reauth {
@@ -398,6 +563,7 @@ async fn refresh_once(
 
 fn open_access(sealer: &Sealer, row: &GrantRow) -> Result<UserAccess, GrantError> {
     Ok(UserAccess {
+        kind: row.kind,
         zoom_user_id: row.zoom_user_id.clone(),
         access_token: open(sealer, row, "access")?,
         version: row.version,
@@ -457,6 +623,7 @@ async fn refresh_with_lease(
                 None,
             ));
             Ok(UserAccess {
+                kind: row.kind,
                 zoom_user_id: user.to_string(),
                 access_token: tokens.access_token,
                 version: claimed + 1,

@@ -211,7 +211,9 @@ impl From<ZoomError> for ApiError {
             ZoomError::UserNotFound(message) => {
                 ApiError::new(ErrorCode::NotFound, format!("Zoom: {message}"))
             }
-            ZoomError::NoS2sCredentials(_) => ApiError::new(ErrorCode::NotFound, error.to_string()),
+            ZoomError::NoS2sCredentials(_) | ZoomError::NotInstalled(_) => {
+                ApiError::new(ErrorCode::NotFound, error.to_string())
+            }
             ZoomError::Internal(detail) => ApiError::internal(detail),
             other => ApiError::new(ErrorCode::UpstreamError, other.to_string()),
         }

@@ -25,7 +25,7 @@ use crate::config::{Account, MeetingSdkCredentials, Settings};
 use crate::http::answer::Audited;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::signing::{self, MeetingNumber, MeetingSdkClaimsInput};
-use crate::zoom_user::ZoomUser;
+use crate::zoom_user::{ZoomAccountId, ZoomUser};
 
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -273,6 +273,31 @@ pub fn ttl_seconds(fields: &mut Fields) -> Result<Option<u32>, ApiError> {
     Ok(fields
         .int_or_text("ttlSeconds", 60..=31_536_000)?
         .map(|ttl| ttl as u32))
+}
+
+/// `zoomAccount`: the Zoom account whose admin install to fetch user tokens through.
+pub fn zoom_account(fields: &mut Fields) -> Result<Option<ZoomAccountId>, ApiError> {
+    match fields.string("zoomAccount", 64)? {
+        None => Ok(None),
+        Some(text) => ZoomAccountId::parse(&text).map(Some).ok_or_else(|| {
+            ApiError::invalid(
+                "zoomAccount",
+                "a Zoom account ID: 1 to 64 ASCII letters, digits, '-' or '_'",
+            )
+        }),
+    }
+}
+
+/// The account to fetch ZAK and OBF tokens for: it needs S2S credentials or a user OAuth app
+/// (users' own grants and account installs).
+pub fn user_token_account(account: &Account) -> Result<&Account, ApiError> {
+    if account.s2s.is_none() && account.user_oauth.is_none() {
+        return Err(ApiError::not_found(format!(
+            "account `{}` has no Server-to-Server OAuth credentials and no user OAuth app",
+            account.name
+        )));
+    }
+    Ok(account)
 }
 
 /// The account `caller` acts for (the one `requested`, its own, or the only one), noted for

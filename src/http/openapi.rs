@@ -452,7 +452,11 @@ pub(crate) fn meeting_number_schema() -> OneOfBuilder {
 pub(crate) fn token_source_schema() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some([Acting::User.as_str(), Acting::Account.as_str()]))
+        .enum_values(Some([
+            Acting::User.as_str(),
+            Acting::AccountGrant.as_str(),
+            Acting::Account.as_str(),
+        ]))
         .description(Some(
             "Whose token fetched it: `user_grant` (the user's own OAuth grant) or `account` \
              (the account's S2S token).",
@@ -486,6 +490,22 @@ pub(crate) struct AccountParam {
     /// one is configured.
     #[param(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
     account: Option<String>,
+}
+
+/// The `zoomAccount` query parameter of the ZAK and OBF routes, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "documentation only")]
+pub(crate) struct ZoomAccountParam {
+    /// Fetch through the admin install of the app for this Zoom account (`install: account`);
+    /// `not_found` when there is none.
+    #[param(
+        rename = "zoomAccount",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9_-]+$"
+    )]
+    zoom_account: Option<String>,
 }
 
 /// The `ttlSeconds` query parameter of the ZAK and OBF routes, for the OpenAPI document.

@@ -89,18 +89,53 @@ pub struct OAuthState {
     pub account: String,
     pub caller: String,
     pub user_hint: Option<String>,
+    pub install: GrantKind,
     /// Unix milliseconds: a caller's oldest pending states are the first dropped.
     pub created_ms: i64,
     /// Unix seconds.
     pub expires_at: i64,
 }
 
-/// A user's grant as stored; tokens sealed.
+/// Whose a grant is: one user's own, or a whole Zoom account's (an admin's install).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantKind {
+    User,
+    Account,
+}
+
+impl GrantKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantKind::User => "user",
+            GrantKind::Account => "account",
+        }
+    }
+
+    fn from_column(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "user" => Ok(GrantKind::User),
+            "account" => Ok(GrantKind::Account),
+            _ => Err(StoreError::Corrupt("grant kind".into())),
+        }
+    }
+}
+
+/// The `zoom_user_id` of an account grant: no Zoom user ID has a `:`.
+pub fn account_grant_id(zoom_account_id: &str) -> String {
+    format!("account:{zoom_account_id}")
+}
+
+/// A grant as stored; tokens sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantRow {
     pub account: String,
-    /// As Zoom gave it.
+    pub kind: GrantKind,
+    /// As Zoom gave it; for an account grant [`account_grant_id`].
     pub zoom_user_id: String,
+    /// The Zoom account of the grant's user (of an account grant: the installed account);
+    /// `None` for grants stored before it was kept.
+    pub zoom_account_id: Option<String>,
     /// `zoom_user_id` with ASCII case folded ([`ZoomUser::key`]).
     pub user_key: String,
     /// ASCII case folded ([`ZoomUser::key`]).
@@ -112,6 +147,9 @@ pub struct GrantRow {
     pub version: i64,
     pub refreshing_until: Option<i64>,
     pub needs_reauth: bool,
+    /// Unix seconds: the last time a token was served from it, the last refresh.
+    pub last_used_at: Option<i64>,
+    pub refreshed_at: Option<i64>,
 }
 
 #[async_trait]
@@ -131,12 +169,58 @@ pub trait Store: Send + Sync {
     async fn prune_oauth_states(&self, now: i64) -> Result<u64, StoreError>;
     /// Stores a new grant, replacing any earlier one of the same user.
     async fn put_grant(&self, grant: &GrantRow, now: i64) -> Result<(), StoreError>;
-    /// A grant by Zoom user ID or email, compared as [`ZoomUser`]s (ASCII case folded).
+    /// A user's own grant by Zoom user ID or email, compared as [`ZoomUser`]s (ASCII case
+    /// folded). Never an account grant.
     async fn find_grant(
         &self,
         account: &str,
         user: &ZoomUser,
     ) -> Result<Option<GrantRow>, StoreError>;
+    /// A grant of either kind by its key.
+    async fn get_grant(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+    ) -> Result<Option<GrantRow>, StoreError>;
+    /// The account grant of a Zoom account.
+    async fn find_account_grant(
+        &self,
+        account: &str,
+        zoom_account_id: &str,
+    ) -> Result<Option<GrantRow>, StoreError>;
+    /// Grants of both kinds in order of (account, zoom_user_id), of `account` if given, after
+    /// the key `after` if given, at most `limit`.
+    async fn list_grants(
+        &self,
+        account: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<GrantRow>, StoreError>;
+    /// Deletes a grant of either kind by its key; whether there was one.
+    async fn delete_grant_by_id(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+    ) -> Result<bool, StoreError>;
+    /// Notes that a token was served from the grant at `now`, writing only when the last note
+    /// is older than `coarse` seconds (one write per grant and interval, not per request).
+    async fn touch_grant(
+        &self,
+        account: &str,
+        zoom_user_id: &str,
+        now: i64,
+        coarse: i64,
+    ) -> Result<(), StoreError>;
+    /// Grants not needing re-authorisation whose access token expires before `expiring_before`
+    /// and which were used (or made) at or after `used_since`: the background refresh's work.
+    async fn grants_to_keep_warm(
+        &self,
+        expiring_before: i64,
+        used_since: i64,
+        limit: i64,
+    ) -> Result<Vec<GrantRow>, StoreError>;
+    /// How many grants there are, by whether they need re-authorisation: (active, needing).
+    async fn count_grants(&self) -> Result<(u64, u64), StoreError>;
     /// Takes the refresh lease if the grant is still at `version` and nobody holds a live
     /// lease; the version is bumped. `false`: someone else got there first.
     async fn claim_refresh(
@@ -173,8 +257,8 @@ pub trait Store: Send + Sync {
         zoom_user_id: &str,
         now: i64,
     ) -> Result<(), StoreError>;
-    /// Deletes a grant by Zoom user ID or email, compared as [`ZoomUser`]s; returns the
-    /// deleted grant's user ID and email as stored.
+    /// Deletes a user's own grant by Zoom user ID or email, compared as [`ZoomUser`]s; returns
+    /// the deleted grant's user ID and email as stored.
     async fn delete_grant(
         &self,
         account: &str,

@@ -73,9 +73,14 @@ where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
+    let kind: String = row.try_get("kind")?;
     Ok(GrantRow {
         account: row.try_get("account")?,
+        kind: super::GrantKind::from_column(&kind)?,
         zoom_user_id: row.try_get("zoom_user_id")?,
+        zoom_account_id: row.try_get("zoom_account_id")?,
+        last_used_at: row.try_get("last_used_at")?,
+        refreshed_at: row.try_get("refreshed_at")?,
         user_key: row.try_get("user_key")?,
         email: row.try_get("email")?,
         refresh_token: row.try_get("refresh_token")?,
@@ -102,13 +107,14 @@ macro_rules! sql_store {
                 let mut tx = self.begin_write().await?;
                 let sql = Self::sql(
                     "INSERT INTO oauth_states (state_hash, account, caller, user_hint, \
-                     created_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     install, created_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 );
                 sqlx::query(&sql)
                     .bind(state_hash)
                     .bind(&state.account)
                     .bind(&state.caller)
                     .bind(&state.user_hint)
+                    .bind(state.install.as_str())
                     .bind(state.created_ms)
                     .bind(state.expires_at)
                     .execute(&mut *tx)
@@ -144,17 +150,19 @@ macro_rules! sql_store {
                 use sqlx::Row as _;
                 let sql = Self::sql(
                     "DELETE FROM oauth_states WHERE state_hash = ? \
-                     RETURNING account, caller, user_hint, created_ms, expires_at",
+                     RETURNING account, caller, user_hint, install, created_ms, expires_at",
                 );
                 let row = sqlx::query(&sql)
                     .bind(state_hash)
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(|row| {
+                    let install: String = row.try_get("install")?;
                     Ok($crate::store::OAuthState {
                         account: row.try_get("account")?,
                         caller: row.try_get("caller")?,
                         user_hint: row.try_get("user_hint")?,
+                        install: $crate::store::GrantKind::from_column(&install)?,
                         created_ms: row.try_get("created_ms")?,
                         expires_at: row.try_get("expires_at")?,
                     })
@@ -168,11 +176,14 @@ macro_rules! sql_store {
                 now: i64,
             ) -> Result<(), $crate::store::StoreError> {
                 let sql = Self::sql(
-                    "INSERT INTO user_grants (account, zoom_user_id, user_key, email, \
-                     refresh_token, access_token, access_expires_at, scopes, version, \
-                     refreshing_until, needs_reauth, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, NULL, FALSE, ?, ?) \
+                    "INSERT INTO user_grants (account, zoom_user_id, kind, zoom_account_id, \
+                     user_key, email, refresh_token, access_token, access_expires_at, scopes, \
+                     version, refreshing_until, needs_reauth, last_used_at, refreshed_at, \
+                     created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, NULL, FALSE, NULL, NULL, ?, ?) \
                      ON CONFLICT (account, zoom_user_id) DO UPDATE SET \
+                     kind = excluded.kind, zoom_account_id = excluded.zoom_account_id, \
+                     last_used_at = NULL, refreshed_at = NULL, created_at = excluded.created_at, \
                      user_key = excluded.user_key, email = excluded.email, \
                      refresh_token = excluded.refresh_token, access_token = excluded.access_token, \
                      access_expires_at = excluded.access_expires_at, scopes = excluded.scopes, \
@@ -182,6 +193,8 @@ macro_rules! sql_store {
                 sqlx::query(&sql)
                     .bind(&g.account)
                     .bind(&g.zoom_user_id)
+                    .bind(g.kind.as_str())
+                    .bind(&g.zoom_account_id)
                     .bind(&g.user_key)
                     .bind(&g.email)
                     .bind(&g.refresh_token)
@@ -201,8 +214,8 @@ macro_rules! sql_store {
                 user: &$crate::zoom_user::ZoomUser,
             ) -> Result<Option<$crate::store::GrantRow>, $crate::store::StoreError> {
                 let sql = Self::sql(
-                    "SELECT * FROM user_grants \
-                     WHERE account = ? AND (user_key = ? OR email = ?) LIMIT 1",
+                    "SELECT * FROM user_grants WHERE account = ? AND kind = 'user' \
+                     AND (user_key = ? OR email = ?) LIMIT 1",
                 );
                 let row = sqlx::query(&sql)
                     .bind(account)
@@ -213,6 +226,132 @@ macro_rules! sql_store {
                 row.as_ref()
                     .map($crate::store::sql::grant_from_row)
                     .transpose()
+            }
+
+            async fn get_grant(
+                &self,
+                account: &str,
+                zoom_user_id: &str,
+            ) -> Result<Option<$crate::store::GrantRow>, $crate::store::StoreError> {
+                let sql =
+                    Self::sql("SELECT * FROM user_grants WHERE account = ? AND zoom_user_id = ?");
+                let row = sqlx::query(&sql)
+                    .bind(account)
+                    .bind(zoom_user_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref()
+                    .map($crate::store::sql::grant_from_row)
+                    .transpose()
+            }
+
+            async fn find_account_grant(
+                &self,
+                account: &str,
+                zoom_account_id: &str,
+            ) -> Result<Option<$crate::store::GrantRow>, $crate::store::StoreError> {
+                let id = $crate::store::account_grant_id(zoom_account_id);
+                self.get_grant(account, &id).await
+            }
+
+            async fn list_grants(
+                &self,
+                account: Option<&str>,
+                after: Option<(&str, &str)>,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::GrantRow>, $crate::store::StoreError> {
+                let sql = Self::sql(
+                    "SELECT * FROM user_grants \
+                     WHERE (CAST(? AS TEXT) IS NULL OR account = ?) \
+                     AND (CAST(? AS TEXT) IS NULL OR account > ? \
+                          OR (account = ? AND zoom_user_id > ?)) \
+                     ORDER BY account, zoom_user_id LIMIT ?",
+                );
+                let (after_account, after_id) = after.unzip();
+                let rows = sqlx::query(&sql)
+                    .bind(account)
+                    .bind(account)
+                    .bind(after_account)
+                    .bind(after_account)
+                    .bind(after_account)
+                    .bind(after_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map($crate::store::sql::grant_from_row).collect()
+            }
+
+            async fn delete_grant_by_id(
+                &self,
+                account: &str,
+                zoom_user_id: &str,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let sql =
+                    Self::sql("DELETE FROM user_grants WHERE account = ? AND zoom_user_id = ?");
+                let result = sqlx::query(&sql)
+                    .bind(account)
+                    .bind(zoom_user_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() > 0)
+            }
+
+            async fn touch_grant(
+                &self,
+                account: &str,
+                zoom_user_id: &str,
+                now: i64,
+                coarse: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                let sql = Self::sql(
+                    "UPDATE user_grants SET last_used_at = ? \
+                     WHERE account = ? AND zoom_user_id = ? \
+                     AND (last_used_at IS NULL OR last_used_at < ?)",
+                );
+                sqlx::query(&sql)
+                    .bind(now)
+                    .bind(account)
+                    .bind(zoom_user_id)
+                    .bind(now - coarse)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn grants_to_keep_warm(
+                &self,
+                expiring_before: i64,
+                used_since: i64,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::GrantRow>, $crate::store::StoreError> {
+                let sql = Self::sql(
+                    "SELECT * FROM user_grants WHERE needs_reauth = FALSE \
+                     AND access_expires_at < ? \
+                     AND COALESCE(last_used_at, created_at) >= ? \
+                     ORDER BY access_expires_at LIMIT ?",
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(expiring_before)
+                    .bind(used_since)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map($crate::store::sql::grant_from_row).collect()
+            }
+
+            async fn count_grants(&self) -> Result<(u64, u64), $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let sql = Self::sql(
+                    "SELECT COUNT(*) AS n, needs_reauth FROM user_grants GROUP BY needs_reauth",
+                );
+                let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+                let (mut active, mut needing) = (0, 0);
+                for row in rows {
+                    let n: i64 = row.try_get("n")?;
+                    let needs: bool = row.try_get("needs_reauth")?;
+                    *(if needs { &mut needing } else { &mut active }) += n.max(0) as u64;
+                }
+                Ok((active, needing))
             }
 
             async fn claim_refresh(
@@ -252,12 +391,14 @@ macro_rules! sql_store {
                 let sql = Self::sql(
                     "UPDATE user_grants SET refresh_token = ?, access_token = ?, \
                      access_expires_at = ?, version = version + 1, refreshing_until = NULL, \
-                     updated_at = ? WHERE account = ? AND zoom_user_id = ? AND version = ?",
+                     refreshed_at = ?, updated_at = ? \
+                     WHERE account = ? AND zoom_user_id = ? AND version = ?",
                 );
                 let result = sqlx::query(&sql)
                     .bind(refresh_token)
                     .bind(access_token)
                     .bind(access_expires_at)
+                    .bind(now)
                     .bind(now)
                     .bind(account)
                     .bind(zoom_user_id)
@@ -312,8 +453,8 @@ macro_rules! sql_store {
             ) -> Result<Option<(String, String)>, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let sql = Self::sql(
-                    "DELETE FROM user_grants WHERE account = ? AND (user_key = ? OR email = ?) \
-                     RETURNING zoom_user_id, email",
+                    "DELETE FROM user_grants WHERE account = ? AND kind = 'user' \
+                     AND (user_key = ? OR email = ?) RETURNING zoom_user_id, email",
                 );
                 let row = sqlx::query(&sql)
                     .bind(account)

@@ -29,7 +29,11 @@ fn user(text: &str) -> ZoomUser {
 fn grant(user_id: &str, email: &str) -> GrantRow {
     GrantRow {
         account: "prod".into(),
+        kind: GrantKind::User,
         zoom_user_id: user_id.into(),
+        zoom_account_id: Some("acc-prod".into()),
+        last_used_at: None,
+        refreshed_at: None,
         user_key: user_id.to_ascii_lowercase(),
         email: email.to_ascii_lowercase(),
         // Every byte value survives the round trip, NUL included.
@@ -244,11 +248,13 @@ pub(crate) async fn oauth_states_are_taken_once(store: &dyn Store) {
         account: "prod".into(),
         caller: "web".into(),
         user_hint: Some("ann@example.com".into()),
+        install: GrantKind::User,
         created_ms: 500_000,
         expires_at: 1_000,
     };
     let anonymous = OAuthState {
         user_hint: None,
+        install: GrantKind::Account,
         ..state.clone()
     };
     store.insert_oauth_state("h1", &state, 10).await.unwrap();
@@ -268,6 +274,7 @@ pub(crate) async fn oauth_states_are_bounded_per_caller_and_pruned_when_expired(
         account: "prod".into(),
         caller: caller.into(),
         user_hint: None,
+        install: GrantKind::User,
         created_ms,
         expires_at,
     };
@@ -602,6 +609,113 @@ pub(crate) async fn a_deleted_grant_names_its_user_and_is_gone(store: &dyn Store
     );
 }
 
+pub(crate) async fn account_grants_are_apart_from_users_and_listed_in_pages(store: &dyn Store) {
+    let install = GrantRow {
+        kind: GrantKind::Account,
+        zoom_user_id: crate::store::account_grant_id("acc-prod"),
+        ..grant("admin1", "admin@example.com")
+    };
+    store.put_grant(&install, 100).await.unwrap();
+    store
+        .put_grant(&grant("u1", "ann@example.com"), 100)
+        .await
+        .unwrap();
+    store
+        .put_grant(&grant("u2", "bob@example.com"), 100)
+        .await
+        .unwrap();
+
+    // A user lookup never finds the install, even by its installer's identity or its key.
+    for who in ["admin1", "admin@example.com", "account.acc-prod"] {
+        assert_eq!(store.find_grant("prod", &user(who)).await.unwrap(), None);
+        assert_eq!(store.delete_grant("prod", &user(who)).await.unwrap(), None);
+    }
+    let found = store
+        .find_account_grant("prod", "acc-prod")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.kind, GrantKind::Account);
+    assert_eq!(found.user_key, "admin1");
+    assert_eq!(
+        store.find_account_grant("other", "acc-prod").await.unwrap(),
+        None
+    );
+
+    // Pages of two, in key order, each starting after the last of the one before.
+    let first = store.list_grants(Some("prod"), None, 2).await.unwrap();
+    let keys: Vec<_> = first.iter().map(|g| g.zoom_user_id.clone()).collect();
+    assert_eq!(keys, ["account:acc-prod", "u1"]);
+    let after = ("prod", keys[1].as_str());
+    let second = store
+        .list_grants(Some("prod"), Some(after), 2)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].zoom_user_id, "u2");
+    assert!(
+        store
+            .list_grants(Some("other"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.count_grants().await.unwrap(), (3, 0));
+
+    assert!(
+        store
+            .delete_grant_by_id("prod", "account:acc-prod")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.find_account_grant("prod", "acc-prod").await.unwrap(),
+        None
+    );
+}
+
+pub(crate) async fn grants_in_use_and_expiring_are_the_ones_kept_warm(store: &dyn Store) {
+    let expiring = |id: &str, at: i64| GrantRow {
+        access_expires_at: at,
+        ..grant(id, &format!("{id}@example.com"))
+    };
+    // Made at 100: u1 and u2 expire soon, u3 later.
+    for (id, at) in [("u1", 1_000), ("u2", 1_100), ("u3", 9_000)] {
+        store.put_grant(&expiring(id, at), 100).await.unwrap();
+    }
+    // u2 is used at 5_000 (noted once; a second note within the hour writes nothing).
+    store.touch_grant("prod", "u2", 5_000, 3_600).await.unwrap();
+    store.touch_grant("prod", "u2", 5_500, 3_600).await.unwrap();
+    assert_eq!(find(store, "u2").await.last_used_at, Some(5_000));
+
+    let warm = |used_since| async move {
+        store
+            .grants_to_keep_warm(2_000, used_since, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.zoom_user_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(warm(0).await, ["u1", "u2"], "soonest to expire first");
+    assert_eq!(warm(4_000).await, ["u2"], "only those used since");
+
+    store.mark_needs_reauth("prod", "u2", 6_000).await.unwrap();
+    assert_eq!(
+        warm(4_000).await,
+        Vec::<String>::new(),
+        "never one Zoom refused"
+    );
+    assert_eq!(store.count_grants().await.unwrap(), (2, 1));
+    assert!(
+        store
+            .store_refreshed("prod", "u1", 1, b"r", b"a", 9_500, 7_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(find(store, "u1").await.refreshed_at, Some(7_000));
+}
+
 pub(crate) async fn a_reachable_store_answers_ping(store: &dyn Store) {
     store.ping().await.unwrap();
 }
@@ -630,6 +744,8 @@ macro_rules! store_suite {
             a_grant_marked_for_reauthorisation_says_so,
             a_deleted_grant_names_its_user_and_is_gone,
             a_reachable_store_answers_ping,
+            account_grants_are_apart_from_users_and_listed_in_pages,
+            grants_in_use_and_expiring_are_the_ones_kept_warm,
             audit_events_are_listed_newest_first_by_caller_and_pruned,
         );
     };

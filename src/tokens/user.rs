@@ -14,9 +14,10 @@ use crate::auth::rate_limit::{Budget, Decision, RateLimiter};
 use crate::clock;
 use crate::flight::SingleFlight;
 use crate::grants::{Deleted, GrantError, UserGrants};
+use crate::store::GrantKind;
 use crate::tokens::s2s::TokenCache;
 use crate::zoom::{Acting, UserToken, UserTokenKind, ZoomClient, ZoomError};
-use crate::zoom_user::ZoomUser;
+use crate::zoom_user::{ZoomAccountId, ZoomUser};
 
 /// A cached ZAK's key: the account and the user's folded identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -48,8 +49,8 @@ pub struct UserTokens {
     reuse: Duration,
     /// Shared with the fetches, which fill it before their flight ends.
     cache: Arc<Mutex<ZakCache>>,
-    /// One fetch per ZAK and asked life at a time.
-    flights: SingleFlight<(Key, Option<u32>), UserToken, ZoomError>,
+    /// One fetch per ZAK, asked life and named install at a time.
+    flights: SingleFlight<(Key, Option<u32>, Option<ZoomAccountId>), UserToken, ZoomError>,
 }
 
 impl UserTokens {
@@ -75,11 +76,13 @@ impl UserTokens {
         }
     }
 
-    /// The ZAK or a new OBF token of `user` in `account`, for a caller with `budget`.
+    /// The ZAK or a new OBF token of `user` in `account`, for a caller with `budget`; through
+    /// the account install of `zoom_account` when one is named.
     pub async fn get(
         &self,
         account: &str,
         user: &ZoomUser,
+        zoom_account: Option<&ZoomAccountId>,
         kind: UserTokenKind,
         budget: &Budget,
     ) -> Result<UserToken, ZoomError> {
@@ -91,9 +94,20 @@ impl UserTokens {
                 self.grants.as_deref(),
                 account,
                 user,
+                zoom_account,
                 &kind,
             )
             .await;
+        }
+        // A named install must exist even when the user's ZAK is cached.
+        if let Some(id) = zoom_account {
+            let installed = match &self.grants {
+                Some(grants) => grants.is_installed(account, id).await?,
+                None => false,
+            };
+            if !installed {
+                return Err(ZoomError::NotInstalled(id.as_str().to_string()));
+            }
         }
         let key = Key {
             account: account.to_string(),
@@ -103,7 +117,7 @@ impl UserTokens {
         if let Some(token) = cached(&self.cache, &key, ttl) {
             return Ok(token);
         }
-        let flight = (key.clone(), ttl);
+        let flight = (key.clone(), ttl, zoom_account.cloned());
         // Only a caller who would start a fetch is charged; one joining a fetch under way
         // costs Zoom nothing.
         if !self.flights.in_flight(&flight) {
@@ -114,6 +128,7 @@ impl UserTokens {
         let grants = self.grants.clone();
         let (cache, reuse) = (Arc::clone(&self.cache), self.reuse);
         let user = user.clone();
+        let zoom_account = zoom_account.cloned();
         self.flights
             .join_or_start(&flight, || {
                 let key = key.clone();
@@ -123,9 +138,16 @@ impl UserTokens {
                     if let Some(token) = cached(&cache, &key, ttl) {
                         return Ok(token);
                     }
-                    let token =
-                        fetch_either(&zoom, &s2s, grants.as_deref(), &key.account, &user, &kind)
-                            .await?;
+                    let token = fetch_either(
+                        &zoom,
+                        &s2s,
+                        grants.as_deref(),
+                        &key.account,
+                        &user,
+                        zoom_account.as_ref(),
+                        &kind,
+                    )
+                    .await?;
                     // Inside the flight, so a caller who comes after it ends finds the token.
                     // (Remembered by the waiters instead, a caller slipping in between the
                     // flight's end and their `remember` started a second fetch.)
@@ -176,6 +198,27 @@ impl UserTokens {
             self.forget_user(account, identity);
         }
         Ok(Some(deleted))
+    }
+
+    /// Deletes the account install of `zoom_account` in `account` when `installer` made it
+    /// (Zoom announced they removed the app), and forgets the account's cached tokens;
+    /// whether there was one.
+    pub async fn forget_install(
+        &self,
+        account: &str,
+        zoom_account: &ZoomAccountId,
+        installer: &ZoomUser,
+    ) -> Result<bool, GrantError> {
+        let Some(grants) = &self.grants else {
+            return Ok(false);
+        };
+        let deleted = grants
+            .delete_install(account, zoom_account, installer, None)
+            .await?;
+        if deleted {
+            self.forget_account(account);
+        }
+        Ok(deleted)
     }
 
     /// Forgets every cached token of `user` (grant made or deleted, user deauthorised).
@@ -244,39 +287,75 @@ fn remember(cache: &Mutex<ZakCache>, reuse: Duration, key: Key, token: &UserToke
     );
 }
 
-/// With the user's own grant when they have one in `account`, else the account's S2S token.
+/// Through the account install of `zoom_account` when one is named; else with the user's own
+/// grant when they have one in `account` (or, when Zoom refused it, their Zoom account's
+/// install); else with the account's S2S token.
 async fn fetch_either(
     zoom: &ZoomClient,
     s2s: &TokenCache,
     grants: Option<&UserGrants>,
     account: &str,
     user: &ZoomUser,
+    zoom_account: Option<&ZoomAccountId>,
     kind: &UserTokenKind,
 ) -> Result<UserToken, ZoomError> {
-    if let Some(grants) = grants
-        && let Some(access) = grants.access_for(account, user).await?
-    {
-        return fetch_as_user(zoom, grants, account, access, kind).await;
+    let not_installed = |id: &ZoomAccountId| ZoomError::NotInstalled(id.as_str().to_string());
+    let Some(grants) = grants else {
+        return match zoom_account {
+            Some(id) => Err(not_installed(id)),
+            None => fetch(zoom, s2s, account, user.as_str(), kind).await,
+        };
+    };
+    if let Some(id) = zoom_account {
+        let access = grants
+            .account_access(account, id)
+            .await?
+            .ok_or_else(|| not_installed(id))?;
+        return fetch_with_grant(zoom, grants, account, access, user.as_str(), kind).await;
     }
-    fetch(zoom, s2s, account, user.as_str(), kind).await
+    match grants.access_for(account, user).await {
+        Ok(Some(access)) => {
+            let own = access.zoom_user_id.clone();
+            fetch_with_grant(zoom, grants, account, access, &own, kind).await
+        }
+        Ok(None) => fetch(zoom, s2s, account, user.as_str(), kind).await,
+        Err(GrantError::ReauthorizationRequired) => {
+            // Their own grant is gone at Zoom; their account's install still acts for them.
+            let Some(id) = grants.zoom_account_of(account, user).await? else {
+                return Err(ZoomError::ReauthorizationRequired);
+            };
+            match grants.account_access(account, &id).await? {
+                Some(access) => {
+                    fetch_with_grant(zoom, grants, account, access, user.as_str(), kind).await
+                }
+                None => Err(ZoomError::ReauthorizationRequired),
+            }
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
-/// With the user's own token; one refresh and retry when Zoom refuses it.
-async fn fetch_as_user(
+/// With a grant's token (the user's own, or an account install's for `user`); one refresh
+/// and retry when Zoom refuses it.
+async fn fetch_with_grant(
     zoom: &ZoomClient,
     grants: &UserGrants,
     account: &str,
     access: crate::grants::UserAccess,
+    user: &str,
     kind: &UserTokenKind,
 ) -> Result<UserToken, ZoomError> {
-    let user = access.zoom_user_id.clone();
+    let acting = match access.kind {
+        GrantKind::User => Acting::User,
+        GrantKind::Account => Acting::AccountGrant,
+    };
     match zoom
-        .user_token_as(account, &access.access_token, &user, kind, Acting::User)
+        .user_token_as(account, &access.access_token, user, kind, acting)
         .await
     {
         Err(ZoomError::TokenRejected(_)) => {
             let fresh = grants.replace_refused(account, &access).await?;
-            zoom.user_token_as(account, &fresh.access_token, &user, kind, Acting::User)
+            zoom.user_token_as(account, &fresh.access_token, user, kind, acting)
                 .await
         }
         other => other,

@@ -17,6 +17,11 @@ pub enum ZoomError {
     /// The account has no `s2s` section, so nothing can be fetched for it.
     #[error("account `{0}` has no Server-to-Server OAuth credentials")]
     NoS2sCredentials(String),
+    /// No admin has installed the app for the named Zoom account (`zoomAccount`).
+    #[error(
+        "no account install of the app for Zoom account `{0}` (POST /v1/oauth/authorize with install: account)"
+    )]
+    NotInstalled(String),
     /// Zoom does not know the user.
     #[error("Zoom: {0}")]
     UserNotFound(String),

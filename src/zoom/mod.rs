@@ -62,6 +62,8 @@ pub enum Acting {
     Account,
     /// The user's own token (`/users/me/…`).
     User,
+    /// An admin's install of the app for the whole Zoom account, for the named user.
+    AccountGrant,
 }
 
 /// Which per-user token to fetch.
@@ -101,6 +103,7 @@ impl Acting {
         match self {
             Acting::Account => "account",
             Acting::User => "user_grant",
+            Acting::AccountGrant => "account_grant",
         }
     }
 }
@@ -348,20 +351,26 @@ impl ZoomClient {
         })
     }
 
-    /// `GET {api_url}/users/me` with a user's own token: their Zoom ID and email.
+    /// `GET {api_url}/users/me` with a user's own token: their Zoom ID, email and account ID
+    /// (as Zoom wrote them; the caller validates).
     pub async fn users_me(
         &self,
         account: &str,
         access_token: &SecretString,
-    ) -> Result<(String, String), ZoomError> {
+    ) -> Result<(String, String, Option<String>), ZoomError> {
         let url = self.api_endpoint(account, "users/me");
         let body = self.api_get(account, url, access_token).await?;
         let value: Value = serde_json::from_slice(&body)
             .map_err(|_| ZoomError::Malformed("/users/me did not answer JSON".into()))?;
         let id = value.get("id").and_then(Value::as_str);
         let email = value.get("email").and_then(Value::as_str);
+        let account_id = value.get("account_id").and_then(Value::as_str);
         match (id, email) {
-            (Some(id), Some(email)) => Ok((id.to_string(), email.to_string())),
+            (Some(id), Some(email)) => Ok((
+                id.to_string(),
+                email.to_string(),
+                account_id.map(str::to_string),
+            )),
             _ => Err(ZoomError::Malformed("/users/me lacks id or email".into())),
         }
     }
@@ -426,7 +435,7 @@ impl ZoomClient {
             match (acting, kind) {
                 (Acting::User, UserTokenKind::Zak { .. }) => path.push("me").push("zak"),
                 (Acting::User, _) => path.push("me").push("token"),
-                (Acting::Account, _) => path.push(user).push("token"),
+                (Acting::Account | Acting::AccountGrant, _) => path.push(user).push("token"),
             };
         }
         match kind {

@@ -122,6 +122,7 @@ async fn a_replayed_unknown_expired_or_foreign_state_stores_nothing() {
                 account: "prod".into(),
                 caller: "admin".into(),
                 user_hint: None,
+                install: ztv::store::GrantKind::User,
                 created_ms: 0,
                 expires_at: ztv::clock::now() - 1,
             },

@@ -13,6 +13,7 @@ mod errors;
 mod grants;
 mod helpers;
 mod hostile;
+mod installs;
 mod limits;
 mod meeting_sdk;
 mod openapi;

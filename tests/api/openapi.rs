@@ -24,7 +24,7 @@ use ztv::scope::Scope;
 use crate::helpers::*;
 
 /// docs/api.md's route table, as (method, path).
-const CONTRACT_ROUTES: [(&str, &str); 14] = [
+const CONTRACT_ROUTES: [(&str, &str); 15] = [
     ("POST", "/v1/meeting-sdk/signature"),
     ("POST", "/v1/video-sdk/token"),
     ("GET", "/v1/users/{userId}/zak"),
@@ -34,6 +34,7 @@ const CONTRACT_ROUTES: [(&str, &str); 14] = [
     ("POST", "/v1/oauth/authorize"),
     ("GET", "/v1/oauth/callback"),
     ("DELETE", "/v1/oauth/grants/{userId}"),
+    ("GET", "/v1/oauth/grants"),
     ("POST", "/v1/webhooks/zoom"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),

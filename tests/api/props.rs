@@ -279,6 +279,7 @@ impl Route {
                 nonempty(&b.access_token)?;
                 nonempty(&b.token_type)?;
                 let _ = b.scope;
+                url::Url::parse(&b.api_url).map_err(|e| format!("apiUrl: {e}"))?;
                 timestamp(&b.expires_at)
             }
             (Route::Authorize, 200) => {
@@ -395,6 +396,7 @@ struct S2sBody {
     token_type: String,
     expires_at: String,
     scope: String,
+    api_url: String,
 }
 
 #[derive(Deserialize)]
@@ -1621,7 +1623,11 @@ async fn distinct_end_user_identities_never_reach_the_same_token_or_grant() {
     let kate = ztv::zoom_user::ZoomUser::parse(PEOPLE[0].1).unwrap();
     let kates_grant = ztv::store::GrantRow {
         account: "prod".into(),
+        kind: ztv::store::GrantKind::User,
         zoom_user_id: PEOPLE[0].0.into(),
+        zoom_account_id: None,
+        last_used_at: None,
+        refreshed_at: None,
         user_key: fold(PEOPLE[0].0),
         email: PEOPLE[0].1.into(),
         refresh_token: b"sealed".to_vec(),

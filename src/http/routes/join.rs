@@ -15,7 +15,7 @@ use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, JsonObject, account_of, ttl_seconds};
-use crate::http::extract::{meeting_sdk_app, read_signature_request, s2s_account};
+use crate::http::extract::{meeting_sdk_app, read_signature_request, user_token_account};
 use crate::http::openapi::{
     BodyErrors, CallerErrors, ZoomErrors, expiration_seconds_schema, role_schema,
 };
@@ -70,6 +70,10 @@ struct JoinRequest {
     /// one is configured.
     #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
     account: Option<String>,
+    /// Fetch the ZAK or OBF token through the admin install of the app for this Zoom account
+    /// (`install: account`); `not_found` when there is none.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
+    zoom_account: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -143,6 +147,7 @@ async fn issue_join_bundle(
         let with_obf = fields.bool("withObf")?.unwrap_or(false);
         let ttl = ttl_seconds(&mut fields)?;
         let account = fields.string("account", 64)?;
+        let zoom_account = extract::zoom_account(&mut fields)?;
         fields.finish()?;
         // Zoom: an OBF token only joins, and the SDK takes a ZAK or an OBF token, not both.
         if with_obf && role == 1 {
@@ -170,7 +175,7 @@ async fn issue_join_bundle(
         let settings = state.settings();
         let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         if with_zak || with_obf {
-            s2s_account(account)?;
+            user_token_account(account)?;
         }
         let app = meeting_sdk_app(account)?;
 
@@ -180,11 +185,12 @@ async fn issue_join_bundle(
             let account = account.name.clone();
             let user = user.clone();
             let budget = budget.clone();
+            let zoom_account = zoom_account.clone();
             async move {
                 match wanted {
                     true => state
                         .user_tokens
-                        .get(&account, &user, kind, &budget)
+                        .get(&account, &user, zoom_account.as_ref(), kind, &budget)
                         .await
                         .map(Some),
                     false => Ok(None),

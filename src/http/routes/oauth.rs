@@ -28,7 +28,7 @@ use crate::http::openapi::{
     UpstreamError, UpstreamUnavailable,
 };
 use crate::scope::Scope;
-use crate::store::OAuthState;
+use crate::store::{GrantKind, OAuthState};
 use crate::zoom_user::ZoomUser;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_authorization))
         .routes(routes!(finish_authorization))
         .routes(routes!(delete_grant))
+        .routes(routes!(list_grants))
 }
 
 /// The body of `POST /v1/oauth/authorize`; other fields are refused.
@@ -48,10 +49,23 @@ struct AuthorizeRequest {
     /// account, or when only one is configured.
     #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]+$")]
     account: Option<String>,
-    /// API keys only, and then required: the Zoom user (email or user ID) who must sign in to
-    /// Zoom. An end user always authorises for themselves.
+    /// API keys only, and then required for a user's own grant: the Zoom user (email or user
+    /// ID) who must sign in to Zoom. For an account install, optional: the admin who must.
+    /// An end user always authorises for themselves.
     #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._+@-]+$")]
     user_hint: Option<String>,
+    /// `user` (default): the signed-in user's own grant. `account`: an admin installs the app
+    /// for their whole Zoom account (an admin-managed app; API keys with `grants:admin`
+    /// only); ZAK and OBF tokens for any user of that account then use it.
+    install: Option<InstallKind>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "documentation only")]
+enum InstallKind {
+    User,
+    Account,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -118,23 +132,45 @@ async fn start_authorization(
         let JsonObject(mut fields) = body?;
         let account = fields.string("account", 64)?;
         let user_hint = fields.string("userHint", 128)?;
+        let install = match fields.string("install", 16)?.as_deref() {
+            None | Some("user") => GrantKind::User,
+            Some("account") => GrantKind::Account,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "install",
+                    "must be \"user\" or \"account\"",
+                ));
+            }
+        };
         fields.finish()?;
-        // An end user authorises for themselves; an API key needs grants:admin and names whom.
-        let user_hint = match caller.end_user() {
-            Some(me) => {
+        // An end user authorises for themselves; an API key needs grants:admin and names whom
+        // (for an account install, optionally: the admin who must sign in).
+        let user_hint = match (caller.end_user(), install) {
+            (Some(_), GrantKind::Account) => {
+                return Err(ApiError::forbidden(
+                    "an account install needs an API key with grants:admin",
+                ));
+            }
+            (Some(me), GrantKind::User) => {
                 if user_hint.is_some() {
                     return Err(ApiError::invalid("userHint", "only API keys name a user"));
                 }
-                me.clone()
+                Some(me.clone())
             }
-            None => {
+            (None, _) => {
                 caller.require(Scope::GrantsAdmin)?;
-                let hint = user_hint
-                    .ok_or_else(|| ApiError::invalid("userHint", "required for API keys"))?;
-                extract::user_id("userHint", &hint)?
+                match (user_hint, install) {
+                    (Some(hint), _) => Some(extract::user_id("userHint", &hint)?),
+                    (None, GrantKind::Account) => None,
+                    (None, GrantKind::User) => {
+                        return Err(ApiError::invalid("userHint", "required for API keys"));
+                    }
+                }
             }
         };
-        facts.user(&user_hint);
+        if let Some(user) = &user_hint {
+            facts.user(user);
+        }
         let settings = state.settings();
         let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
         let grants = grants(&state)?;
@@ -144,7 +180,8 @@ async fn start_authorization(
                 account.oauth_url(&settings.zoom),
                 &account.name,
                 &caller.name,
-                &user_hint,
+                install,
+                user_hint.as_ref(),
             )
             .await?;
         Ok(Json(AuthorizeResponse {
@@ -304,7 +341,7 @@ async fn complete(
     code: &str,
 ) -> Outcome {
     match grants.complete_authorization(pending, code).await {
-        Ok(Authorized { user, email }) => {
+        Ok(Authorized { user, email, .. }) => {
             state.user_tokens.forget_user(&pending.account, &email);
             state.user_tokens.forget_user(&pending.account, &user);
             Outcome::Authorized { email }
@@ -398,6 +435,136 @@ async fn delete_grant(
         Ok(Json(DeleteGrantResponse {
             revoked_at_zoom: deleted.revoked_at_zoom,
         }))
+    }
+    .await;
+    Audited(facts, answer)
+}
+
+/// One grant in `GET /v1/oauth/grants`: never a token.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct GrantSummary {
+    /// `user`: a user's own grant; `account`: an admin's install for their Zoom account.
+    #[schema(example = "user")]
+    kind: &'static str,
+    /// The Zoom account of the user, or the installed one (absent for grants made before ztv
+    /// kept it).
+    zoom_account: Option<String>,
+    /// The user's Zoom ID (of an install: the installing admin's), ASCII case folded.
+    user: String,
+    /// Their email, ASCII case folded.
+    email: String,
+    /// The scopes Zoom granted, space-separated.
+    scopes: String,
+    /// `active`, or `needs_reauthorization` once Zoom refused the refresh token.
+    #[schema(example = "active")]
+    state: &'static str,
+    /// When the access token held expires, the last refresh and the last use (RFC 3339).
+    #[schema(format = DateTime)]
+    access_expires_at: String,
+    #[schema(format = DateTime)]
+    last_refreshed_at: Option<String>,
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct GrantList {
+    grants: Vec<GrantSummary>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next: Option<String>,
+}
+
+/// Most grants one page holds.
+const PAGE_MAX: i64 = 200;
+
+/// List the account's grants
+///
+/// The account's grants, users' own and account installs, in a stable order, a page at a
+/// time: what each is, whose, its state and when it was last refreshed and used; never a
+/// token. Scope `grants:admin`.
+#[utoipa::path(
+    get,
+    path = "/v1/oauth/grants",
+    tag = "oauth",
+    operation_id = "listGrants",
+    params(
+        AccountParam,
+        ("limit" = Option<u32>, Query, description = "Grants per page (default 50).", minimum = 1, maximum = 200),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page.", min_length = 1, max_length = 400, pattern = "^[A-Za-z0-9_-]+$"),
+    ),
+    security(
+        ("apiKey" = ["grants:admin"]),
+        ("apiKeyHeader" = ["grants:admin"]),
+        ("endUserJwt" = ["grants:admin"]),
+    ),
+    responses(
+        (status = 200, description = "A page of grants", body = GrantList),
+        CallerErrors,
+    ),
+)]
+async fn list_grants(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Audited<Json<GrantList>> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut facts = caller.audit_facts();
+    let answer = async {
+        caller.require(Scope::GrantsAdmin)?;
+        let mut fields = extract::query_fields(query.as_deref())?;
+        let account = fields.string("account", 64)?;
+        let limit = fields.int_or_text("limit", 1..=PAGE_MAX)?.unwrap_or(50);
+        let after = fields.string("after", 400)?;
+        fields.finish()?;
+        let after = match after {
+            None => None,
+            Some(cursor) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(cursor.as_bytes())
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or_else(|| ApiError::invalid("after", "not a `next` of this route"))?,
+            ),
+        };
+        let settings = state.settings();
+        let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
+        let grants = grants(&state)?;
+        let page = grants
+            .list(
+                Some(&account.name),
+                after.as_deref().map(|key| (account.name.as_str(), key)),
+                limit as u32,
+            )
+            .await?;
+        let next = (page.len() as i64 == limit)
+            .then(|| {
+                page.last()
+                    .map(|g| URL_SAFE_NO_PAD.encode(g.key.as_bytes()))
+            })
+            .flatten();
+        let rfc3339 = |at: Option<i64>| at.map(crate::clock::rfc3339);
+        let grants = page
+            .into_iter()
+            .map(|g| GrantSummary {
+                kind: g.kind.as_str(),
+                zoom_account: g.zoom_account_id,
+                user: g.user,
+                email: g.email,
+                scopes: g.scopes,
+                state: if g.needs_reauthorization {
+                    "needs_reauthorization"
+                } else {
+                    "active"
+                },
+                access_expires_at: crate::clock::rfc3339(g.access_expires_at),
+                last_refreshed_at: rfc3339(g.refreshed_at),
+                last_used_at: rfc3339(g.last_used_at),
+            })
+            .collect();
+        Ok(Json(GrantList { grants, next }))
     }
     .await;
     Audited(facts, answer)

@@ -15,8 +15,9 @@ use crate::clock;
 use crate::http::answer::Audited;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, Fields, account_of, ttl_seconds};
-use crate::http::extract::{UserPath, meeting_number, s2s_account, user_of};
-use crate::http::openapi::{AccountParam, TtlParam, UserIdParam, token_source_schema};
+use crate::http::extract::{UserPath, meeting_number, user_of, user_token_account};
+use crate::http::openapi::token_source_schema;
+use crate::http::openapi::{AccountParam, TtlParam, UserIdParam, ZoomAccountParam};
 use crate::http::openapi::{CallerErrors, ZoomErrors};
 use crate::scope::Scope;
 use crate::zoom::UserTokenKind;
@@ -35,7 +36,8 @@ struct ZakResponse {
     /// When the ZAK expires (RFC 3339, UTC).
     #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
     expires_at: String,
-    /// `user_grant` (the user's own token) or `account` (the account's S2S token).
+    /// `user_grant` (the user's own token), `account_grant` (an admin's install for the
+    /// user's Zoom account) or `account` (the account's S2S token).
     #[schema(schema_with = token_source_schema)]
     source: &'static str,
 }
@@ -48,7 +50,8 @@ struct ObfResponse {
     /// When the token expires (RFC 3339, UTC).
     #[schema(format = DateTime, example = "2025-01-01T14:00:00Z")]
     expires_at: String,
-    /// `user_grant` (the user's own token) or `account` (the account's S2S token).
+    /// `user_grant` (the user's own token), `account_grant` (an admin's install for the
+    /// user's Zoom account) or `account` (the account's S2S token).
     #[schema(schema_with = token_source_schema)]
     source: &'static str,
 }
@@ -66,6 +69,7 @@ struct ObfResponse {
     params(
         UserIdParam,
         AccountParam,
+        ZoomAccountParam,
         TtlParam,
     ),
     security(
@@ -93,15 +97,22 @@ async fn issue_zak(
         let mut fields = extract::query_fields(query.as_deref())?;
         let ttl = ttl_seconds(&mut fields)?;
         let account = fields.string("account", 64)?;
+        let zoom_account = extract::zoom_account(&mut fields)?;
         fields.finish()?;
         let settings = state.settings();
         let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
-        let account = s2s_account(account)?;
+        let account = user_token_account(account)?;
 
         let budget = caller.upstream_budget(&settings);
         let zak = state
             .user_tokens
-            .get(&account.name, &user, UserTokenKind::Zak { ttl }, &budget)
+            .get(
+                &account.name,
+                &user,
+                zoom_account.as_ref(),
+                UserTokenKind::Zak { ttl },
+                &budget,
+            )
             .await?;
         Ok(Json(ZakResponse {
             zak: zak.token.expose_secret().to_string(),
@@ -134,6 +145,7 @@ async fn issue_zak(
             pattern = "^[0-9]{9,12}$",
         ),
         AccountParam,
+        ZoomAccountParam,
         TtlParam,
     ),
     security(
@@ -163,10 +175,11 @@ async fn issue_obf_token(
         facts.target(&meeting_number);
         let ttl = ttl_seconds(&mut fields)?;
         let account = fields.string("account", 64)?;
+        let zoom_account = extract::zoom_account(&mut fields)?;
         fields.finish()?;
         let settings = state.settings();
         let account = account_of(&caller, &settings, account.as_deref(), &mut facts)?;
-        let account = s2s_account(account)?;
+        let account = user_token_account(account)?;
 
         let budget = caller.upstream_budget(&settings);
         let obf = state
@@ -174,6 +187,7 @@ async fn issue_obf_token(
             .get(
                 &account.name,
                 &user,
+                zoom_account.as_ref(),
                 UserTokenKind::OnBehalf {
                     meeting_number,
                     ttl,

@@ -200,6 +200,10 @@ async fn receive_zoom_event(
                 .ok_or_else(|| ApiError::invalid("payload.user_id", "required"))?;
             let user_id = crate::http::extract::user_id("payload.user_id", user_id)?;
             let client_id = payload["client_id"].as_str().unwrap_or("");
+            // The admin who installed the app for their account removing it ends the install.
+            let zoom_account = payload["account_id"]
+                .as_str()
+                .and_then(crate::zoom_user::ZoomAccountId::parse);
             let mut deleted = 0;
             // Only the accounts whose app the verifying secret belongs to.
             for name in accounts {
@@ -207,13 +211,20 @@ async fn receive_zoom_event(
                     .user_oauth
                     .as_ref()
                     .is_some_and(|app| app.client_id == client_id)
-                    && state
+                {
+                    if state
                         .user_tokens
                         .forget_grant(name, &user_id, None, None)
                         .await?
                         .is_some()
-                {
-                    deleted += 1;
+                    {
+                        deleted += 1;
+                    }
+                    if let Some(id) = &zoom_account
+                        && state.user_tokens.forget_install(name, id, &user_id).await?
+                    {
+                        deleted += 1;
+                    }
                 }
             }
             tracing::info!(deleted, "Zoom deauthorised the app for a user");
