@@ -150,6 +150,9 @@ impl Application {
             Arc::clone(&audit),
         )
         .map(Arc::new);
+        if let Some(grants) = &grants {
+            crate::grants::spawn_keep_warm(grants, Arc::clone(&store), &settings.grant_health);
+        }
         let rate_limiter = Arc::new(match &settings.cache.redis_url {
             Some(url) => RateLimiter::redis(url.expose_secret(), &settings.cache.key_prefix)
                 .await

@@ -3,6 +3,7 @@
 //! May import anything: it is the top of the program.
 
 pub mod dev;
+mod grants;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,9 @@ enum Command {
     /// Manage API clients (keys).
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Users' grants and account installs: list, show, revoke.
+    #[command(subcommand)]
+    Grants(grants::GrantsCommand),
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -226,6 +230,7 @@ async fn run(
         Command::Serve => serve(settings, Sources::from_process(config)).await,
         Command::Dev(args) => dev::run(settings, args.bind).await,
         Command::Clients(command) => manage_clients(command, settings).await,
+        Command::Grants(command) => grants::run(command, settings).await,
         Command::Healthcheck => healthcheck(settings.server.bind).await,
         Command::Audit {
             since,

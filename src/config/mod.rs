@@ -88,6 +88,8 @@ pub struct Settings {
     pub cache: CacheSettings,
     /// Encrypts user OAuth grants at rest; required when any account has `user_oauth`.
     pub grants_key: Option<SecretString>,
+    /// Keeping grants alive, and who hears of one Zoom refused.
+    pub grant_health: GrantHealth,
     /// Zoom's webhook secret token; `None`: the webhook route is off.
     pub webhook_secret: Option<SecretString>,
     /// Audit events older than this are pruned.
@@ -233,6 +235,19 @@ pub struct Account {
     pub meeting_sdk: Option<MeetingSdkCredentials>,
     pub video_sdk: Option<VideoSdkCredentials>,
     pub user_oauth: Option<UserOAuthApp>,
+}
+
+/// The background refresh of grants and the announcement of broken ones.
+#[derive(Clone, Debug)]
+pub struct GrantHealth {
+    /// Grants used within this long are refreshed before they expire; zero: never.
+    pub keep_warm: Duration,
+    /// How often the background refresh looks for grants about to expire.
+    pub check_every: Duration,
+    /// Where a grant Zoom refused is announced (a signed POST); `None`: nowhere.
+    pub notify_url: Option<Url>,
+    /// Signs the announcements, as Zoom signs its webhooks.
+    pub notify_secret: Option<SecretString>,
 }
 
 /// A Zoom OAuth app that users authorise themselves (authorization-code flow).

@@ -157,6 +157,11 @@ pub(super) struct RawUserOAuth {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawGrants {
     pub(super) encryption_key: Option<SecretString>,
+    pub(super) keep_warm_days: Option<u64>,
+    pub(super) keep_warm_check_seconds: Option<u64>,
+    pub(super) notify_url: Option<String>,
+    pub(super) notify_secret_token: Option<SecretString>,
+    pub(super) notify_secret_token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]

@@ -90,7 +90,7 @@ pub(super) fn read_secret_file(path: &Path) -> Result<SecretString, String> {
     Ok(SecretString::from(trimmed.to_string()))
 }
 
-pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
+pub(super) fn validate(mut raw: RawSettings, p: &mut Problems) -> Settings {
     let log_format = match raw.log_format.as_deref().unwrap_or("text") {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
@@ -130,6 +130,7 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
     let grants_key = raw
         .grants
         .encryption_key
+        .take()
         .filter(|k| !k.expose_secret().trim().is_empty());
     match &grants_key {
         Some(key) if decode_key(key).is_none() => p.add(
@@ -142,6 +143,7 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         ),
         _ => {}
     }
+    let grant_health = validate_grant_health(p, &mut raw.grants);
     let webhook_secret = raw
         .webhooks
         .secret_token
@@ -168,6 +170,7 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
         rate_limit,
         cache,
         grants_key,
+        grant_health,
         webhook_secret,
         audit_retention: Duration::from_secs(
             86_400
@@ -180,6 +183,35 @@ pub(super) fn validate(raw: RawSettings, p: &mut Problems) -> Settings {
                 ),
         ),
         secret_files: Vec::new(),
+    }
+}
+
+fn validate_grant_health(p: &mut Problems, raw: &mut RawGrants) -> GrantHealth {
+    let days = number_in(p, "grants.keep_warm_days", raw.keep_warm_days, 0..=365, 30);
+    let notify_url =
+        non_empty(raw.notify_url.take()).map(|url| fetched_url(p, "grants.notify_url", Some(url)));
+    let notify_secret = p.optional_secret(
+        "grants.notify_secret_token",
+        raw.notify_secret_token.take(),
+        raw.notify_secret_token_file.take(),
+    );
+    if notify_url.is_some() && notify_secret.is_none() {
+        p.add(
+            "grants.notify_secret_token",
+            "required with grants.notify_url (it signs the announcements)",
+        );
+    }
+    GrantHealth {
+        keep_warm: Duration::from_secs(86_400 * days),
+        check_every: seconds_in(
+            p,
+            "grants.keep_warm_check_seconds",
+            raw.keep_warm_check_seconds,
+            1..=3600,
+            60,
+        ),
+        notify_url,
+        notify_secret,
     }
 }
 

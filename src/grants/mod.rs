@@ -42,8 +42,11 @@ const POLL: Duration = Duration::from_millis(50);
 const WAIT_AT_MOST: Duration = Duration::from_secs(10);
 
 mod flow;
+mod health;
 
 pub use flow::{Authorized, PENDING_PER_CALLER};
+pub use health::spawn_keep_warm;
+use health::{Notifier, Refused};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GrantError {
@@ -166,6 +169,8 @@ pub struct UserGrants {
     /// Each account's user OAuth app; replaced by a reload.
     apps: ArcSwap<HashMap<String, Arc<UserOAuthApp>>>,
     flights: SingleFlight<(String, String), UserAccess, GrantError>,
+    /// Announces grants Zoom refused, when `grants.notify_url` is set.
+    notifier: Option<Arc<Notifier>>,
 }
 
 fn apps_of(accounts: &BTreeMap<String, Account>) -> HashMap<String, Arc<UserOAuthApp>> {
@@ -200,6 +205,7 @@ impl UserGrants {
             sealer: Arc::new(Sealer::new(&key)),
             apps: ArcSwap::from_pointee(apps),
             flights: SingleFlight::default(),
+            notifier: Notifier::start(&settings.grant_health),
         })
     }
 
@@ -357,6 +363,7 @@ impl UserGrants {
         let zoom = Arc::clone(&self.zoom);
         let sealer = Arc::clone(&self.sealer);
         let audit = Arc::clone(&self.audit);
+        let notifier = self.notifier.clone();
         let app = self.app(account);
         let (account, user) = key.clone();
         self.flights
@@ -367,6 +374,7 @@ impl UserGrants {
                     zoom: &zoom,
                     sealer: &sealer,
                     audit: &audit,
+                    notifier: notifier.as_deref(),
                 };
                 refresh_once(&upstream, &app, &account, &user, seen_version).await
             })
@@ -520,6 +528,7 @@ struct Upstream<'a> {
     zoom: &'a ZoomClient,
     sealer: &'a Sealer,
     audit: &'a AuditLog,
+    notifier: Option<&'a Notifier>,
 }
 
 /// One refresh across every process: take the lease or wait for whoever holds it.
@@ -581,6 +590,7 @@ async fn refresh_with_lease(
         zoom,
         sealer,
         audit,
+        notifier,
     } = *upstream;
     let (account, user) = (row.account.as_str(), row.zoom_user_id.as_str());
     let refresh_token = open(sealer, row, "refresh")?;
@@ -638,6 +648,14 @@ async fn refresh_with_lease(
                 &row.user_key,
                 None,
             ));
+            if let Some(notifier) = notifier {
+                notifier.announce(Refused {
+                    account: account.to_string(),
+                    kind: row.kind,
+                    user: row.user_key.clone(),
+                    zoom_account: row.zoom_account_id.clone(),
+                });
+            }
             Err(GrantError::ReauthorizationRequired)
         }
         Err(other) => {

@@ -10,6 +10,7 @@ mod disconnect;
 mod docs;
 mod end_users;
 mod errors;
+mod grant_health;
 mod grants;
 mod helpers;
 mod hostile;
