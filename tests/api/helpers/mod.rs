@@ -16,6 +16,7 @@
 mod app;
 mod audit;
 mod binary;
+pub mod chromium;
 mod client;
 mod config;
 pub mod idp;
