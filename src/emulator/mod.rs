@@ -910,11 +910,7 @@ async fn issue_access_token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // A body that cannot be read leaves the query as the only source of parameters.
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .unwrap_or_default();
-    let params = TokenParams::parse(query.as_deref(), &body);
+    let params = TokenParams::read(query.as_deref(), body).await;
     let grant = match params.grant_type.as_deref() {
         Some("refresh_token") => Some(Endpoint::Refresh),
         Some("authorization_code") => Some(Endpoint::Code),
@@ -1022,10 +1018,7 @@ async fn revoke_token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .unwrap_or_default();
-    let params = TokenParams::parse(query.as_deref(), &body);
+    let params = TokenParams::read(query.as_deref(), body).await;
     shared.count(Endpoint::Revoke);
     let fault = shared.lock().next_fault(Endpoint::Revoke);
     if let Some(response) = apply_fault(&shared, fault, Shape::OAuth).await {
@@ -1185,6 +1178,15 @@ struct TokenParams {
 }
 
 impl TokenParams {
+    /// The parameters of the query and the form body; a body that cannot be read leaves the
+    /// query as the only source.
+    async fn read(query: Option<&str>, body: Body) -> Self {
+        let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .unwrap_or_default();
+        Self::parse(query, &body)
+    }
+
     fn parse(query: Option<&str>, body: &Bytes) -> Self {
         let mut params = TokenParams::default();
         let sources = [query.unwrap_or("").as_bytes(), body.as_ref()];

@@ -268,7 +268,6 @@ impl ZoomClient {
         app: &crate::config::UserOAuthApp,
         grant: UserGrantRequest<'_>,
     ) -> Result<UserOAuthTokens, ZoomError> {
-        let url = self.oauth_endpoint(account, "oauth/token");
         let form: Vec<(&str, &str)> = match &grant {
             UserGrantRequest::Code(code) => vec![
                 ("grant_type", "authorization_code"),
@@ -280,14 +279,7 @@ impl ZoomClient {
                 ("refresh_token", token.expose_secret()),
             ],
         };
-        let answer = self
-            .call(account, Endpoint::OAuth, || {
-                self.http
-                    .post(url.clone())
-                    .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
-                    .form(&form)
-            })
-            .await?;
+        let answer = self.post_as_app(account, app, "oauth/token", &form).await?;
         if answer.status.is_success() {
             #[derive(Deserialize)]
             struct Answer {
@@ -330,15 +322,9 @@ impl ZoomClient {
         app: &crate::config::UserOAuthApp,
         access_token: &SecretString,
     ) -> Result<(), ZoomError> {
-        let url = self.oauth_endpoint(account, "oauth/revoke");
         let form = [("token", access_token.expose_secret())];
         let answer = self
-            .call(account, Endpoint::OAuth, || {
-                self.http
-                    .post(url.clone())
-                    .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
-                    .form(&form)
-            })
+            .post_as_app(account, app, "oauth/revoke", &form)
             .await?;
         if answer.status.is_success() {
             return Ok(());
@@ -349,6 +335,24 @@ impl ZoomClient {
             code,
             message,
         })
+    }
+
+    /// A form POST to `path` under the account's OAuth host, as the user OAuth app (HTTP Basic).
+    async fn post_as_app(
+        &self,
+        account: &str,
+        app: &crate::config::UserOAuthApp,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Sent, ZoomError> {
+        let url = self.oauth_endpoint(account, path);
+        self.call(account, Endpoint::OAuth, || {
+            self.http
+                .post(url.clone())
+                .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
+                .form(form)
+        })
+        .await
     }
 
     /// `GET {api_url}/users/me` with a user's own token: their Zoom ID, email and account ID
