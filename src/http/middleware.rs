@@ -1,6 +1,7 @@
 //! The whole middleware stack, in one place, outermost first:
-//! request id → CORS (when origins are configured) → request span and access log → metrics →
-//! audit event → error bodies in our shape → timeout → panic catcher → body limit → routes.
+//! request id → CORS (when origins are configured) → request span, metrics, audit event and
+//! access log (one layer) → error bodies in our shape → timeout → panic catcher → body limit →
+//! routes.
 
 use std::net::SocketAddr;
 
@@ -32,9 +33,7 @@ pub fn apply(router: Router, state: &AppState) -> Router {
     let stack = ServiceBuilder::new()
         .layer(middleware::from_fn(request_id::assign))
         .option_layer(cors(settings))
-        .layer(middleware::from_fn(access_log))
-        .layer(middleware::from_fn(count_request))
-        .layer(middleware::from_fn_with_state(state.clone(), audit_request))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(errors_as_json))
         // The budget covers reading the body, which the handlers' extractors do inside it: a
         // body that trickles in is answered 408 too. (A slow head is cut off before this, by
@@ -51,58 +50,64 @@ pub fn apply(router: Router, state: &AppState) -> Router {
     router.layer(stack)
 }
 
-/// Runs the request inside a `request` span (method, route, request id: every event logged
-/// while serving it carries them) and then writes one access-log line, `served`, with those
-/// fields, the status, the caller and the latency. The line is written after the span has
-/// closed, with the span's fields as its own: the JSON log format re-parses the current span's
-/// stored fields for every event inside a span.
-async fn access_log(request: Request, next: Next) -> Response {
+/// Observes each request once, in one layer: runs it inside a `request` span (method, route,
+/// request id: every event logged while serving it carries them), then counts it in the
+/// metrics, makes a `/v1` request its audit event, and writes one access-log line, `served`,
+/// with those fields, the status, the caller and the latency. The line is written after the
+/// span has closed, with the span's fields as its own: the JSON log format re-parses the
+/// current span's stored fields for every event inside a span.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
-    // Bounded: a method nobody standardised is logged as `OTHER`.
+    // Bounded: a method nobody standardised is logged and counted as `OTHER`.
     let method = metrics::method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let request_id = request.extensions().get::<RequestId>().cloned();
-    let request_id = request_id.as_ref().map_or("", |id| &*id.0);
-    let span = tracing::info_span!("request", method, route, request_id);
+    let audited = request.uri().path().starts_with("/v1/").then(|| {
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip())
+    });
+    let id = request_id.as_ref().map_or("", |id| &*id.0);
+    let span = tracing::info_span!("request", method, route, request_id = id);
     let response = next.run(request).instrument(span).await;
+    let status = response.status();
+    metrics::count_request(route, method, status.as_u16(), started.elapsed());
+    if let Some(peer) = audited {
+        let request_id = request_id.as_ref().map(|id| id.0.clone());
+        audit(&state, method, route, peer, request_id, &response);
+    }
     // The caller rides on the response: only the handler's extractor knows it.
     let caller = response
         .extensions()
         .get::<AuditFacts>()
         .and_then(|facts| facts.caller.as_deref())
         .unwrap_or("");
-    tracing::info!(
+    crate::telemetry::logs::served(&crate::telemetry::logs::Served {
         method,
         route,
-        request_id,
-        status = response.status().as_u16(),
+        request_id: id,
+        status: status.as_u16(),
         caller,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "served"
-    );
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+    });
     response
 }
 
-/// Every `/v1` request becomes one audit event, with the facts its handler put on the response
+/// A `/v1` request's audit event, with the facts its handler put on the response
 /// ([`AuditFacts`]). Only bounded values are written: the method as the metrics name it
 /// (`OTHER` for any other), the route's template, never the path or method as sent. Refusals
 /// without a caller, and a caller's 429s, are sampled (see [`AuditLog`](crate::audit::AuditLog)).
-async fn audit_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !request.uri().path().starts_with("/v1/") {
-        return next.run(request).await;
-    }
-    let template = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    let route = format!("{} {template}", metrics::method_label(request.method()));
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let response = next.run(request).await;
+fn audit(
+    state: &AppState,
+    method: &'static str,
+    template: &str,
+    peer: Option<std::net::IpAddr>,
+    request_id: Option<std::sync::Arc<str>>,
+    response: &Response,
+) {
+    let route = format!("{method} {template}");
     let facts = response
         .extensions()
         .get::<AuditFacts>()
@@ -129,7 +134,7 @@ async fn audit_request(State(state): State<AppState>, request: Request, next: Ne
         _ => true,
     };
     if !written {
-        return response;
+        return;
     }
     if outcome == "issued" {
         metrics::count_token_issued(&route, facts.account.as_deref().unwrap_or(""));
@@ -145,18 +150,6 @@ async fn audit_request(State(state): State<AppState>, request: Request, next: Ne
         outcome: outcome.into(),
         status: status.as_u16(),
     });
-    response
-}
-
-/// Request count and latency per route, method and status.
-async fn count_request(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = metrics::method_label(request.method());
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    metrics::count_request(route, method, response.status().as_u16(), started.elapsed());
-    response
 }
 
 /// CORS for the configured exact origins; with none, no CORS headers at all (a disallowed

@@ -21,8 +21,70 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Buffered bytes at most before they are written (a few hundred request lines).
 const BUFFER_BYTES: usize = 64 * 1024;
 
+/// The format of the installed subscriber (the first [`init`]'s).
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// One request's access line: `served`, with these fields.
+pub struct Served<'a> {
+    pub method: &'a str,
+    pub route: &'a str,
+    pub request_id: &'a str,
+    pub status: u16,
+    pub caller: &'a str,
+    pub latency_ms: f64,
+}
+
+/// Writes one request's access line, at `info` under the target `ztv::http::middleware` (as
+/// `RUST_LOG` filters it). In JSON the line is written here, field for field as the JSON
+/// formatter writes an event, without its per-field visiting and re-formatting; in text
+/// through `tracing`.
+pub fn served(line: &Served<'_>) {
+    if !tracing::enabled!(target: "ztv::http::middleware", Level::INFO) {
+        return;
+    }
+    match (FORMAT.get(), STDOUT.get()) {
+        (Some(LogFormat::Json), Some(lines)) => {
+            let mut text = Vec::with_capacity(256);
+            write_served_json(&mut text, line, std::time::SystemTime::now());
+            let _ = lines.line(false).write_all(&text);
+        }
+        _ => tracing::info!(
+            target: "ztv::http::middleware",
+            method = line.method,
+            route = line.route,
+            request_id = line.request_id,
+            status = line.status,
+            caller = line.caller,
+            latency_ms = line.latency_ms,
+            "served"
+        ),
+    }
+}
+
+/// The JSON line the subscriber's JSON format writes for the `served` event.
+fn write_served_json(out: &mut Vec<u8>, line: &Served<'_>, now: std::time::SystemTime) {
+    let string = |out: &mut Vec<u8>, text: &str| {
+        // Writing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
+    };
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    let _ = write!(out, "{}", humantime::format_rfc3339_micros(now));
+    out.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"served\",\"method\":");
+    string(out, line.method);
+    out.extend_from_slice(b",\"route\":");
+    string(out, line.route);
+    out.extend_from_slice(b",\"request_id\":");
+    string(out, line.request_id);
+    let _ = write!(out, ",\"status\":{},\"caller\":", line.status);
+    string(out, line.caller);
+    out.extend_from_slice(b",\"latency_ms\":");
+    let _ = serde_json::to_writer(&mut *out, &line.latency_ms);
+    out.extend_from_slice(b",\"target\":\"ztv::http::middleware\"}\n");
+}
+
 /// Installs the global subscriber once; later calls (tests) are no-ops.
 pub fn init(format: LogFormat) {
+    let _ = FORMAT.set(format);
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
@@ -205,6 +267,65 @@ mod tests {
         let mut writer = lines.line_for(span.metadata().expect("a span's metadata"));
         writer.write_all(text.as_bytes()).unwrap();
         writer.flush().unwrap();
+    }
+
+    /// The hand-written access line is the line the JSON formatter writes for the same event.
+    #[test]
+    fn the_json_access_line_is_the_json_formatters_line() {
+        let line = Served {
+            method: "POST",
+            route: "/v1/meeting-sdk/signature",
+            request_id: "5a53e7d3-759c-4406-88fe-ca667a9db9c8",
+            status: 200,
+            caller: "web \"quoted\" \\ name",
+            latency_ms: 0.135825,
+        };
+        let now = std::time::UNIX_EPOCH + Duration::from_micros(1_796_406_856_234_617);
+        let mut ours = Vec::new();
+        write_served_json(&mut ours, &line, now);
+
+        let out = Recorded::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(
+                target: "ztv::http::middleware",
+                method = line.method,
+                route = line.route,
+                request_id = line.request_id,
+                status = line.status,
+                caller = line.caller,
+                latency_ms = line.latency_ms,
+                "served"
+            );
+        });
+        let theirs: serde_json::Value = serde_json::from_str(&out.text()).unwrap();
+        let ours_json: serde_json::Value = serde_json::from_slice(&ours).unwrap();
+        // Everything but the moment of writing is the same, in the same order.
+        let keys =
+            |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&ours_json), keys(&theirs));
+        let without_time = |mut v: serde_json::Value| {
+            v.as_object_mut().unwrap().remove("timestamp");
+            v
+        };
+        assert_eq!(
+            without_time(ours_json.clone()),
+            without_time(theirs.clone())
+        );
+        assert_eq!(ours_json["timestamp"], "2026-12-04T17:54:16.234617Z");
+        assert_eq!(
+            theirs["timestamp"].as_str().unwrap().len(),
+            27,
+            "the same shape"
+        );
+        assert!(ours.ends_with(b"}\n"));
     }
 
     #[test]
