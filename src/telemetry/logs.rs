@@ -9,9 +9,14 @@ use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
 use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::Duration;
 
-use tracing::{Level, Metadata};
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+use tracing::{Level, Metadata, span};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, FormattedFields, MakeWriter};
 
 use crate::config::LogFormat;
 
@@ -82,6 +87,104 @@ fn write_served_json(out: &mut Vec<u8>, line: &Served<'_>, now: std::time::Syste
     out.extend_from_slice(b",\"target\":\"ztv::http::middleware\"}\n");
 }
 
+/// A span's fields as the JSON object the JSON format stores with the span and copies into
+/// every event inside it, written directly: the same object `JsonFields` makes, without
+/// building a map of values first.
+struct SpanFieldsJson;
+
+impl<'writer> FormatFields<'writer> for SpanFieldsJson {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut object = JsonObject::default();
+        fields.record(&mut object);
+        writer.write_str(&object.finish())
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &span::Record<'_>,
+    ) -> fmt::Result {
+        // Fields recorded later: one object with both, the later value winning.
+        let mut object = JsonObject::default();
+        fields.record(&mut object);
+        let added: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&object.finish()).map_err(|_| fmt::Error)?;
+        let mut merged: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&current.fields).unwrap_or_default();
+        merged.extend(added);
+        current.fields = serde_json::to_string(&merged).map_err(|_| fmt::Error)?;
+        Ok(())
+    }
+}
+
+/// Fields visited into a JSON object's text.
+#[derive(Default)]
+struct JsonObject {
+    text: String,
+}
+
+impl JsonObject {
+    fn key(&mut self, field: &Field) {
+        self.text.push(if self.text.is_empty() { '{' } else { ',' });
+        self.string(field.name());
+        self.text.push(':');
+    }
+
+    fn string(&mut self, value: &str) {
+        // Serialising a str into a String cannot fail.
+        if let Ok(quoted) = serde_json::to_string(value) {
+            self.text.push_str(&quoted);
+        }
+    }
+
+    fn finish(mut self) -> String {
+        if self.text.is_empty() {
+            self.text.push('{');
+        }
+        self.text.push('}');
+        self.text
+    }
+}
+
+impl Visit for JsonObject {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        self.string(value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.key(field);
+        self.string(&format!("{value:?}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        self.text.push_str(&value.to_string());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        self.text.push_str(&value.to_string());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field);
+        self.text.push_str(if value { "true" } else { "false" });
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        match serde_json::to_string(&value) {
+            Ok(number) => self.text.push_str(&number),
+            Err(_) => self.text.push_str("null"),
+        }
+    }
+}
+
 /// Installs the global subscriber once; later calls (tests) are no-ops.
 pub fn init(format: LogFormat) {
     let _ = FORMAT.set(format);
@@ -100,6 +203,7 @@ pub fn init(format: LogFormat) {
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .fmt_fields(SpanFieldsJson)
             .try_init(),
     };
 }
@@ -326,6 +430,51 @@ mod tests {
             "the same shape"
         );
         assert!(ours.ends_with(b"}\n"));
+    }
+
+    /// An event inside a span reads the same with the span's fields written by
+    /// `SpanFieldsJson` as with tracing's own `JsonFields`.
+    #[test]
+    fn span_fields_are_the_json_formatters_fields() {
+        fn line(ours: bool) -> serde_json::Value {
+            let out = Recorded::default();
+            let writer = out.clone();
+            let builder = tracing_subscriber::fmt()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(move || writer.clone());
+            let log = || {
+                let span = tracing::info_span!(
+                    "request",
+                    method = "GET",
+                    route = "/v1/users/{userId}/zak",
+                    request_id = "id \"quoted\" \\ \u{1}",
+                    count = 5u64,
+                    delta = -3i64,
+                    flag = true,
+                    ratio = 0.5,
+                    shown = ?Some(1),
+                );
+                let _inside = span.enter();
+                tracing::warn!(account = "prod", "cannot reach Zoom");
+            };
+            match ours {
+                true => tracing::subscriber::with_default(
+                    builder.fmt_fields(SpanFieldsJson).finish(),
+                    log,
+                ),
+                false => tracing::subscriber::with_default(builder.finish(), log),
+            }
+            let mut value: serde_json::Value = serde_json::from_str(&out.text()).unwrap();
+            value.as_object_mut().unwrap().remove("timestamp");
+            value
+        }
+        let ours = line(true);
+        assert_eq!(ours, line(false));
+        assert_eq!(ours["span"]["request_id"], "id \"quoted\" \\ \u{1}");
+        assert_eq!(ours["span"]["count"], 5);
     }
 
     #[test]
