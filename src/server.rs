@@ -22,6 +22,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -335,10 +336,10 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
     _open: Open,
 ) {
-    let (in_flight, idle) = watch::channel(0usize);
+    let activity = Arc::new(Activity::new());
     let service = Tracked {
         inner: TowerToHyperService::new(router),
-        in_flight: Arc::new(in_flight),
+        activity: Arc::clone(&activity),
         peer: stream.peer_addr().ok(),
     };
     let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
@@ -350,7 +351,7 @@ async fn serve_connection(
             return;
         }
         _ = stop.wait_for(|stop| *stop) => false,
-        () = idle_for(idle, idle_after) => true,
+        () = idle_for(&activity, idle_after) => true,
     };
     connection.as_mut().graceful_shutdown();
     if idle {
@@ -364,27 +365,50 @@ async fn serve_connection(
 
 /// Completes once no request has been in flight on the connection for `after`. (HTTP/1.1's
 /// header read timeout usually closes an idle connection first; this is what closes an idle
-/// HTTP/2 connection, or one still sending its first bytes.)
-async fn idle_for(mut in_flight: watch::Receiver<usize>, after: Duration) {
+/// HTTP/2 connection, or one still sending its first bytes.) It looks when the connection
+/// could first have become idle, so requests themselves wake nothing and start no timer.
+async fn idle_for(activity: &Activity, after: Duration) {
     loop {
-        if in_flight.wait_for(|n| *n == 0).await.is_err() {
-            return std::future::pending().await;
+        let wait = match activity.idle_since() {
+            Some(quiet) if quiet >= after => return,
+            Some(quiet) => after - quiet,
+            None => after,
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// The requests in flight on one connection, and when the last of them ended.
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Milliseconds after `opened` (the connection's opening until a request ends).
+    last_done_ms: AtomicU64,
+    opened: Instant,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            last_done_ms: AtomicU64::new(0),
+            opened: Instant::now(),
         }
-        tokio::select! {
-            () = tokio::time::sleep(after) => return,
-            changed = in_flight.changed() => {
-                if changed.is_err() {
-                    return std::future::pending().await;
-                }
-            }
+    }
+
+    /// How long nothing has been in flight; `None` while something is.
+    fn idle_since(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
         }
+        let done = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
+        Some(self.opened.elapsed().saturating_sub(done))
     }
 }
 
 /// The router as a hyper service that counts the requests in flight on its connection.
 struct Tracked {
     inner: TowerToHyperService<Router>,
-    in_flight: Arc<watch::Sender<usize>>,
+    activity: Arc<Activity>,
     /// The client's address, for what is bounded per address (see `audit`).
     peer: Option<SocketAddr>,
 }
@@ -400,7 +424,7 @@ impl Service<Request<Incoming>> for Tracked {
         if let Some(peer) = self.peer {
             request.extensions_mut().insert(ConnectInfo(peer));
         }
-        let busy = InFlight::start(Arc::clone(&self.in_flight));
+        let busy = InFlight::start(Arc::clone(&self.activity));
         let answer = self.inner.call(request);
         Box::pin(async move {
             let _busy = busy;
@@ -410,18 +434,21 @@ impl Service<Request<Incoming>> for Tracked {
 }
 
 /// One request in flight; counted down when dropped (answered or abandoned).
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn start(counter: Arc<watch::Sender<usize>>) -> Self {
-        counter.send_modify(|n| *n += 1);
-        Self(counter)
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        let activity = &self.0;
+        let done = activity.opened.elapsed().as_millis() as u64;
+        activity.last_done_ms.fetch_max(done, Ordering::AcqRel);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -431,14 +458,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_is_idle_only_once_nothing_is_in_flight() {
-        let (counter, watcher) = watch::channel(0usize);
-        let counter = Arc::new(counter);
-        let first = InFlight::start(Arc::clone(&counter));
-        let idle = tokio::spawn(idle_for(watcher, Duration::from_millis(100)));
+        let activity = Arc::new(Activity::new());
+        let first = InFlight::start(Arc::clone(&activity));
+        let watched = Arc::clone(&activity);
+        let idle =
+            tokio::spawn(async move { idle_for(&watched, Duration::from_millis(100)).await });
 
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(!idle.is_finished(), "a request is in flight");
-        let second = InFlight::start(Arc::clone(&counter));
+        let second = InFlight::start(Arc::clone(&activity));
         drop(first);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(!idle.is_finished(), "another request is in flight");
