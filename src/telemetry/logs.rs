@@ -121,32 +121,35 @@ impl<'writer> FormatFields<'writer> for SpanFieldsJson {
     }
 }
 
-/// Fields visited into a JSON object's text.
+/// Fields visited into a JSON object's text (UTF-8: only JSON is written into it).
 #[derive(Default)]
 struct JsonObject {
-    text: String,
+    text: Vec<u8>,
 }
 
 impl JsonObject {
     fn key(&mut self, field: &Field) {
-        self.text.push(if self.text.is_empty() { '{' } else { ',' });
+        self.text
+            .push(if self.text.is_empty() { b'{' } else { b',' });
         self.string(field.name());
-        self.text.push(':');
+        self.text.push(b':');
     }
 
     fn string(&mut self, value: &str) {
-        // Serialising a str into a String cannot fail.
-        if let Ok(quoted) = serde_json::to_string(value) {
-            self.text.push_str(&quoted);
-        }
+        // Serialising a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.text, value);
+    }
+
+    fn raw(&mut self, text: &str) {
+        self.text.extend_from_slice(text.as_bytes());
     }
 
     fn finish(mut self) -> String {
         if self.text.is_empty() {
-            self.text.push('{');
+            self.text.push(b'{');
         }
-        self.text.push('}');
-        self.text
+        self.text.push(b'}');
+        String::from_utf8(self.text).unwrap_or_default()
     }
 }
 
@@ -163,24 +166,23 @@ impl Visit for JsonObject {
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        self.text.push_str(&value.to_string());
+        self.raw(&value.to_string());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        self.text.push_str(&value.to_string());
+        self.raw(&value.to_string());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.key(field);
-        self.text.push_str(if value { "true" } else { "false" });
+        self.raw(if value { "true" } else { "false" });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.key(field);
-        match serde_json::to_string(&value) {
-            Ok(number) => self.text.push_str(&number),
-            Err(_) => self.text.push_str("null"),
+        if serde_json::to_writer(&mut self.text, &value).is_err() {
+            self.raw("null");
         }
     }
 }
