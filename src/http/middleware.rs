@@ -1,6 +1,6 @@
 //! The whole middleware stack, in one place, outermost first:
-//! request id → CORS (when origins are configured) → request span, metrics, audit event and
-//! access log (one layer) → error bodies in our shape → timeout → panic catcher → body limit →
+//! request id → CORS (when origins are configured) → request span, error bodies in our shape,
+//! metrics, audit event and access log (one layer) → timeout → panic catcher → body limit →
 //! routes.
 
 use std::net::SocketAddr;
@@ -34,7 +34,6 @@ pub fn apply(router: Router, state: &AppState) -> Router {
         .layer(middleware::from_fn(request_id::assign))
         .option_layer(cors(settings))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(middleware::from_fn(errors_as_json))
         // The budget covers reading the body, which the handlers' extractors do inside it: a
         // body that trickles in is answered 408 too. (A slow head is cut off before this, by
         // the server's header read timeout; see `server`.)
@@ -71,7 +70,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     });
     let id = request_id.as_ref().map_or("", |id| &*id.0);
     let span = tracing::info_span!("request", method, route, request_id = id);
-    let response = next.run(request).instrument(span).await;
+    let response = json_error_body(next.run(request).instrument(span).await);
     let status = response.status();
     metrics::count_request(route, method, status.as_u16(), started.elapsed());
     if let Some(peer) = audited {
@@ -182,10 +181,14 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
     )
 }
 
+/// [`json_error_body`] as a middleware of its own, for routers without [`observe`].
+pub(crate) async fn errors_as_json(request: Request, next: Next) -> Response {
+    json_error_body(next.run(request).await)
+}
+
 /// Any error response that is not already ours (the router's 405, the timeout's 408, a
 /// rejected body) is answered in the error shape of docs/api.md, keeping headers such as `Allow`.
-pub(crate) async fn errors_as_json(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+fn json_error_body(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
