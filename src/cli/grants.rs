@@ -114,14 +114,6 @@ pub async fn run(command: GrantsCommand, settings: Settings) -> anyhow::Result<(
     }
 }
 
-fn state(grant: &GrantInfo) -> &'static str {
-    if grant.needs_reauthorization {
-        "needs_reauthorization"
-    } else {
-        "active"
-    }
-}
-
 fn when(at: Option<i64>) -> String {
     at.map(crate::clock::rfc3339)
         .unwrap_or_else(|| "-".to_string())
@@ -138,7 +130,7 @@ fn print_list(grants: &[GrantInfo], json: bool) -> anyhow::Result<()> {
                     "user": g.user,
                     "email": g.email,
                     "zoomAccount": g.zoom_account_id,
-                    "state": state(g),
+                    "state": g.state(),
                     "lastRefreshedAt": g.refreshed_at.map(crate::clock::rfc3339),
                     "lastUsedAt": g.last_used_at.map(crate::clock::rfc3339),
                 })
@@ -158,7 +150,7 @@ fn print_list(grants: &[GrantInfo], json: bool) -> anyhow::Result<()> {
             printable(&g.user),
             printable(&g.email),
             printable(g.zoom_account_id.as_deref().unwrap_or("-")),
-            state(g),
+            g.state(),
             when(g.refreshed_at),
             when(g.last_used_at),
         );
@@ -179,7 +171,7 @@ fn print_one(g: &GrantInfo) {
         "zoom account:   {}",
         printable(g.zoom_account_id.as_deref().unwrap_or("-"))
     );
-    println!("state:          {}", state(g));
+    println!("state:          {}", g.state());
     println!("scopes:         {}", printable(&g.scopes));
     println!(
         "access expires: {}",

@@ -116,6 +116,17 @@ pub struct GrantInfo {
     pub key: String,
 }
 
+impl GrantInfo {
+    /// `active`, or `needs_reauthorization` once Zoom refused the refresh token.
+    pub fn state(&self) -> &'static str {
+        if self.needs_reauthorization {
+            "needs_reauthorization"
+        } else {
+            "active"
+        }
+    }
+}
+
 impl From<GrantRow> for GrantInfo {
     fn from(row: GrantRow) -> Self {
         GrantInfo {

@@ -72,7 +72,8 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let span = tracing::info_span!("request", method, route, request_id = id);
     let response = json_error_body(next.run(request).instrument(span).await);
     let status = response.status();
-    metrics::count_request(route, method, status.as_u16(), started.elapsed());
+    let took = started.elapsed();
+    metrics::count_request(route, method, status.as_u16(), took);
     if let Some(peer) = audited {
         let request_id = request_id.as_ref().map(|id| id.0.clone());
         audit(&state, method, route, peer, request_id, &response);
@@ -89,7 +90,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         request_id: id,
         status: status.as_u16(),
         caller,
-        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms: took.as_secs_f64() * 1000.0,
     });
     response
 }

@@ -549,16 +549,12 @@ async fn list_grants(
         let grants = page
             .into_iter()
             .map(|g| GrantSummary {
+                state: g.state(),
                 kind: g.kind.as_str(),
                 zoom_account: g.zoom_account_id,
                 user: g.user,
                 email: g.email,
                 scopes: g.scopes,
-                state: if g.needs_reauthorization {
-                    "needs_reauthorization"
-                } else {
-                    "active"
-                },
                 access_expires_at: crate::clock::rfc3339(g.access_expires_at),
                 last_refreshed_at: rfc3339(g.refreshed_at),
                 last_used_at: rfc3339(g.last_used_at),
