@@ -18,6 +18,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod diagnostics;
 pub mod emulator;
 pub mod flight;
 pub mod grants;

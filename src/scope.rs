@@ -13,10 +13,11 @@ pub enum Scope {
     ObfRead,
     S2sToken,
     GrantsAdmin,
+    DiagnosticsRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::MeetingSdkSignature,
         Scope::MeetingSdkHost,
         Scope::VideoSdkToken,
@@ -25,6 +26,7 @@ impl Scope {
         Scope::ObfRead,
         Scope::S2sToken,
         Scope::GrantsAdmin,
+        Scope::DiagnosticsRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +39,7 @@ impl Scope {
             Scope::ObfRead => "obf:read",
             Scope::S2sToken => "s2s:token",
             Scope::GrantsAdmin => "grants:admin",
+            Scope::DiagnosticsRead => "diagnostics:read",
         }
     }
 }

@@ -16,6 +16,27 @@ pub const MAX_EXPIRATION_SECONDS: i64 = 172_800;
 /// Token life when the caller asks for none, in seconds (as Zoom's samples).
 pub const DEFAULT_EXPIRATION_SECONDS: i64 = 7200;
 
+/// Digits in a meeting number.
+pub const MEETING_NUMBER_DIGITS: std::ops::RangeInclusive<usize> = 9..=12;
+/// Longest Video SDK session name (`tpc`), in characters.
+pub const SESSION_NAME_MAX_CHARS: usize = 200;
+/// Longest `user_key`, `user_identity` and `session_key` of a Video SDK token.
+pub const USER_KEY_MAX_CHARS: usize = 36;
+pub const USER_IDENTITY_MAX_CHARS: usize = 35;
+pub const SESSION_KEY_MAX_CHARS: usize = 36;
+/// Zoom's data-centre regions for a Video SDK token's `geo_regions`.
+pub const GEO_REGIONS: [&str; 12] = [
+    "AU", "BR", "CA", "CN", "DE", "HK", "IN", "JP", "MX", "NL", "SG", "US",
+];
+/// Symbols Zoom allows in a session name besides letters, digits and spaces.
+const SESSION_NAME_SYMBOLS: &str = "!#$%&()+-:;<=.>?@[]^_{}|~,\\";
+
+/// The first character of a session name Zoom does not allow, if any.
+pub fn session_name_disallowed_char(name: &str) -> Option<char> {
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == ' ' || SESSION_NAME_SYMBOLS.contains(*c)))
+}
+
 /// A signed token and when it stops working (Unix seconds).
 #[derive(Debug)]
 pub struct Signed {
@@ -125,6 +146,15 @@ impl SigningSecret {
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
         token
+    }
+}
+
+impl SigningSecret {
+    /// Whether `signature` is this secret's HMAC-SHA256 of `signed`, compared in constant time.
+    pub fn verifies(&self, signed: &[u8], signature: &[u8]) -> bool {
+        let mut mac = self.hmac.clone();
+        mac.update(signed);
+        mac.verify_slice(signature).is_ok()
     }
 }
 

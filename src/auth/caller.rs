@@ -225,6 +225,11 @@ impl Caller {
         AuditFacts::by(Arc::clone(&self.name))
     }
 
+    /// The one account the caller may name, if it is bound to one.
+    pub fn bound_account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }

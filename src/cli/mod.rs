@@ -1,9 +1,11 @@
-//! The `ztv` command line: `serve` (the default), `dev`, `clients …` and `config check`.
+//! The `ztv` command line: `serve` (the default), `dev`, `clients …`, `grants …`, `inspect` and
+//! `config check`.
 //!
 //! May import anything: it is the top of the program.
 
 pub mod dev;
 mod grants;
+mod inspect;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +55,9 @@ enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Diagnose a Meeting SDK or Video SDK JWT, a ZAK or an OBF token against Zoom's rules
+    /// and the configured secrets (it is never printed).
+    Inspect(inspect::InspectArgs),
     /// Run only the built-in Zoom emulator (for benchmarks and multi-process tests).
     Emulator(EmulatorArgs),
     /// Read the audit log (newest first).
@@ -239,6 +244,7 @@ async fn run(
             json,
         } => read_audit(&settings, since, caller.as_deref(), limit, json).await,
         Command::Emulator(args) => run_emulator(args).await,
+        Command::Inspect(args) => inspect::run(args, &settings),
         Command::Config(ConfigCommand::Check { probe }) => {
             check_config(&settings);
             match probe {

@@ -442,7 +442,7 @@ pub(super) fn validate_end_users(
     let mut scopes = Vec::new();
     for text in raw.scopes.unwrap_or_default() {
         match text.trim().parse::<Scope>() {
-            Ok(Scope::S2sToken | Scope::GrantsAdmin) => p.add(
+            Ok(Scope::S2sToken | Scope::GrantsAdmin | Scope::DiagnosticsRead) => p.add(
                 "end_users.scopes",
                 format!("`{}` is for API keys only", text.trim()),
             ),

@@ -358,8 +358,6 @@ pub fn read_signature_request(fields: &mut Fields) -> Result<MeetingSdkClaimsInp
     })
 }
 
-const MEETING_NUMBER_DIGITS: std::ops::RangeInclusive<usize> = 9..=12;
-
 /// A meeting number: 9–12 digits, as a JSON string or a whole number.
 pub fn meeting_number(fields: &mut Fields) -> Result<Option<MeetingNumber>, ApiError> {
     const FIELD: &str = "meetingNumber";
@@ -372,7 +370,7 @@ pub fn meeting_number(fields: &mut Fields) -> Result<Option<MeetingNumber>, ApiE
             if !text.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ApiError::invalid(FIELD, "must contain digits only"));
             }
-            if !MEETING_NUMBER_DIGITS.contains(&text.len()) {
+            if !signing::MEETING_NUMBER_DIGITS.contains(&text.len()) {
                 return Err(wrong_length());
             }
             Ok(Some(MeetingNumber::Text(text)))
@@ -381,7 +379,7 @@ pub fn meeting_number(fields: &mut Fields) -> Result<Option<MeetingNumber>, ApiE
             let number = n.as_u64().ok_or_else(|| {
                 ApiError::invalid(FIELD, "must be a whole number of 9 to 12 digits")
             })?;
-            if !MEETING_NUMBER_DIGITS.contains(&number.to_string().len()) {
+            if !signing::MEETING_NUMBER_DIGITS.contains(&number.to_string().len()) {
                 return Err(wrong_length());
             }
             Ok(Some(MeetingNumber::Number(number)))

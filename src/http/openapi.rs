@@ -60,6 +60,7 @@ pub const ZOOM_WEBHOOK: &str = "zoomWebhookSignature";
         (name = "s2s", description = "The account's Server-to-Server OAuth access token"),
         (name = "oauth", description = "Users who authorise the app themselves: grants"),
         (name = "webhooks", description = "Zoom's webhooks, verified by their signature"),
+        (name = "diagnostics", description = "Why a token is refused, checked against Zoom's rules"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     ),
 )]

@@ -1,5 +1,6 @@
 //! The HTTP routes, one file per resource, merged here.
 
+mod diagnostics;
 mod docs;
 mod health;
 mod join;
@@ -41,5 +42,6 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(s2s::router())
         .merge(oauth::router())
         .merge(webhooks::router())
+        .merge(diagnostics::router())
         .merge(docs::router())
 }

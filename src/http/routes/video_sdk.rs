@@ -108,7 +108,7 @@ fn geo_regions_schema() -> OneOfBuilder {
                 .items(
                     ObjectBuilder::new()
                         .schema_type(Type::String)
-                        .enum_values(Some(GEO_REGIONS)),
+                        .enum_values(Some(signing::GEO_REGIONS)),
                 )
                 .min_items(Some(1)),
         )
@@ -121,13 +121,6 @@ fn geo_regions_schema() -> OneOfBuilder {
         )
         .examples([json!(["US", "DE"])])
 }
-
-/// Zoom's data-centre regions for `geo_regions`.
-const GEO_REGIONS: [&str; 12] = [
-    "AU", "BR", "CA", "CN", "DE", "HK", "IN", "JP", "MX", "NL", "SG", "US",
-];
-/// Symbols Zoom allows in a session name besides letters, digits and spaces.
-const SESSION_NAME_SYMBOLS: &str = "!#$%&()+-:;<=.>?@[]^_{}|~,\\";
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -226,12 +219,9 @@ fn own_video_user(me: &ZoomUser, asked: Option<VideoUser>) -> Result<Option<Vide
 
 fn read_video_request(fields: &mut Fields) -> Result<VideoSdkClaimsInput, ApiError> {
     let session_name = fields
-        .string("sessionName", 200)?
+        .string("sessionName", signing::SESSION_NAME_MAX_CHARS)?
         .ok_or_else(|| ApiError::invalid("sessionName", "required"))?;
-    if let Some(c) = session_name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == ' ' || SESSION_NAME_SYMBOLS.contains(*c)))
-    {
+    if let Some(c) = signing::session_name_disallowed_char(&session_name) {
         return Err(ApiError::invalid(
             "sessionName",
             format!("Zoom does not allow the character {c:?} in session names"),
@@ -246,8 +236,8 @@ fn read_video_request(fields: &mut Fields) -> Result<VideoSdkClaimsInput, ApiErr
             signing::MIN_EXPIRATION_SECONDS..=signing::MAX_EXPIRATION_SECONDS,
         )?
         .unwrap_or(signing::DEFAULT_EXPIRATION_SECONDS);
-    let user_key = fields.string("userKey", 36)?;
-    let user_identity = fields.string("userIdentity", 35)?;
+    let user_key = fields.string("userKey", signing::USER_KEY_MAX_CHARS)?;
+    let user_identity = fields.string("userIdentity", signing::USER_IDENTITY_MAX_CHARS)?;
     let user = match (user_key, user_identity) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
@@ -266,7 +256,7 @@ fn read_video_request(fields: &mut Fields) -> Result<VideoSdkClaimsInput, ApiErr
         role,
         expiration_seconds,
         user,
-        session_key: fields.string("sessionKey", 36)?,
+        session_key: fields.string("sessionKey", signing::SESSION_KEY_MAX_CHARS)?,
         geo_regions: geo_regions(fields)?,
         cloud_recording_option: fields.flag("cloudRecordingOption")?,
         cloud_recording_election: fields.flag("cloudRecordingElection")?,
@@ -313,10 +303,13 @@ fn geo_regions(fields: &mut Fields) -> Result<Option<String>, ApiError> {
     let mut regions: Vec<&str> = Vec::with_capacity(items.len());
     for item in &items {
         let upper = item.to_ascii_uppercase();
-        let Some(region) = GEO_REGIONS.iter().find(|r| **r == upper) else {
+        let Some(region) = signing::GEO_REGIONS.iter().find(|r| **r == upper) else {
             return Err(ApiError::invalid(
                 FIELD,
-                format!("unknown region (known: {})", GEO_REGIONS.join(", ")),
+                format!(
+                    "unknown region (known: {})",
+                    signing::GEO_REGIONS.join(", ")
+                ),
             ));
         };
         if !regions.contains(region) {
