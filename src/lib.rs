@@ -5,7 +5,7 @@
 //! * the edge: [`server`] (connections), [`http`] (middleware, extractors, routes, the error
 //!   answer), [`auth`] (who calls and what they may do);
 //! * the domain: [`signing`], [`tokens`] (S2S, ZAK and OBF tokens), [`grants`] (users' OAuth
-//!   grants), [`audit`];
+//!   grants), [`audit`], [`diagnostics`] (a token against Zoom's rules);
 //! * clients and storage: [`zoom`], [`store`], [`redis_link`];
 //! * shared leaves: [`config`], [`scope`], [`zoom_user`], [`clock`], [`flight`], [`sealing`],
 //!   [`telemetry`];

@@ -155,6 +155,7 @@ Try:
   curl -s "{base}/v1/users/{DEV_USER_ID}/obf-token?meetingNumber=123456789" {auth}
   curl -s -X POST {base}/v1/join {auth} {json} -d '{{"meetingNumber":"123456789","role":1,"userId":"{DEV_USER_EMAIL}"}}'
   curl -s -X POST {base}/v1/s2s/token {auth}
+  curl -s -X POST {base}/v1/meeting-sdk/signature {auth} {json} -d '{{"meetingNumber":"123456789","role":0}}' | sed 's/.*"signature":"\([^"]*\)".*/{{"token":"\1"}}/' | curl -s -X POST {base}/v1/diagnostics/token {auth} {json} -d @-
 
 The user authorises the app themselves (the emulator consents at once as {DEV_USER_EMAIL}):
   URL=$(curl -s -X POST {base}/v1/oauth/authorize {auth} {json} -d '{{"userHint":"{DEV_USER_EMAIL}"}}' | sed 's/.*"authorizeUrl":"\([^"]*\)".*/\1/')

@@ -243,3 +243,19 @@ fn list_keys_come_from_the_environment_comma_separated() {
         "0123"
     );
 }
+
+#[test]
+fn end_users_never_get_the_api_key_only_scopes() {
+    for scope in ["s2s:token", "grants:admin", "diagnostics:read"] {
+        let err = Settings::from_toml(&format!(
+            "[end_users]\nissuer = \"https://idp.example.com\"\naudience = \"ztv\"\n\
+             scopes = [\"zak:read\", \"{scope}\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&format!("end_users.scopes: `{scope}` is for API keys only")),
+            "{err}"
+        );
+    }
+}

@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use super::jwt::{self, Jwt};
 use super::secrets::{App, Secrets};
-use super::{Findings, Question, Read, check_header, check_signer, seconds, span, times};
+use super::{
+    Findings, Question, Read, check_header, check_role, check_signer, seconds, summary, times,
+};
 use crate::signing::{self, MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS};
 
 pub(super) fn check(
@@ -22,7 +24,10 @@ pub(super) fn check(
     let claims = &token.claims;
     let key = check_key(claims, out);
     let meeting = check_meeting(claims, question.meeting_number, out);
-    let role = check_role(claims, meeting.is_some(), out);
+    let missing = meeting
+        .is_some()
+        .then_some("role is missing: with mn, Zoom wants role 0 or 1");
+    let role = check_role(claims, "role", missing, out);
     let expires_at = times(
         claims,
         question.now,
@@ -52,20 +57,13 @@ pub(super) fn check(
     } else {
         None
     };
-    let signed_by = account
-        .as_deref()
-        .map(|a| format!("signed by account `{a}`, "))
-        .unwrap_or_default();
     let target = match (&meeting, role) {
         (Some(mn), Some(1)) => format!("meeting {mn} as host"),
         (Some(mn), _) => format!("meeting {mn} as participant"),
         (None, _) => "any meeting (the native-SDK form, without mn)".into(),
     };
-    let expiry = expires_at
-        .map(|exp| format!(", expires in {}", span(exp - question.now)))
-        .unwrap_or_default();
     Read {
-        summary: format!("{signed_by}for {target}{expiry}"),
+        summary: summary(account.as_deref(), &target, expires_at, question.now),
         account,
         expires_at,
     }
@@ -189,34 +187,4 @@ fn check_meeting(
 
 fn has_digits(text: &str) -> bool {
     text.bytes().any(|b| b.is_ascii_digit())
-}
-
-/// `role`: the number 0 (participant) or 1 (host), wanted with `mn`.
-fn check_role(claims: &jwt::Claims, with_meeting: bool, out: &mut Findings) -> Option<i64> {
-    match claims.integer("role") {
-        Ok(Some(role @ 0)) => {
-            out.ok("role", "role is 0: joins as a participant");
-            Some(role)
-        }
-        Ok(Some(role @ 1)) => {
-            out.ok("role", "role is 1: starts or joins as the host");
-            Some(role)
-        }
-        Ok(Some(role)) => {
-            out.bad(
-                "role",
-                format!("role is {role}: Zoom allows 0 (participant) or 1 (host)"),
-            );
-            None
-        }
-        Ok(None) if with_meeting => {
-            out.bad("role", "role is missing: with mn, Zoom wants role 0 or 1");
-            None
-        }
-        Ok(None) => None,
-        Err(why) => {
-            out.bad("role", why);
-            None
-        }
-    }
 }

@@ -380,42 +380,37 @@ fn check_signer(
             );
             None
         }
-        Some(signer) => match owner {
-            Some(owner) if owner.account == signer.account && owner.app == kind => {
-                out.ok(
-                    "signature",
-                    format!(
-                        "signed with {}'s {}, and carries its key",
-                        keys.name(&signer.account),
-                        kind.secret()
-                    ),
-                );
-                keys.visible(&signer.account)
-            }
-            _ if key.is_none() => {
-                out.ok(
-                    "signature",
-                    format!(
-                        "signed with {}'s {}",
-                        keys.name(&signer.account),
-                        kind.secret()
-                    ),
-                );
-                keys.visible(&signer.account)
-            }
-            owner => {
-                out.bad(
-                    "signature",
-                    format!(
-                        "signed with {}'s {} but carries {}",
-                        keys.name(&signer.account),
-                        kind.secret(),
-                        key_words(owner)
-                    ),
-                );
-                None
-            }
-        },
+        Some(signer)
+            if key.is_none()
+                || owner.is_some_and(|o| o.account == signer.account && o.app == kind) =>
+        {
+            let carries = if key.is_some() {
+                ", and carries its key"
+            } else {
+                ""
+            };
+            out.ok(
+                "signature",
+                format!(
+                    "signed with {}'s {}{carries}",
+                    keys.name(&signer.account),
+                    kind.secret()
+                ),
+            );
+            keys.visible(&signer.account)
+        }
+        Some(signer) => {
+            out.bad(
+                "signature",
+                format!(
+                    "signed with {}'s {} but carries {}",
+                    keys.name(&signer.account),
+                    kind.secret(),
+                    key_words(owner)
+                ),
+            );
+            None
+        }
         None if !keys.has(kind) => {
             out.bad(
                 "signature",
@@ -449,6 +444,54 @@ fn kind_label(app: App) -> &'static str {
         App::VideoSdk => TokenKind::VideoSdk.label(),
         App::S2s | App::UserOAuth => TokenKind::Unknown.label(),
     }
+}
+
+/// A role claim (`role`, `role_type`): the number 0 (participant) or 1 (host). `missing`: the
+/// finding when it is absent, if that is a problem.
+fn check_role(
+    claims: &Claims,
+    name: &'static str,
+    missing: Option<&str>,
+    out: &mut Findings,
+) -> Option<i64> {
+    match claims.integer(name) {
+        Ok(Some(role @ 0)) => {
+            out.ok(name, format!("{name} is 0: joins as a participant"));
+            Some(role)
+        }
+        Ok(Some(role @ 1)) => {
+            out.ok(name, format!("{name} is 1: the host"));
+            Some(role)
+        }
+        Ok(Some(role)) => {
+            out.bad(
+                name,
+                format!("{name} is {role}: Zoom allows 0 (participant) or 1 (host)"),
+            );
+            None
+        }
+        Ok(None) => {
+            if let Some(missing) = missing {
+                out.bad(name, missing);
+            }
+            None
+        }
+        Err(why) => {
+            out.bad(name, why);
+            None
+        }
+    }
+}
+
+/// The verdict of a valid SDK JWT: who signed it, what for, and how long it has left.
+fn summary(account: Option<&str>, target: &str, expires_at: Option<i64>, now: i64) -> String {
+    let signed_by = account
+        .map(|a| format!("signed by account `{a}`, "))
+        .unwrap_or_default();
+    let expiry = expires_at
+        .map(|exp| format!(", expires in {}", span(exp - now)))
+        .unwrap_or_default();
+    format!("{signed_by}for {target}{expiry}")
 }
 
 /// A number of seconds as a person reads it: `4m 10s`, `1h 58m`.

@@ -449,7 +449,7 @@ fn video_claims_are_checked_against_zooms_rules() {
     assert!(failed(&sign(json!({"tpc": ""})), "tpc").starts_with("tpc is empty"));
     assert_eq!(
         failed(&sign(json!({"role_type": 2})), "role_type"),
-        "role_type is 2: Zoom allows 1 (host) or 0 (participant)"
+        "role_type is 2: Zoom allows 0 (participant) or 1 (host)"
     );
     assert!(failed(&sign(json!({"role_type": "1"})), "role_type").contains("the text"));
     assert_eq!(

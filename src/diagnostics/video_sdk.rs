@@ -4,7 +4,7 @@
 
 use super::jwt::{self, Claims, Jwt};
 use super::secrets::{App, Secrets};
-use super::{Findings, Question, Read, check_header, check_signer, span, times};
+use super::{Findings, Question, Read, check_header, check_role, check_signer, summary, times};
 use crate::signing::{self, MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS};
 
 /// The 0/1 claims of a Video SDK token.
@@ -45,7 +45,12 @@ pub(super) fn check(
         }
     };
     let session = check_session_name(claims, out);
-    let role = check_role_type(claims, out);
+    let role = check_role(
+        claims,
+        "role_type",
+        Some("role_type is missing: Zoom wants 0 (participant) or 1 (host)"),
+        out,
+    );
     match claims.integer("version") {
         Ok(None) => out.ok("version", "no version (Zoom's samples send 1)"),
         Ok(Some(1)) => out.ok("version", "version is 1"),
@@ -90,20 +95,14 @@ pub(super) fn check(
     } else {
         None
     };
-    let signed_by = account
-        .as_deref()
-        .map(|a| format!("signed by account `{a}`, "))
-        .unwrap_or_default();
     let role = match role {
         Some(1) => "host",
         _ => "participant",
     };
     let session = session.map(|s| jwt::quote(&s)).unwrap_or_default();
-    let expiry = expires_at
-        .map(|exp| format!(", expires in {}", span(exp - question.now)))
-        .unwrap_or_default();
+    let target = format!("session {session} as {role}");
     Read {
-        summary: format!("{signed_by}for session {session} as {role}{expiry}"),
+        summary: summary(account.as_deref(), &target, expires_at, question.now),
         account,
         expires_at,
     }
@@ -145,38 +144,6 @@ fn check_session_name(claims: &Claims, out: &mut Findings) -> Option<String> {
         );
     }
     Some(name.to_string())
-}
-
-/// `role_type`: the number 1 (host) or 0 (participant).
-fn check_role_type(claims: &Claims, out: &mut Findings) -> Option<i64> {
-    match claims.integer("role_type") {
-        Ok(Some(role @ 0)) => {
-            out.ok("role_type", "role_type is 0: joins as a participant");
-            Some(role)
-        }
-        Ok(Some(role @ 1)) => {
-            out.ok("role_type", "role_type is 1: the host");
-            Some(role)
-        }
-        Ok(Some(role)) => {
-            out.bad(
-                "role_type",
-                format!("role_type is {role}: Zoom allows 1 (host) or 0 (participant)"),
-            );
-            None
-        }
-        Ok(None) => {
-            out.bad(
-                "role_type",
-                "role_type is missing: Zoom wants 1 (host) or 0 (participant)",
-            );
-            None
-        }
-        Err(why) => {
-            out.bad("role_type", why);
-            None
-        }
-    }
 }
 
 /// `geo_regions`: comma-separated region codes Zoom knows.

@@ -381,7 +381,7 @@ fn ztv_dev_prints_curl_lines_that_work_as_printed() {
             curls.push(line.trim().to_string());
         }
     }
-    assert_eq!(curls.len(), 7, "{curls:#?}");
+    assert_eq!(curls.len(), 8, "{curls:#?}");
     assert_eq!(flow.len(), 4, "{flow:#?}");
 
     for curl in &curls {

@@ -240,7 +240,13 @@ async fn hundred_token_calls(apps: &[&TestApp], key: &str) {
 #[tokio::test]
 async fn a_hundred_callers_on_an_expired_grant_cause_exactly_one_refresh() {
     // A hundred OBF tokens are a hundred Zoom calls: more than one caller's default budget.
-    let (app, key) = admin_app(TestApp::builder().zoom().config(NO_RATE_LIMIT)).await;
+    let (app, key) = admin_app(
+        TestApp::builder()
+            .zoom()
+            .zoom_keys(PATIENT)
+            .config(NO_RATE_LIMIT),
+    )
+    .await;
     expire_alices_access(&app, &key).await;
 
     hundred_token_calls(&[&app.app], &key).await;

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod browser;
 mod cli;
+mod diagnostics;
 mod disconnect;
 mod docs;
 mod end_users;

@@ -604,6 +604,7 @@ async fn an_identity_providers_redirect_is_not_followed_for_its_keys() {
 async fn twenty_concurrent_obf_requests_for_one_meeting_mint_twenty_tokens() {
     let app = TestApp::builder()
         .zoom()
+        .zoom_keys(PATIENT)
         .config(NO_RATE_LIMIT)
         .build()
         .await;

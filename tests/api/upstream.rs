@@ -21,7 +21,7 @@ fn all_upstream() -> Vec<Scope> {
 
 #[tokio::test]
 async fn a_hundred_concurrent_callers_on_a_cold_cache_cause_one_token_request() {
-    let app = TestApp::builder().zoom().build().await;
+    let app = TestApp::builder().zoom().zoom_keys(PATIENT).build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
 
     let calls = (0..100).map(|_| {
@@ -46,7 +46,7 @@ async fn a_hundred_concurrent_callers_on_a_cold_cache_cause_one_token_request() 
 
 #[tokio::test]
 async fn a_hundred_concurrent_zak_callers_cause_one_token_and_one_zak_request() {
-    let app = TestApp::builder().zoom().build().await;
+    let app = TestApp::builder().zoom().zoom_keys(PATIENT).build().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
 
     let calls = (0..100).map(|_| {
@@ -329,7 +329,8 @@ async fn callers_arriving_as_a_zak_fetch_ends_never_cause_a_second_fetch() {
     const USERS: usize = 20;
     let app = TestApp::builder()
         .zoom()
-        .zoom_keys("user_token_cache_seconds = 1")
+        .zoom_keys("user_token_cache_seconds = 1\n")
+        .zoom_keys(PATIENT)
         .config(NO_RATE_LIMIT)
         .build()
         .await;

@@ -127,6 +127,7 @@ impl From<Diagnosis> for DiagnosisResponse {
     security(
         ("apiKey" = ["diagnostics:read"]),
         ("apiKeyHeader" = ["diagnostics:read"]),
+        ("endUserJwt" = ["diagnostics:read"]),
     ),
     responses(
         (status = 200, description = "The findings and the verdict", body = DiagnosisResponse),

@@ -34,21 +34,36 @@ pub const S2S_ACCOUNT_ID: &str = "acc-prod";
 pub const S2S_CLIENT_ID: &str = "s2s-client-prod";
 pub const S2S_SECRET: &str = "s2s-secret-prod-5c4b3a";
 
-/// `[zoom]` pointing at `zoom` (short timeouts so fault tests finish quickly; `zoom_keys` are
-/// added to the section) and `prod`'s S2S credentials.
+/// Zoom timeouts for tests that count Zoom calls under load, not fault tests: a retry after
+/// a timeout on a busy machine would count as a second call.
+pub const PATIENT: &str = "request_timeout_ms = 10000\ncall_deadline_ms = 20000\n";
+
+/// `[zoom]` pointing at `zoom` (short timeouts so fault tests finish quickly, unless
+/// `zoom_keys`, added to the section, sets them) and `prod`'s S2S credentials.
 pub fn zoom_config(zoom: &Emulator, zoom_keys: &str) -> String {
+    let defaults: String = [
+        "connect_timeout_ms = 500",
+        "request_timeout_ms = 800",
+        "call_deadline_ms = 2000",
+        "retries = 2",
+        "breaker_failures = 3",
+        "breaker_cooldown_seconds = 2",
+    ]
+    .iter()
+    .filter(|line| {
+        let key = line.split(' ').next().unwrap_or_default();
+        !zoom_keys
+            .lines()
+            .any(|set| set.trim_start().starts_with(key))
+    })
+    .map(|line| format!("{line}\n"))
+    .collect();
     format!(
         r#"
 [zoom]
 oauth_url = "{oauth}"
 api_url = "{api}"
-connect_timeout_ms = 500
-request_timeout_ms = 800
-call_deadline_ms = 2000
-retries = 2
-breaker_failures = 3
-breaker_cooldown_seconds = 2
-{zoom_keys}
+{defaults}{zoom_keys}
 [accounts.prod.s2s]
 account_id = "{S2S_ACCOUNT_ID}"
 client_id = "{S2S_CLIENT_ID}"
