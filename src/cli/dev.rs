@@ -71,8 +71,9 @@ pub fn dev_settings(
             client_id: format!("devOAuthClient{}", random_hex(4)),
             client_secret: SecretString::from(random_hex(24)),
             redirect_uri: url::Url::parse(&format!(
-                "http://{}/v1/oauth/callback",
-                settings.server.bind
+                "http://{}{}",
+                settings.server.bind,
+                crate::grants::CALLBACK_PATH
             ))
             .expect("a socket address makes a URL"),
             done_url: None,

@@ -6,6 +6,7 @@
 pub mod dev;
 mod grants;
 mod inspect;
+mod probe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -184,7 +185,8 @@ fn parse_upstream_limit(text: &str) -> Result<UpstreamLimitArg, String> {
 enum ConfigCommand {
     /// Validate the configuration and print a summary (no secrets).
     Check {
-        /// Also fetch one S2S token per account and report ok or the reason.
+        /// Also fetch one S2S token per account and check each app's credentials, the user
+        /// OAuth app's authorize URL, redirect URI and webhook secret.
         #[arg(long)]
         probe: bool,
     },
@@ -248,7 +250,7 @@ async fn run(
         Command::Config(ConfigCommand::Check { probe }) => {
             check_config(&settings);
             match probe {
-                true => probe_accounts(&settings).await,
+                true => probe::run(&settings).await,
                 false => Ok(()),
             }
         }
@@ -363,64 +365,6 @@ fn check_config(settings: &Settings) {
             );
         }
     }
-}
-
-/// Fetches one S2S token per account that has S2S credentials.
-async fn probe_accounts(settings: &Settings) -> anyhow::Result<()> {
-    let zoom = crate::zoom::ZoomClient::new(&settings.zoom, &settings.accounts)?;
-    let mut failed = 0;
-    println!("probing Zoom at {}", settings.zoom.oauth_url);
-    for (name, account) in &settings.accounts {
-        let Some(credentials) = &account.s2s else {
-            println!("  {name}: skipped (no s2s credentials)");
-            continue;
-        };
-        match zoom.fetch_s2s_token(name, credentials).await {
-            Ok(token) => {
-                println!(
-                    "  {name}: ok (token valid for {} s; scopes: {})",
-                    token.lifetime.as_secs(),
-                    if token.scope.is_empty() {
-                        "none listed"
-                    } else {
-                        &token.scope
-                    }
-                );
-                if let Some(warning) = api_url_mismatch(name, account, &settings.zoom, &token) {
-                    println!("  {name}: WARNING: {warning}");
-                }
-            }
-            Err(error) => {
-                failed += 1;
-                println!("  {name}: FAILED: {error}");
-            }
-        }
-    }
-    match failed {
-        0 => Ok(()),
-        n => anyhow::bail!("{n} account(s) failed the probe"),
-    }
-}
-
-/// Zoom named another API host for the account than the one ztv calls (a regional cluster).
-fn api_url_mismatch(
-    name: &str,
-    account: &crate::config::Account,
-    zoom: &crate::config::ZoomSettings,
-    token: &crate::zoom::S2sToken,
-) -> Option<String> {
-    let told = token.api_url.as_ref()?;
-    let configured = account.api_url(zoom);
-    let same = told.scheme() == configured.scheme()
-        && told.host() == configured.host()
-        && told.port_or_known_default() == configured.port_or_known_default();
-    let told = told.as_str().trim_end_matches('/');
-    (!same).then(|| {
-        format!(
-            "Zoom says this account's API is at {told}, but ztv calls {configured}; \
-             set accounts.{name}.api_url = \"{told}/v2\""
-        )
-    })
 }
 
 async fn read_audit(

@@ -2,6 +2,7 @@
 //! a token's every claim against Zoom's rules, which configured secret signed it, and the
 //! classic mix-ups by name. Findings never quote the token or a secret.
 
+mod accounts;
 mod jwt;
 mod meeting_sdk;
 mod secrets;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use accounts::{AccountCheck, Level, check_accounts};
 pub use jwt::MAX_TOKEN_BYTES;
 pub use secrets::Secrets;
 

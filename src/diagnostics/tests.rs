@@ -535,3 +535,140 @@ fn zaks_and_obf_tokens_are_read_but_not_verified() {
     let d = diagnose_as(&token, None, Some("dev"));
     assert_eq!(d.account, None);
 }
+
+/// The one check of `settings` named `key`.
+fn account_check(settings: &Settings, key: &str) -> AccountCheck {
+    check_accounts(settings)
+        .into_iter()
+        .find(|c| c.key == key)
+        .unwrap_or_else(|| panic!("no check {key}"))
+}
+
+#[test]
+fn pasted_surroundings_and_placeholders_are_named_without_the_secret() {
+    for (id, secret, named) in [
+        (
+            "prod MeetingKey",
+            SECRETS[0],
+            "client_id has a space or line break",
+        ),
+        (
+            "prodMeetingKey",
+            "\"quotedSecret0123456789abc\"",
+            "client_secret has a quote",
+        ),
+        (
+            "prodMeetingKey",
+            "secret0123456789abcdéf",
+            "a character outside ASCII",
+        ),
+        (
+            "prodMeetingKey",
+            "s3cr3t-0123",
+            "shorter than Zoom's secrets",
+        ),
+        (
+            "prodMeetingKey",
+            "CHANGEME-0123456789abcdef",
+            "client_secret looks like a placeholder",
+        ),
+        (
+            "sdk/key+0123456",
+            SECRETS[0],
+            "client_id is not shaped as Zoom issues them",
+        ),
+        (
+            "your-sdk-key",
+            SECRETS[0],
+            "client_id looks like a placeholder",
+        ),
+        (
+            "prodMeetingKey0123456789",
+            "prodMeetingKey0123456789",
+            "the ID was pasted into both",
+        ),
+    ] {
+        let settings = Settings::from_toml(&format!(
+            "[accounts.prod.meeting_sdk]\nclient_id = {id:?}\nclient_secret = {secret:?}\n"
+        ))
+        .unwrap();
+        let check = account_check(&settings, "accounts.prod.meeting_sdk");
+        assert_eq!(check.level, Level::Warning, "{id} {secret}");
+        assert!(check.message.contains(named), "{}", check.message);
+        assert!(!check.message.contains(secret.trim_matches('"')));
+    }
+    let settings = settings();
+    for key in ["accounts.prod.meeting_sdk", "accounts.dev.video_sdk"] {
+        assert_eq!(account_check(&settings, key).level, Level::Ok, "{key}");
+    }
+}
+
+#[test]
+fn a_secret_shared_by_two_accounts_is_named_on_both_without_quoting_it() {
+    let settings = Settings::from_toml(&format!(
+        "[accounts.prod.video_sdk]\nkey = \"prodVideoKey\"\nsecret = \"{0}\"\n\
+         [accounts.dev.video_sdk]\nkey = \"devVideoKey\"\nsecret = \"{0}\"\n",
+        SECRETS[2]
+    ))
+    .unwrap();
+    for (key, other) in [
+        ("accounts.prod.video_sdk", "dev"),
+        ("accounts.dev.video_sdk", "prod"),
+    ] {
+        let check = account_check(&settings, key);
+        assert_eq!(check.level, Level::Warning);
+        assert!(
+            check.message.starts_with(&format!(
+                "the same secret as account `{other}`'s Video SDK app"
+            )),
+            "{}",
+            check.message
+        );
+    }
+}
+
+#[test]
+fn a_redirect_uri_must_be_ztvs_callback_exactly() {
+    for (uri, level, named) in [
+        (
+            "https://ztv.example.org/v1/oauth/callback",
+            Level::Ok,
+            "is ztv's callback",
+        ),
+        (
+            "https://ztv.example.org/v1/oauth/done",
+            Level::Problem,
+            "is not ztv's callback",
+        ),
+        (
+            "https://ztv.example.org/v1/oauth/callback?x=1",
+            Level::Problem,
+            "query or fragment",
+        ),
+        (
+            "http://ztv.example.org/v1/oauth/callback",
+            Level::Warning,
+            "is not https",
+        ),
+        (
+            "http://127.0.0.1:8080/v1/oauth/callback",
+            Level::Ok,
+            "is ztv's callback",
+        ),
+    ] {
+        let settings = Settings::from_toml(&format!(
+            "[accounts.prod.user_oauth]\nclient_id = \"prodOAuthClient\"\n\
+             client_secret = \"{}\"\nredirect_uri = \"{uri}\"\n\
+             webhook_secret_token = \"whsec0123456789\"\n\
+             [grants]\nencryption_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n",
+            SECRETS[5]
+        ))
+        .unwrap();
+        let check = account_check(&settings, "accounts.prod.user_oauth.redirect_uri");
+        assert_eq!(check.level, level, "{uri}: {}", check.message);
+        assert!(check.message.contains(named), "{}", check.message);
+        let webhook = account_check(&settings, "accounts.prod.user_oauth.webhook_secret_token");
+        assert_eq!(webhook.level, Level::Ok);
+        assert!(!webhook.message.contains("whsec"));
+    }
+}

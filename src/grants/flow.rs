@@ -10,6 +10,7 @@ use url::Url;
 
 use super::{GrantError, UserGrants};
 use crate::clock;
+use crate::config::UserOAuthApp;
 use crate::store::{GrantKind, OAuthState};
 use crate::zoom::{UserGrantRequest, ZoomError};
 use crate::zoom_user::{ZoomAccountId, ZoomUser};
@@ -18,6 +19,27 @@ use crate::zoom_user::{ZoomAccountId, ZoomUser};
 const STATE_LIFETIME: i64 = 600;
 /// Pending authorisations one caller may hold; a new one beyond drops the oldest.
 pub const PENDING_PER_CALLER: u32 = 10;
+
+/// Where Zoom sends the browser back with the code: ztv's route, at the end of every
+/// `user_oauth.redirect_uri`.
+pub const CALLBACK_PATH: &str = "/v1/oauth/callback";
+
+/// Zoom's page (under `oauth_url`) where a user grants `app`, carrying `state` when given.
+pub fn authorize_url(oauth_url: &Url, app: &UserOAuthApp, state: Option<&str>) -> Url {
+    let mut url = oauth_url.clone();
+    let path = format!("{}/oauth/authorize", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    let mut query = url.query_pairs_mut();
+    query
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &app.client_id)
+        .append_pair("redirect_uri", app.redirect_uri.as_str());
+    if let Some(state) = state {
+        query.append_pair("state", state);
+    }
+    drop(query);
+    url
+}
 
 /// Who completed an authorisation, and what it installed.
 pub struct Authorized {
@@ -55,15 +77,7 @@ impl UserGrants {
         self.store
             .insert_oauth_state(&state_hash(&state), &pending, PENDING_PER_CALLER)
             .await?;
-        let mut url = oauth_url.clone();
-        let path = format!("{}/oauth/authorize", url.path().trim_end_matches('/'));
-        url.set_path(&path);
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &app.client_id)
-            .append_pair("redirect_uri", app.redirect_uri.as_str())
-            .append_pair("state", &state);
-        Ok(url)
+        Ok(authorize_url(oauth_url, &app, Some(&state)))
     }
 
     /// The pending authorisation `state` names, taken (single use); `None` when it is unknown,

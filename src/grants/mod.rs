@@ -44,7 +44,7 @@ const WAIT_AT_MOST: Duration = Duration::from_secs(10);
 mod flow;
 mod health;
 
-pub use flow::{Authorized, PENDING_PER_CALLER};
+pub use flow::{Authorized, CALLBACK_PATH, PENDING_PER_CALLER, authorize_url};
 pub use health::spawn_keep_warm;
 use health::{Notifier, Refused};
 

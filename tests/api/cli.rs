@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
+use crate::helpers::oauth::{GRANTS_KEY, OAUTH_CLIENT, OAUTH_SECRET, WEBHOOK_SECRET};
 use crate::helpers::*;
 
 fn stdout_json(output: &Output) -> Value {
@@ -429,7 +430,109 @@ async fn config_check_probe_reports_a_refused_account_without_its_secret() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
-    assert!(stdout.contains("prod: FAILED"), "{stdout}");
+    assert!(stdout.contains("accounts.prod.s2s: FAILED"), "{stdout}");
     assert!(stdout.contains("invalid_client"), "{stdout}");
     assert!(!stdout.contains(wrong) && !stderr.contains(wrong));
+}
+
+/// Runs `ztv config check --probe` on the standard config with `extra`: exit code and stdout,
+/// which must quote none of `secrets` (nor stderr).
+async fn probe(extra: String, secrets: &[&str]) -> (Option<i32>, String) {
+    let config = ConfigFile::standard(&extra);
+    let output = tokio::task::spawn_blocking(move || config.run(&["config", "check", "--probe"]))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for secret in secrets {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{stdout}{stderr}"
+        );
+    }
+    (output.status.code(), stdout)
+}
+
+#[tokio::test]
+async fn config_check_probe_checks_every_app_of_every_account() {
+    let zoom = start_emulator().await;
+    let secrets = [
+        S2S_SECRET,
+        SDK_SECRET,
+        VIDEO_SECRET,
+        "the-oauth-secret-of-prod-9a8b",
+        "staging-meeting-sdk-secret-31f0",
+        GRANTS_KEY,
+    ];
+    let extra = format!(
+        "{zoom_section}\n\
+         [accounts.prod.user_oauth]\nclient_id = \"prodOAuthClient01\"\n\
+         client_secret = \"{oauth_secret}\"\nredirect_uri = \"https://ztv.example.org/oauth/done\"\n\
+         [grants]\nencryption_key = \"{GRANTS_KEY}\"\n\
+         [accounts.staging.meeting_sdk]\nclient_id = \"{SDK_KEY}\"\nclient_secret = \"{staging}\"\n\
+         [accounts.qa.video_sdk]\nkey = \"qa video key\"\nsecret = \"short\"\n",
+        zoom_section = zoom_config(&zoom, ""),
+        oauth_secret = secrets[3],
+        staging = secrets[4],
+    );
+
+    let (code, stdout) = probe(extra, &secrets).await;
+
+    assert_eq!(code, Some(1), "{stdout}");
+    let authorize = format!(
+        "accounts.prod.user_oauth.authorize_url: ok: users are sent to {}/oauth/authorize?\
+         response_type=code&client_id=prodOAuthClient01&redirect_uri=https%3A%2F%2F\
+         ztv.example.org%2Foauth%2Fdone&state=…",
+        zoom.base_url()
+    );
+    for line in [
+        "accounts.prod.s2s: ok: token valid for ",
+        &authorize,
+        "accounts.prod.user_oauth.redirect_uri: FAILED: https://ztv.example.org/oauth/done \
+         is not ztv's callback",
+        "accounts.prod.user_oauth.webhook_secret_token: WARNING: no webhook secret token",
+        "accounts.prod.user_oauth: ok: client_id and client_secret shaped as Zoom issues them",
+        "accounts.prod.meeting_sdk: WARNING: the same client_id as account `staging`'s \
+         Meeting SDK app",
+        "accounts.staging.meeting_sdk: WARNING: the same client_id as account `prod`'s \
+         Meeting SDK app",
+        "accounts.prod.video_sdk: ok",
+        "accounts.dev.meeting_sdk: ok",
+        "accounts.qa.video_sdk: WARNING: key has a space or line break",
+        "1 failed, 4 warning(s)",
+    ] {
+        assert!(stdout.contains(line), "{line}\n{stdout}");
+    }
+}
+
+#[tokio::test]
+async fn config_check_probe_passes_apps_configured_as_zoom_issues_them() {
+    let zoom = start_emulator().await;
+    let extra = format!(
+        "{zoom_section}\n\
+         [accounts.prod.user_oauth]\nclient_id = \"{OAUTH_CLIENT}\"\n\
+         client_secret = \"{OAUTH_SECRET}\"\n\
+         redirect_uri = \"https://ztv.example.org/zoom/v1/oauth/callback\"\n\
+         [grants]\nencryption_key = \"{GRANTS_KEY}\"\n\
+         [webhooks]\nsecret_token = \"{WEBHOOK_SECRET}\"\n",
+        zoom_section = zoom_config(&zoom, ""),
+    );
+
+    let (code, stdout) = probe(extra, &[S2S_SECRET, OAUTH_SECRET, WEBHOOK_SECRET]).await;
+
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("0 failed, 0 warning(s)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "accounts.prod.user_oauth.redirect_uri: ok: \
+             https://ztv.example.org/zoom/v1/oauth/callback is ztv's callback"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "accounts.prod.user_oauth.webhook_secret_token: ok: webhooks.secret_token verifies"
+        ),
+        "{stdout}"
+    );
 }
