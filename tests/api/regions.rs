@@ -109,10 +109,11 @@ async fn config_check_probe_warns_when_zoom_names_another_api_host() {
         output.status.success(),
         "a warning is not a failure: {stdout}"
     );
-    assert!(stdout.contains("prod: ok"), "{stdout}");
+    assert!(stdout.contains("accounts.prod.s2s: ok"), "{stdout}");
     assert!(
-        stdout.contains("prod: WARNING: Zoom says this account's API is at https://api-eu.zoom.us")
-            && stdout.contains("accounts.prod.api_url = \"https://api-eu.zoom.us/v2\""),
+        stdout.contains(
+            "accounts.prod.s2s: WARNING: Zoom says this account's API is at https://api-eu.zoom.us"
+        ) && stdout.contains("accounts.prod.api_url = \"https://api-eu.zoom.us/v2\""),
         "{stdout}"
     );
 }
