@@ -125,7 +125,8 @@ pub fn finish_request_span(span: &Span, status: u16, caller: Option<CallerLabel<
     if span.is_disabled() {
         return;
     }
-    span.record("http.response.status_code", status);
+    // As i64: the OpenTelemetry layer would write a u64 as text.
+    span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         span.record("otel.status_code", "error");
     }

@@ -504,7 +504,8 @@ impl ZoomClient {
             .attempts(account, endpoint, &span, &mut retries, request)
             .await;
         if !span.is_disabled() {
-            span.record("ztv.retries", retries);
+            // As i64: the OpenTelemetry layer would write a u64 as text.
+            span.record("ztv.retries", i64::from(retries));
             let answered = outcome
                 .as_ref()
                 .is_ok_and(|answer| !answer.status.is_server_error());
@@ -536,7 +537,10 @@ impl ZoomClient {
             let outcome = send(traces::propagate(request().timeout(timeout), span)).await;
             let elapsed_ms = started.elapsed().as_millis() as u64;
             if let Ok(answer) = &outcome {
-                span.record("http.response.status_code", answer.status.as_u16());
+                span.record(
+                    "http.response.status_code",
+                    i64::from(answer.status.as_u16()),
+                );
             }
             let result = match &outcome {
                 Ok(sent) => sent.status.as_u16().to_string(),
