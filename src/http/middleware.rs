@@ -81,7 +81,9 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     );
     let status = response.status();
     let took = started.elapsed();
-    traces::finish_request_span(&trace, status.as_u16(), caller_label(&response));
+    if !trace.is_disabled() {
+        traces::finish_request_span(&trace, status.as_u16(), caller_label(&response));
+    }
     metrics::count_request(route, method, status.as_u16(), took);
     if let Some(peer) = audited {
         let request_id = request_id.as_ref().map(|id| id.0.clone());
