@@ -222,6 +222,15 @@ async fn a_cold_zak_request_is_traced_from_the_callers_trace_to_zoom_without_a_s
         assert!(!never.iter().any(|secret| span.name.contains(secret)));
     }
 
+    // The log lines are what they are without traces: spans for traces never appear in them.
+    child.wait_for("\"served\"").await;
+    for line in &child.stdout() {
+        let line: Value = serde_json::from_str(line).expect("JSON log lines");
+        if let Some(span) = line.get("span") {
+            assert_eq!(span["name"], "request", "{line}");
+        }
+    }
+
     // Zoom was told the trace: each call named its own span as the parent.
     let sent: HashMap<String, String> = zoom
         .trace_parents()
