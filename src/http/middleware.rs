@@ -71,14 +71,14 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     });
     let id = request_id.as_ref().map_or("", |id| &*id.0);
     let span = tracing::info_span!("request", method, route, request_id = id);
-    // Its own span for traces (disabled, at no cost, when they are off); logs never see it.
+    // Its own span for traces (disabled when they are off, and then not even entered at each
+    // poll); logs never see it.
     let trace = traces::request_span(method, route, request.headers());
-    let response = json_error_body(
-        next.run(request)
-            .instrument(span)
-            .instrument(trace.clone())
-            .await,
-    );
+    let served = next.run(request).instrument(span);
+    let response = json_error_body(match trace.is_disabled() {
+        true => served.await,
+        false => served.instrument(trace.clone()).await,
+    });
     let status = response.status();
     let took = started.elapsed();
     if !trace.is_disabled() {
