@@ -36,8 +36,13 @@
 # itself is broken (build, start-up, a route that does not answer 200, non-2xx answers under
 # load, Redis not in use by the second server).
 #
+# With traces (BENCH_TRACES=1, the default), a second SQLite server beside the first exports
+# OpenTelemetry traces (telemetry.otlp_endpoint) to a local OTLP/HTTP sink that accepts and
+# discards them, and its healthz, signature and warm ZAK routes join the same rounds: the
+# traces on/off ratio of each is the median of the rounds' ratios.
+#
 # Environment: BENCH_DURATION (default 5s per route and round), BENCH_ROUNDS (3),
-# BENCH_CONNECTIONS (64), BENCH_THREADS (2),
+# BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_TRACES (1; 0 skips the traces-on server),
 # BENCH_VERBOSE=1 to also print wrk's raw output, BENCH_DATABASE_URL (default
 # postgres://postgres@127.0.0.1:5432/test) and BENCH_REDIS_URL (default redis://127.0.0.1:6379)
 # for the second server.
@@ -48,6 +53,7 @@ readonly ROUNDS="${BENCH_ROUNDS:-3}"
 readonly CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 readonly THREADS="${BENCH_THREADS:-2}"
 readonly VERBOSE="${BENCH_VERBOSE:-0}"
+readonly TRACES="${BENCH_TRACES:-1}"
 readonly PG_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 readonly REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 # Short warm-up so that connection set-up, the allocator and the CPU frequency settle
@@ -89,6 +95,10 @@ EMULATOR_LOG=""
 EMULATOR_URL=""
 FLOOR_PID=""
 FLOOR_URL=""
+# The server with traces on, and the OTLP/HTTP sink it exports to.
+TRACED_PID=""
+SINK_PID=""
+SINK_URL=""
 # The process whose CPU a wrk run charges: the server, or the floor.
 MEASURED_PID=""
 PG_SCHEMA=""
@@ -105,6 +115,8 @@ cleanup() {
   stop_process "$SERVER_PID"
   stop_process "$EMULATOR_PID"
   stop_process "$FLOOR_PID"
+  stop_process "$TRACED_PID"
+  stop_process "$SINK_PID"
   if [[ -n $PG_SCHEMA ]]; then
     PGCONNECT_TIMEOUT=5 psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 \
       -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1 ||
@@ -152,6 +164,43 @@ start_floor() {
   "$FLOOR" "127.0.0.1:$port" >"$WORK_DIR/floor.log" 2>&1 &
   FLOOR_PID=$!
   wait_for_url "$FLOOR_URL/healthz" "$FLOOR_PID" "the floor"
+}
+
+# An OTLP/HTTP sink: answers every POST 200 with an empty body (an empty protobuf export
+# response) and discards it; each export it received is a line of its log.
+start_sink() {
+  local port
+  port="$(free_port)"
+  SINK_URL="http://127.0.0.1:$port"
+  log "starting the OTLP sink on $SINK_URL"
+  python3 - "$port" >"$WORK_DIR/sink.log" 2>&1 <<'PYTHON' &
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        size = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(size)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        print(f"export {self.path} {size}", flush=True)
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PYTHON
+  SINK_PID=$!
+  wait_for_url "$SINK_URL/" "$SINK_PID" "the OTLP sink"
 }
 
 ensure_tools() {
@@ -579,7 +628,46 @@ print_report() {
         "$(requests_per_second "$sqlite_dir/zak.txt")")" "none" "(for information)"
   fi
 
+  if [[ $TRACES == 1 ]]; then
+    print_traces_report
+  fi
   print_upstream_report "${backends[@]}"
+}
+
+# The traces-on server against the traces-off one, in the same rounds.
+print_traces_report() {
+  local dir="$WORK_DIR/$SQLITE" name ratios p99s label
+  echo
+  echo "traces on (telemetry.otlp_endpoint set, exporting to a local sink that discards) vs off:"
+  printf '%-34s %-17s %10s %8s %8s %8s %8s %14s\n' "route" "traces" "req/s" "p50 ms" "p99 ms" \
+    "non-2xx" "sock err" "CPU us/req"
+  for name in healthz signature zak; do
+    case $name in
+      healthz) label="GET  /healthz" ;;
+      signature) label="POST /v1/meeting-sdk/signature" ;;
+      zak) label="GET  /v1/users/{userId}/zak (warm)" ;;
+    esac
+    route_row_as "$label" "off" "$dir" "$name"
+    route_row_as "" "on" "$dir" "${name}_traced"
+  done
+  for name in healthz signature zak; do
+    ratios="$(round_ratios "$dir" "${name}_traced" "$name")"
+    p99s="$(round_p99_ratios "$dir" "${name}_traced" "$name")"
+    printf '  on/off %-10s req/s %s (rounds: %s)   p99 %s (rounds: %s)\n' "$name" \
+      "$(median_of "$ratios")" "$ratios" "$(median_of "$p99s")" "$p99s"
+  done
+  printf '  peak RSS with traces on: %s MiB; OTLP exports the sink received: %s\n' \
+    "$(cat "$dir/traced_rss")" "$(cat "$dir/exports")"
+}
+
+# route_row_as LABEL COLUMN DIR NAME: route_row with COLUMN in the backend's place.
+route_row_as() {
+  local file="$3/$4.txt" cpu
+  read -r -a cpu <<<"$(cpu_per_request "$3" "$4")"
+  printf '%-34s %-17s %10.1f %8s %8s %8s %8s %14s\n' "$1" "$2" \
+    "$(requests_per_second "$file")" "$(percentile_ms "$file" 50)" \
+    "$(percentile_ms "$file" 99)" "$(non_2xx_count "$file")" "$(socket_error_count "$file")" \
+    "${cpu[0]} + ${cpu[1]}"
 }
 
 # require_all_2xx NAME…: non-2xx answers mean we measured error paths, not the service: that
@@ -690,6 +778,7 @@ run_backend() {
   RUN_DIR="$WORK_DIR/$BACKEND"
   mkdir -p "$RUN_DIR"
   local config="$RUN_DIR/ztv.toml" port base key names=(signature zak)
+  local traced_config="$RUN_DIR/traced.toml" traced_base="" traced_key=""
   if [[ $BACKEND == "$SQLITE" ]]; then
     names=(floor_hello healthz floor_signature signature zak)
   fi
@@ -707,6 +796,21 @@ run_backend() {
   fi
   check_signature_route "$base" "$key"
   check_zak_route "$base" "$key"
+  if [[ $BACKEND == "$SQLITE" && $TRACES == 1 ]]; then
+    # The same server with a store of its own and traces on, beside the first.
+    port="$(free_port)"
+    traced_base="http://127.0.0.1:$port"
+    write_bench_config "$traced_config" "$port" "$EMULATOR_URL" "sqlite://$RUN_DIR/traced.db"
+    printf '\n[telemetry]\notlp_endpoint = "%s"\n' "$SINK_URL" >>"$traced_config"
+    traced_key="$(create_api_key "$ZTV" "$traced_config" bench meeting-sdk:signature zak:read)"
+    log "starting ztv with traces on $traced_base (exporting to $SINK_URL)"
+    "$ZTV" --config "$traced_config" serve >"$RUN_DIR/traced.log" 2>&1 &
+    TRACED_PID=$!
+    wait_for_url "$traced_base/healthz" "$TRACED_PID" "the server with traces"
+    check_signature_route "$traced_base" "$traced_key"
+    check_zak_route "$traced_base" "$traced_key"
+    names+=(healthz_traced signature_traced zak_traced)
+  fi
 
   local round
   for ((round = 1; round <= ROUNDS; round++)); do
@@ -722,6 +826,15 @@ run_backend() {
       run_wrk "$round" signature "$base/v1/meeting-sdk/signature" "$LUA_SCRIPT"
     ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD=GET ZTV_BENCH_BODY="" \
       run_wrk "$round" zak "$base/v1/users/$ZAK_USER/zak" "$LUA_SCRIPT"
+    if [[ -n $traced_base ]]; then
+      MEASURED_PID="$TRACED_PID" run_wrk "$round" healthz_traced "$traced_base/healthz"
+      ZTV_BENCH_KEY="$traced_key" ZTV_BENCH_METHOD=POST ZTV_BENCH_BODY="$SIGNATURE_BODY" \
+        MEASURED_PID="$TRACED_PID" \
+        run_wrk "$round" signature_traced "$traced_base/v1/meeting-sdk/signature" "$LUA_SCRIPT"
+      ZTV_BENCH_KEY="$traced_key" ZTV_BENCH_METHOD=GET ZTV_BENCH_BODY="" \
+        MEASURED_PID="$TRACED_PID" \
+        run_wrk "$round" zak_traced "$traced_base/v1/users/$ZAK_USER/zak" "$LUA_SCRIPT"
+    fi
   done
   kill -0 "$EMULATOR_PID" 2>/dev/null || die "the emulator died during the runs"
   emulator_stats "$RUN_DIR/end.json"
@@ -737,6 +850,13 @@ run_backend() {
   peak_rss_mib >"$RUN_DIR/rss"
   stop_process "$SERVER_PID"
   SERVER_PID=""
+  if [[ -n $TRACED_PID ]]; then
+    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$TRACED_PID/status" >"$RUN_DIR/traced_rss"
+    # SIGTERM sends what is still queued before it exits.
+    stop_process "$TRACED_PID"
+    TRACED_PID=""
+    grep -c '^export ' "$WORK_DIR/sink.log" >"$RUN_DIR/exports" || true
+  fi
   wc -l <"$SERVER_LOG" | tr -d ' ' >"$RUN_DIR/log_lines"
   require_all_2xx "${names[@]}"
 }
@@ -755,6 +875,9 @@ main() {
   WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/ztv-bench.XXXXXX")"
   start_emulator
   start_floor
+  if [[ $TRACES == 1 ]]; then
+    start_sink
+  fi
 
   run_backend "$SQLITE" "sqlite://$WORK_DIR/$SQLITE/ztv.db"
   if prepare_pgredis; then

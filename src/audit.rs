@@ -242,6 +242,9 @@ async fn write(store: &dyn Store, batch: &mut Vec<AuditEvent>) {
 #[derive(Clone, Debug, Default)]
 pub struct AuditFacts {
     pub caller: Option<Arc<str>>,
+    /// The caller is an API client, so its name is one ztv's operators gave it (an end
+    /// user's is their identity provider's subject).
+    pub api_client: bool,
     pub account: Option<String>,
     /// A folded identity ([`ZoomUser::key`]).
     pub target_user: Option<String>,

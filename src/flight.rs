@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
+use tracing::{Instrument, Span};
+
+use crate::telemetry::traces;
 
 type Call<V, E> = Shared<BoxFuture<'static, Result<V, E>>>;
 
@@ -36,13 +39,39 @@ where
     where
         F: Future<Output = Result<V, E>> + Send + 'static,
     {
+        self.join_or_start_in(key, &Span::none(), work)
+    }
+
+    /// [`Self::join_or_start`], awaited inside a span for traces ([`span`]).
+    pub async fn traced<F>(
+        &self,
+        key: &K,
+        name: &'static str,
+        work: impl FnOnce() -> F,
+    ) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        let span = span(name);
+        let call = self.join_or_start_in(key, &span, work);
+        call.instrument(span).await
+    }
+
+    /// [`Self::join_or_start`], saying in `span` whether this caller led the work or joined
+    /// it; work started here runs inside `span`, so what it does is traced as its children.
+    pub fn join_or_start_in<F>(&self, key: &K, span: &Span, work: impl FnOnce() -> F) -> Call<V, E>
+    where
+        F: Future<Output = Result<V, E>> + Send + 'static,
+    {
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(call) = calls.get(key) {
+            span.record("ztv.flight.led", false);
             return call.clone();
         }
+        span.record("ztv.flight.led", true);
         let registry = Arc::clone(&self.calls);
         let finished_key = key.clone();
-        let work = work();
+        let work = work().instrument(span.clone());
         // The task can only remove its entry after this function has inserted it: both
         // happen under the same lock.
         let task = tokio::spawn(async move {
@@ -66,6 +95,18 @@ where
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(key)
     }
+}
+
+/// A span for traces of one caller's part in a flight of `name` (`zak`, `s2s`): the wait,
+/// and whether it led the work (`ztv.flight.led`).
+pub fn span(name: &'static str) -> Span {
+    tracing::debug_span!(
+        target: traces::TARGET,
+        "single flight",
+        otel.name = "single flight",
+        ztv.flight = name,
+        ztv.flight.led = tracing::field::Empty,
+    )
 }
 
 #[cfg(test)]

@@ -222,7 +222,10 @@ impl Caller {
 
     /// What this caller's audit event starts with: its name.
     pub fn audit_facts(&self) -> AuditFacts {
-        AuditFacts::by(Arc::clone(&self.name))
+        AuditFacts {
+            api_client: self.end_user.is_none(),
+            ..AuditFacts::by(Arc::clone(&self.name))
+        }
     }
 
     /// The one account the caller may name, if it is bound to one.

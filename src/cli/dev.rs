@@ -99,7 +99,7 @@ pub fn dev_settings(
 }
 
 pub async fn run(settings: Settings, bind: Option<SocketAddr>) -> anyhow::Result<()> {
-    telemetry::logs::init(LogFormat::Text);
+    telemetry::logs::init(LogFormat::Text, &settings.telemetry)?;
     let data_dir = std::env::temp_dir().join(format!("ztv-dev-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&data_dir)?;
     let zoom = Emulator::start().await?;

@@ -217,7 +217,8 @@ pub fn main() -> ExitCode {
         settings,
         cli.config,
     ));
-    // Log lines are buffered (see crate::telemetry): out before the process ends.
+    // Queued spans and buffered log lines go out before the process ends.
+    telemetry::traces::shutdown();
     telemetry::logs::flush();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -259,7 +260,7 @@ async fn run(
 
 /// `sources` are read again on SIGHUP or when a secret file changes (see [`crate::app::reload`]).
 async fn serve(settings: Settings, sources: Sources) -> anyhow::Result<()> {
-    telemetry::logs::init(settings.log_format);
+    telemetry::logs::init(settings.log_format, &settings.telemetry)?;
     let application = Application::build(settings).await?;
     crate::app::reload::spawn(application.state().clone(), sources);
     tracing::info!(addr = %application.local_addr(), "ztv is listening");

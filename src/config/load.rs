@@ -22,6 +22,7 @@ const ENV_SECTIONS: &[&str] = &[
     "grants",
     "webhooks",
     "audit",
+    "telemetry",
 ];
 
 /// Keys whose environment form is a comma-separated list.

@@ -94,6 +94,7 @@ pub struct Settings {
     pub webhook_secret: Option<SecretString>,
     /// Audit events older than this are pruned.
     pub audit_retention: Duration,
+    pub telemetry: TelemetrySettings,
     /// The files `*_file` secrets were read from (watched for changes).
     pub secret_files: Vec<PathBuf>,
 }
@@ -146,6 +147,16 @@ pub struct CacheSettings {
     pub encryption_key: Option<SecretString>,
     /// Prefix of every Redis key ztv writes (several deployments may share one Redis).
     pub key_prefix: String,
+}
+
+/// Where traces go. Read at start only.
+#[derive(Clone, Debug)]
+pub struct TelemetrySettings {
+    /// The OTLP/HTTP collector's base URL (spans are posted to `{base}/v1/traces`); `None`:
+    /// traces are off.
+    pub otlp_endpoint: Option<Url>,
+    /// `service.name` on every span.
+    pub service_name: String,
 }
 
 #[derive(Clone, Debug)]

@@ -144,6 +144,7 @@ pub(super) fn validate(mut raw: RawSettings, p: &mut Problems) -> Settings {
         _ => {}
     }
     let grant_health = validate_grant_health(p, &mut raw.grants);
+    let telemetry = validate_telemetry(p, raw.telemetry);
     let webhook_secret = raw
         .webhooks
         .secret_token
@@ -182,7 +183,25 @@ pub(super) fn validate(mut raw: RawSettings, p: &mut Problems) -> Settings {
                     90,
                 ),
         ),
+        telemetry,
         secret_files: Vec::new(),
+    }
+}
+
+/// Spans carry no secret, so plain http to a collector on the private network is allowed.
+fn validate_telemetry(p: &mut Problems, raw: RawTelemetry) -> TelemetrySettings {
+    let otlp_endpoint =
+        non_empty(raw.otlp_endpoint).map(|url| http_url(p, "telemetry.otlp_endpoint", Some(url)));
+    let service_name = non_empty(raw.service_name).unwrap_or_else(|| "ztv".into());
+    if service_name.len() > 100 || service_name.chars().any(char::is_control) {
+        p.add(
+            "telemetry.service_name",
+            "must be at most 100 characters, none of them control characters",
+        );
+    }
+    TelemetrySettings {
+        otlp_endpoint,
+        service_name,
     }
 }
 

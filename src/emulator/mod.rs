@@ -271,6 +271,7 @@ impl Emulator {
             stopped: stopped.clone(),
             calls: Default::default(),
             refused_tokens: AtomicU64::new(0),
+            trace_parents: Mutex::default(),
             state: Mutex::new(ZoomState {
                 token_lifetime: DEFAULT_TOKEN_LIFETIME_SECONDS,
                 user_token_lifetime: DEFAULT_USER_TOKEN_LIFETIME_SECONDS,
@@ -287,6 +288,10 @@ impl Emulator {
             .route(STATS_PATH, get(stats))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                keep_trace_parent,
+            ))
             .with_state(Arc::clone(&shared));
         let mut signal = stopped;
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -525,6 +530,13 @@ impl Emulator {
             counter.store(0, Ordering::SeqCst);
         }
         self.shared.refused_tokens.store(0, Ordering::SeqCst);
+        self.shared.trace_parents().clear();
+    }
+
+    /// The W3C `traceparent` headers of the requests received since start or
+    /// [`Emulator::reset_calls`], oldest first (the last [`TRACE_PARENTS_KEPT`]).
+    pub fn trace_parents(&self) -> Vec<String> {
+        self.shared.trace_parents().clone()
     }
 
     /// Stops the server: releases hung and delayed requests, lets in-flight ones finish for a
@@ -540,6 +552,29 @@ impl Emulator {
             task.abort();
         }
     }
+}
+
+/// Most `traceparent` headers kept; older ones are forgotten.
+pub const TRACE_PARENTS_KEPT: usize = 1000;
+
+/// Keeps a request's `traceparent`, so tests can see what ztv propagates to Zoom.
+async fn keep_trace_parent(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(value) = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        let mut kept = shared.trace_parents();
+        if kept.len() >= TRACE_PARENTS_KEPT {
+            kept.remove(0);
+        }
+        kept.push(value.to_string());
+    }
+    next.run(request).await
 }
 
 /// The address clients should use: a wildcard bind is reached over loopback.
@@ -564,6 +599,8 @@ struct Shared {
     calls: [AtomicU64; ENDPOINTS],
     /// See [`Emulator::refused_tokens`].
     refused_tokens: AtomicU64,
+    /// See [`Emulator::trace_parents`].
+    trace_parents: Mutex<Vec<String>>,
     state: Mutex<ZoomState>,
 }
 
@@ -572,6 +609,12 @@ impl Shared {
     /// panic that matters to an emulator, so a poisoned lock is used as is.
     fn lock(&self) -> MutexGuard<'_, ZoomState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn trace_parents(&self) -> MutexGuard<'_, Vec<String>> {
+        self.trace_parents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn count(&self, endpoint: Endpoint) {

@@ -9,8 +9,6 @@ use axum::extract::{FromRequest, Path, Request};
 use axum::http::header;
 use serde_json::{Map, Value};
 
-use std::sync::Arc;
-
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -446,10 +444,7 @@ impl FromRequestParts<AppState> for Caller {
                 format!("rate limit of {} exceeded; retry later", budget.limit),
             );
             error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
-            return Err(Audited(
-                AuditFacts::by(Arc::clone(&caller.name)),
-                Err(error),
-            ));
+            return Err(Audited(caller.audit_facts(), Err(error)));
         }
         Ok(caller)
     }

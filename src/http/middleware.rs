@@ -24,6 +24,7 @@ use crate::http::extract::BODY_LIMIT;
 use crate::store::AuditEvent;
 use crate::telemetry::metrics;
 use crate::telemetry::request_id::{self, RequestId};
+use crate::telemetry::traces;
 
 pub fn apply(router: Router, state: &AppState) -> Router {
     let settings = state.settings();
@@ -70,9 +71,19 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     });
     let id = request_id.as_ref().map_or("", |id| &*id.0);
     let span = tracing::info_span!("request", method, route, request_id = id);
-    let response = json_error_body(next.run(request).instrument(span).await);
+    // Its own span for traces (disabled when they are off, and then not even entered at each
+    // poll); logs never see it.
+    let trace = traces::request_span(method, route, request.headers());
+    let served = next.run(request).instrument(span);
+    let response = json_error_body(match trace.is_disabled() {
+        true => served.await,
+        false => served.instrument(trace.clone()).await,
+    });
     let status = response.status();
     let took = started.elapsed();
+    if !trace.is_disabled() {
+        traces::finish_request_span(&trace, status.as_u16(), caller_label(&response));
+    }
     metrics::count_request(route, method, status.as_u16(), took);
     if let Some(peer) = audited {
         let request_id = request_id.as_ref().map(|id| id.0.clone());
@@ -93,6 +104,16 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         latency_ms: took.as_secs_f64() * 1000.0,
     });
     response
+}
+
+/// The caller as its trace may name it (see [`traces::CallerLabel`]).
+fn caller_label(response: &Response) -> Option<traces::CallerLabel<'_>> {
+    let facts = response.extensions().get::<AuditFacts>()?;
+    let name = facts.caller.as_deref()?;
+    Some(match facts.api_client {
+        true => traces::CallerLabel::ApiClient(name),
+        false => traces::CallerLabel::EndUser,
+    })
 }
 
 /// A `/v1` request's audit event, with the facts its handler put on the response

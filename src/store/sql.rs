@@ -94,10 +94,14 @@ where
 }
 
 /// `impl Store` for a store type (see the module's documentation for what it must provide).
+/// Each call is a span for traces (target `ztv::trace`, see `telemetry::traces`) named after
+/// the operation only: never its arguments.
 macro_rules! sql_store {
     ($store:ty) => {
         #[::async_trait::async_trait]
         impl $crate::store::Store for $store {
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store insert_oauth_state", db.operation.name = "insert_oauth_state"))]
             async fn insert_oauth_state(
                 &self,
                 state_hash: &str,
@@ -134,6 +138,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store prune_oauth_states", db.operation.name = "prune_oauth_states"))]
             async fn prune_oauth_states(
                 &self,
                 now: i64,
@@ -143,6 +149,8 @@ macro_rules! sql_store {
                 Ok(result.rows_affected())
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store take_oauth_state", db.operation.name = "take_oauth_state"))]
             async fn take_oauth_state(
                 &self,
                 state_hash: &str,
@@ -170,6 +178,8 @@ macro_rules! sql_store {
                 .transpose()
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store put_grant", db.operation.name = "put_grant"))]
             async fn put_grant(
                 &self,
                 g: &$crate::store::GrantRow,
@@ -208,6 +218,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store find_grant", db.operation.name = "find_grant"))]
             async fn find_grant(
                 &self,
                 account: &str,
@@ -228,6 +240,8 @@ macro_rules! sql_store {
                     .transpose()
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store get_grant", db.operation.name = "get_grant"))]
             async fn get_grant(
                 &self,
                 account: &str,
@@ -245,6 +259,8 @@ macro_rules! sql_store {
                     .transpose()
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store find_account_grant", db.operation.name = "find_account_grant"))]
             async fn find_account_grant(
                 &self,
                 account: &str,
@@ -254,6 +270,8 @@ macro_rules! sql_store {
                 self.get_grant(account, &id).await
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store list_grants", db.operation.name = "list_grants"))]
             async fn list_grants(
                 &self,
                 account: Option<&str>,
@@ -281,6 +299,8 @@ macro_rules! sql_store {
                 rows.iter().map($crate::store::sql::grant_from_row).collect()
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store delete_grant_by_id", db.operation.name = "delete_grant_by_id"))]
             async fn delete_grant_by_id(
                 &self,
                 account: &str,
@@ -296,6 +316,8 @@ macro_rules! sql_store {
                 Ok(result.rows_affected() > 0)
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store touch_grant", db.operation.name = "touch_grant"))]
             async fn touch_grant(
                 &self,
                 account: &str,
@@ -318,6 +340,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store grants_to_keep_warm", db.operation.name = "grants_to_keep_warm"))]
             async fn grants_to_keep_warm(
                 &self,
                 expiring_before: i64,
@@ -339,6 +363,8 @@ macro_rules! sql_store {
                 rows.iter().map($crate::store::sql::grant_from_row).collect()
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store count_grants", db.operation.name = "count_grants"))]
             async fn count_grants(&self) -> Result<(u64, u64), $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let sql = Self::sql(
@@ -354,6 +380,8 @@ macro_rules! sql_store {
                 Ok((active, needing))
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store claim_refresh", db.operation.name = "claim_refresh"))]
             async fn claim_refresh(
                 &self,
                 account: &str,
@@ -378,6 +406,8 @@ macro_rules! sql_store {
                 Ok(result.rows_affected() == 1)
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store store_refreshed", db.operation.name = "store_refreshed"))]
             async fn store_refreshed(
                 &self,
                 account: &str,
@@ -408,6 +438,8 @@ macro_rules! sql_store {
                 Ok(result.rows_affected() == 1)
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store release_refresh", db.operation.name = "release_refresh"))]
             async fn release_refresh(
                 &self,
                 account: &str,
@@ -427,6 +459,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store mark_needs_reauth", db.operation.name = "mark_needs_reauth"))]
             async fn mark_needs_reauth(
                 &self,
                 account: &str,
@@ -446,6 +480,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store delete_grant", db.operation.name = "delete_grant"))]
             async fn delete_grant(
                 &self,
                 account: &str,
@@ -466,6 +502,8 @@ macro_rules! sql_store {
                     .transpose()
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store append_audit", db.operation.name = "append_audit"))]
             async fn append_audit(
                 &self,
                 events: &[$crate::store::AuditEvent],
@@ -486,6 +524,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store list_audit", db.operation.name = "list_audit"))]
             async fn list_audit(
                 &self,
                 since_ms: i64,
@@ -510,6 +550,8 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store prune_audit", db.operation.name = "prune_audit"))]
             async fn prune_audit(&self, before_ms: i64) -> Result<u64, $crate::store::StoreError> {
                 let sql = Self::sql("DELETE FROM audit_events WHERE at_ms < ?");
                 let result = sqlx::query(&sql)
@@ -519,6 +561,8 @@ macro_rules! sql_store {
                 Ok(result.rows_affected())
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store insert_client", db.operation.name = "insert_client"))]
             async fn insert_client(
                 &self,
                 c: &$crate::store::ClientRecord,
@@ -563,6 +607,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store list_clients", db.operation.name = "list_clients"))]
             async fn list_clients(
                 &self,
             ) -> Result<Vec<$crate::store::ClientRecord>, $crate::store::StoreError> {
@@ -574,6 +620,8 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store revoke_client", db.operation.name = "revoke_client"))]
             async fn revoke_client(
                 &self,
                 name: &str,
@@ -592,6 +640,8 @@ macro_rules! sql_store {
                 Ok(result.rows_affected() == 1)
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store rotate_client", db.operation.name = "rotate_client"))]
             async fn rotate_client(
                 &self,
                 name: &str,
@@ -613,6 +663,8 @@ macro_rules! sql_store {
                 Ok(result.rows_affected() == 1)
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store set_client_rate_limit", db.operation.name = "set_client_rate_limit"))]
             async fn set_client_rate_limit(
                 &self,
                 name: &str,
@@ -633,6 +685,8 @@ macro_rules! sql_store {
                 Ok(result.rows_affected() == 1)
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store set_client_upstream_limit", db.operation.name = "set_client_upstream_limit"))]
             async fn set_client_upstream_limit(
                 &self,
                 name: &str,
@@ -652,6 +706,8 @@ macro_rules! sql_store {
                 Ok(result.rows_affected() == 1)
             }
 
+            #[tracing::instrument(target = "ztv::trace", level = "debug", name = "store", skip_all,
+                fields(otel.name = "store ping", db.operation.name = "ping"))]
             async fn ping(&self) -> Result<(), $crate::store::StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())

@@ -18,7 +18,10 @@ use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FormatFields, FormattedFields, MakeWriter};
 
-use crate::config::LogFormat;
+use tracing_subscriber::Layer;
+
+use crate::config::{LogFormat, TelemetrySettings};
+use crate::telemetry::traces;
 
 const DEFAULT_FILTER: &str = "info,sqlx=warn";
 /// Longest a line waits in the buffer.
@@ -187,11 +190,15 @@ impl Visit for JsonObject {
     }
 }
 
-/// Installs the global subscriber once; later calls (tests) are no-ops.
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber once, with the traces layer when `telemetry` names a
+/// collector; later calls (tests) are no-ops. Fails only when the trace exporter cannot be
+/// built.
+pub fn init(format: LogFormat, telemetry: &TelemetrySettings) -> anyhow::Result<()> {
     let _ = FORMAT.set(format);
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter = log_filter();
+    if telemetry.otlp_endpoint.is_some() {
+        return init_with_traces(format, filter, telemetry);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(StdoutLines(stdout_lines()));
@@ -208,6 +215,51 @@ pub fn init(format: LogFormat) {
             .fmt_fields(SpanFieldsJson)
             .try_init(),
     };
+    Ok(())
+}
+
+/// `RUST_LOG`, or the default; spans for traces are never log lines, whatever it says.
+fn log_filter() -> EnvFilter {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    match format!("{}=off", traces::TARGET).parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
+/// As [`init`] without traces, the log lines filtered by `filter` as a layer of their own
+/// beside the traces layer, which has its own filter.
+fn init_with_traces(
+    format: LogFormat,
+    filter: EnvFilter,
+    telemetry: &TelemetrySettings,
+) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let lines = tracing_subscriber::fmt::layer().with_writer(StdoutLines(stdout_lines()));
+    let lines = match format {
+        LogFormat::Text => lines
+            .with_target(false)
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => lines
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .fmt_fields(SpanFieldsJson)
+            .with_filter(filter)
+            .boxed(),
+    };
+    let traces = traces::layer(telemetry)?;
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(traces)
+        .try_init();
+    Ok(())
 }
 
 /// Writes out every buffered line; the CLI calls it before the process exits.

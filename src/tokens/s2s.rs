@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use crate::config::{Account, S2sCredentials, Settings};
-use crate::flight::SingleFlight;
+use tracing::{Instrument, Span};
+
+use crate::flight::{self, SingleFlight};
 use crate::tokens::shared::SharedTokens;
 use crate::zoom::{S2sToken, ZoomClient, ZoomError};
 
@@ -117,6 +119,7 @@ impl TokenCache {
     /// A valid access token for `account`: the cached one, or one fetched now (once for all
     /// concurrent callers).
     pub async fn get(&self, account: &str) -> Result<Arc<S2sToken>, ZoomError> {
+        let look = super::cache_span("s2s");
         let now = Instant::now();
         let (cached, refresh) = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -134,12 +137,13 @@ impl TokenCache {
             }
         };
         let label = account.to_string();
+        look.record("ztv.cache.hit", cached.is_some());
         if let Some(token) = cached {
             metrics::counter!("ztv_s2s_cache_hits_total", "account" => label.clone()).increment(1);
             if refresh {
                 metrics::counter!("ztv_s2s_cache_refreshes_total", "account" => label).increment(1);
                 // Not awaited: the caller goes on with the token in hand.
-                drop(self.fetch(account));
+                drop(self.fetch(account, &Span::none()));
             }
             return Ok(token);
         }
@@ -147,7 +151,11 @@ impl TokenCache {
         if self.flights.in_flight(&label) {
             metrics::counter!("ztv_s2s_single_flight_waits_total", "account" => label).increment(1);
         }
-        self.fetch(account).await
+        let flight = look.in_scope(|| flight::span("s2s"));
+        self.fetch(account, &flight)
+            .instrument(flight)
+            .instrument(look)
+            .await
     }
 
     /// Drops `token` if it is still the cached one (Zoom refused it); a newer token that
@@ -187,15 +195,16 @@ impl TokenCache {
     }
 
     /// Joins or starts the one fetch for `account`; its result lands in the slot before the
-    /// flight ends, so later callers find it there.
+    /// flight ends, so later callers find it there. `span` traces this caller's part in it.
     fn fetch(
         &self,
         account: &str,
+        span: &Span,
     ) -> futures_util::future::Shared<
         futures_util::future::BoxFuture<'static, Result<Arc<S2sToken>, ZoomError>>,
     > {
         let key = account.to_string();
-        self.flights.join_or_start(&key, || {
+        self.flights.join_or_start_in(&key, span, || {
             let zoom = Arc::clone(&self.zoom);
             let credentials = self.credentials.load().get(account).cloned();
             let current = Arc::clone(&self.credentials);
@@ -354,7 +363,7 @@ mod tests {
 
         // What a caller does who found the slot empty while the first fetch ran and reaches
         // the single flight after it ended (a preempted thread, a loaded machine).
-        let late = cache.fetch("prod").await.unwrap();
+        let late = cache.fetch("prod", &Span::none()).await.unwrap();
         assert!(Arc::ptr_eq(&late, &first));
         assert_eq!(zoom.token_requests_for("acc"), 1, "no second fetch");
 
@@ -373,7 +382,7 @@ mod tests {
         let cache = cache_on(&zoom).await;
         let first = cache.get("prod").await.unwrap();
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let refreshed = cache.fetch("prod").await.unwrap();
+        let refreshed = cache.fetch("prod", &Span::none()).await.unwrap();
         assert!(!Arc::ptr_eq(&refreshed, &first));
         assert_eq!(zoom.token_requests_for("acc"), 2);
     }

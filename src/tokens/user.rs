@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use crate::auth::rate_limit::{Budget, Decision, RateLimiter};
 use crate::clock;
 use crate::flight::SingleFlight;
@@ -114,7 +116,10 @@ impl UserTokens {
             user: user.shared_key(),
         };
         let ttl = kind.ttl();
-        if let Some(token) = cached(&self.cache, &key, ttl) {
+        let look = super::cache_span("zak");
+        let hit = cached(&self.cache, &key, ttl);
+        look.record("ztv.cache.hit", hit.is_some());
+        if let Some(token) = hit {
             return Ok(token);
         }
         let flight = (key.clone(), ttl, zoom_account.cloned());
@@ -130,7 +135,7 @@ impl UserTokens {
         let user = user.clone();
         let zoom_account = zoom_account.cloned();
         self.flights
-            .join_or_start(&flight, || {
+            .traced(&flight, "zak", || {
                 let key = key.clone();
                 async move {
                     // A flight that ended between this caller's look and the start of this
@@ -155,6 +160,7 @@ impl UserTokens {
                     Ok(token)
                 }
             })
+            .instrument(look)
             .await
     }
 

@@ -5,7 +5,7 @@
 //! Nothing here logs or returns a secret, a token or an `Authorization` header: errors carry
 //! Zoom's own code and message only.
 //!
-//! May import: config, clock. Its errors are [`ZoomError`]; the HTTP layer decides how each is
+//! May import: config, clock, telemetry (its spans for traces). Its errors are [`ZoomError`]; the HTTP layer decides how each is
 //! answered.
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +25,7 @@ use arc_swap::ArcSwap;
 use url::Url;
 
 use crate::config::{Account, S2sCredentials, ZoomSettings};
+use crate::telemetry::traces;
 
 mod error;
 
@@ -230,7 +231,7 @@ impl ZoomClient {
     ) -> Result<S2sToken, ZoomError> {
         let url = self.oauth_endpoint(account, "oauth/token");
         let answer = self
-            .call(account, Endpoint::OAuth, || {
+            .call(account, Endpoint::OAuth, "POST /oauth/token", || {
                 self.http
                     .post(url.clone())
                     .query(&[
@@ -279,7 +280,9 @@ impl ZoomClient {
                 ("refresh_token", token.expose_secret()),
             ],
         };
-        let answer = self.post_as_app(account, app, "oauth/token", &form).await?;
+        let answer = self
+            .post_as_app(account, app, "oauth/token", "POST /oauth/token", &form)
+            .await?;
         if answer.status.is_success() {
             #[derive(Deserialize)]
             struct Answer {
@@ -324,7 +327,7 @@ impl ZoomClient {
     ) -> Result<(), ZoomError> {
         let form = [("token", access_token.expose_secret())];
         let answer = self
-            .post_as_app(account, app, "oauth/revoke", &form)
+            .post_as_app(account, app, "oauth/revoke", "POST /oauth/revoke", &form)
             .await?;
         if answer.status.is_success() {
             return Ok(());
@@ -337,16 +340,18 @@ impl ZoomClient {
         })
     }
 
-    /// A form POST to `path` under the account's OAuth host, as the user OAuth app (HTTP Basic).
+    /// A form POST to `path` under the account's OAuth host, as the user OAuth app (HTTP Basic);
+    /// `template` names the call in traces.
     async fn post_as_app(
         &self,
         account: &str,
         app: &crate::config::UserOAuthApp,
         path: &str,
+        template: &'static str,
         form: &[(&str, &str)],
     ) -> Result<Sent, ZoomError> {
         let url = self.oauth_endpoint(account, path);
-        self.call(account, Endpoint::OAuth, || {
+        self.call(account, Endpoint::OAuth, template, || {
             self.http
                 .post(url.clone())
                 .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
@@ -363,7 +368,9 @@ impl ZoomClient {
         access_token: &SecretString,
     ) -> Result<(String, String, Option<String>), ZoomError> {
         let url = self.api_endpoint(account, "users/me");
-        let body = self.api_get(account, url, access_token).await?;
+        let body = self
+            .api_get(account, "GET /v2/users/me", url, access_token)
+            .await?;
         let value: Value = serde_json::from_slice(&body)
             .map_err(|_| ZoomError::Malformed("/users/me did not answer JSON".into()))?;
         let id = value.get("id").and_then(Value::as_str);
@@ -380,15 +387,17 @@ impl ZoomClient {
     }
 
     /// `GET` on the API with a bearer token: the body of a 2xx answer, or Zoom's refusal
-    /// (401 → the token was refused; 404 code 1001 → no such user).
+    /// (401 → the token was refused; 404 code 1001 → no such user). `template` names the
+    /// call in traces.
     async fn api_get(
         &self,
         account: &str,
+        template: &'static str,
         url: url::Url,
         access_token: &SecretString,
     ) -> Result<Vec<u8>, ZoomError> {
         let answer = self
-            .call(account, Endpoint::Api, || {
+            .call(account, Endpoint::Api, template, || {
                 self.http
                     .get(url.clone())
                     .bearer_auth(access_token.expose_secret())
@@ -432,16 +441,25 @@ impl ZoomClient {
         acting: Acting,
     ) -> Result<UserToken, ZoomError> {
         let mut url = self.api_endpoint(account, "users");
-        {
+        let template = {
             let mut path = url
                 .path_segments_mut()
                 .map_err(|_| ZoomError::Internal("zoom.api_url cannot take a path".into()))?;
             match (acting, kind) {
-                (Acting::User, UserTokenKind::Zak { .. }) => path.push("me").push("zak"),
-                (Acting::User, _) => path.push("me").push("token"),
-                (Acting::Account | Acting::AccountGrant, _) => path.push(user).push("token"),
-            };
-        }
+                (Acting::User, UserTokenKind::Zak { .. }) => {
+                    path.push("me").push("zak");
+                    "GET /v2/users/me/zak"
+                }
+                (Acting::User, _) => {
+                    path.push("me").push("token");
+                    "GET /v2/users/me/token"
+                }
+                (Acting::Account | Acting::AccountGrant, _) => {
+                    path.push(user).push("token");
+                    "GET /v2/users/{userId}/token"
+                }
+            }
+        };
         match kind {
             UserTokenKind::Zak { .. } if acting == Acting::User => {}
             UserTokenKind::Zak { .. } => {
@@ -456,19 +474,58 @@ impl ZoomClient {
         if let Some(ttl) = kind.ttl() {
             url.query_pairs_mut().append_pair("ttl", &ttl.to_string());
         }
-        let body = self.api_get(account, url, access_token).await?;
+        let body = self.api_get(account, template, url, access_token).await?;
         parse_user_token(&body, kind, acting)
     }
 
-    /// One logical call: the guard, then attempts with retries within the call deadline.
+    /// One logical call, in one span for traces named by `template` (`GET
+    /// /v2/users/{userId}/token`: the endpoint, never the user), with Zoom's last status and
+    /// the retries it took.
     async fn call(
         &self,
         account: &str,
         endpoint: Endpoint,
+        template: &'static str,
+        request: impl Fn() -> RequestBuilder,
+    ) -> Result<Sent, ZoomError> {
+        let span = tracing::debug_span!(
+            target: traces::TARGET,
+            "zoom",
+            otel.name = template,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            url.template = template,
+            ztv.account = account,
+            http.response.status_code = tracing::field::Empty,
+            ztv.retries = tracing::field::Empty,
+        );
+        let mut retries = 0;
+        let outcome = self
+            .attempts(account, endpoint, &span, &mut retries, request)
+            .await;
+        if !span.is_disabled() {
+            // As i64: the OpenTelemetry layer would write a u64 as text.
+            span.record("ztv.retries", i64::from(retries));
+            let answered = outcome
+                .as_ref()
+                .is_ok_and(|answer| !answer.status.is_server_error());
+            if !answered {
+                span.record("otel.status_code", "error");
+            }
+        }
+        outcome
+    }
+
+    /// The guard, then attempts with retries within the call deadline; `retries` counts them.
+    async fn attempts(
+        &self,
+        account: &str,
+        endpoint: Endpoint,
+        span: &tracing::Span,
+        retries: &mut u32,
         request: impl Fn() -> RequestBuilder,
     ) -> Result<Sent, ZoomError> {
         let deadline = Instant::now() + self.settings.call_deadline;
-        let mut attempt: u32 = 0;
         loop {
             self.admit(account, endpoint)?;
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -477,8 +534,14 @@ impl ZoomClient {
             }
             let timeout = remaining.min(self.settings.request_timeout);
             let started = Instant::now();
-            let outcome = send(request().timeout(timeout)).await;
+            let outcome = send(traces::propagate(request().timeout(timeout), span)).await;
             let elapsed_ms = started.elapsed().as_millis() as u64;
+            if let Ok(answer) = &outcome {
+                span.record(
+                    "http.response.status_code",
+                    i64::from(answer.status.as_u16()),
+                );
+            }
             let result = match &outcome {
                 Ok(sent) => sent.status.as_u16().to_string(),
                 Err(SendError::Timeout) => "timeout".into(),
@@ -533,15 +596,15 @@ impl ZoomClient {
                     "cannot reach Zoom".to_string()
                 }
             };
-            if attempt >= self.settings.retries {
+            if *retries >= self.settings.retries {
                 return Err(unavailable(&retryable, None));
             }
-            let pause = backoff(attempt);
+            let pause = backoff(*retries);
             if Instant::now() + pause >= deadline {
                 return Err(unavailable(&retryable, None));
             }
             tokio::time::sleep(pause).await;
-            attempt += 1;
+            *retries += 1;
         }
     }
 

@@ -27,6 +27,7 @@ mod reload;
 mod replicas;
 mod shared_cache;
 mod shutdown;
+mod traces;
 mod trust_boundary;
 mod upstream;
 mod video_sdk;
