@@ -343,6 +343,11 @@ async fn healthcheck(bind: std::net::SocketAddr) -> anyhow::Result<()> {
 fn check_config(settings: &Settings) {
     println!("configuration ok");
     println!("  listen: {}", settings.server.bind);
+    match &settings.telemetry.otlp_endpoint {
+        // The origin only: a URL's user and password are not for the terminal.
+        Some(endpoint) => println!("  traces: to {}", endpoint.origin().ascii_serialization()),
+        None => println!("  traces: off"),
+    }
     println!("  accounts: {}", settings.accounts.len());
     for (name, account) in &settings.accounts {
         let mut parts = Vec::new();
