@@ -1,7 +1,7 @@
 //! The whole middleware stack, in one place, outermost first:
-//! request id → CORS (when origins are configured) → request span, error bodies in our shape,
-//! metrics, audit event and access log (one layer) → timeout → panic catcher → body limit →
-//! routes.
+//! request id → CORS (when origins are configured) → the request's log fields and trace span,
+//! error bodies in our shape, metrics, audit event and access log (one layer) → timeout →
+//! panic catcher → body limit → routes.
 
 use std::net::SocketAddr;
 
@@ -22,9 +22,9 @@ use crate::config::Settings;
 use crate::http::error::ApiError;
 use crate::http::extract::BODY_LIMIT;
 use crate::store::AuditEvent;
-use crate::telemetry::metrics;
 use crate::telemetry::request_id::{self, RequestId};
 use crate::telemetry::traces;
+use crate::telemetry::{logs, metrics};
 
 pub fn apply(router: Router, state: &AppState) -> Router {
     let settings = state.settings();
@@ -50,17 +50,16 @@ pub fn apply(router: Router, state: &AppState) -> Router {
     router.layer(stack)
 }
 
-/// Observes each request once, in one layer: runs it inside a `request` span (method, route,
-/// request id: every event logged while serving it carries them), then counts it in the
-/// metrics, makes a `/v1` request its audit event, and writes one access-log line, `served`,
-/// with those fields, the status, the caller and the latency. The line is written after the
-/// span has closed, with the span's fields as its own: the JSON log format re-parses the
-/// current span's stored fields for every event inside a span.
+/// Observes each request once, in one layer: serves it with its method, route and request id
+/// on every line logged meanwhile ([`logs::within`]), then counts it in the metrics, makes a
+/// `/v1` request its audit event, and writes one access-log line, `served`, with those fields,
+/// the status, the caller and the latency.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     // Bounded: a method nobody standardised is logged and counted as `OTHER`.
     let method = metrics::method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().cloned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.clone();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let request_id = request.extensions().get::<RequestId>().cloned();
     let audited = request.uri().path().starts_with("/v1/").then(|| {
@@ -70,11 +69,15 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
             .map(|info| info.0.ip())
     });
     let id = request_id.as_ref().map_or("", |id| &*id.0);
-    let span = tracing::info_span!("request", method, route, request_id = id);
     // Its own span for traces (disabled when they are off, and then not even entered at each
     // poll); logs never see it.
     let trace = traces::request_span(method, route, request.headers());
-    let served = next.run(request).instrument(span);
+    let fields = logs::RequestFields {
+        method,
+        route: matched,
+        request_id: request_id.as_ref().map(|id| id.0.clone()),
+    };
+    let served = logs::within(fields, next.run(request));
     let response = json_error_body(match trace.is_disabled() {
         true => served.await,
         false => served.instrument(trace.clone()).await,
@@ -95,7 +98,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .get::<AuditFacts>()
         .and_then(|facts| facts.caller.as_deref())
         .unwrap_or("");
-    crate::telemetry::logs::served(&crate::telemetry::logs::Served {
+    logs::served(&logs::Served {
         method,
         route,
         request_id: id,

@@ -11,12 +11,17 @@ use std::time::Duration;
 
 use std::fmt;
 
+use std::sync::Arc;
+
+use axum::extract::MatchedPath;
 use tracing::field::{Field, Visit};
-use tracing::{Level, Metadata, span};
+use tracing::{Event, Level, Metadata, Subscriber, span};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::fmt::format::{Format, Full, Json, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 
 use tracing_subscriber::Layer;
 
@@ -66,6 +71,146 @@ pub fn served(line: &Served<'_>) {
             latency_ms = line.latency_ms,
             "served"
         ),
+    }
+}
+
+/// What every line written while serving a request carries, as a `span` named `request` with
+/// these fields: set around the request by the observing middleware ([`within`]). A
+/// task-local, not a `tracing` span: a span costs every request, this costs only the lines.
+#[derive(Clone)]
+pub struct RequestFields {
+    /// As the metrics name it (`OTHER` for a method nobody standardised).
+    pub method: &'static str,
+    /// The route's template; `None`: no route matched.
+    pub route: Option<MatchedPath>,
+    pub request_id: Option<Arc<str>>,
+}
+
+impl RequestFields {
+    fn route(&self) -> &str {
+        self.route.as_ref().map_or("unmatched", MatchedPath::as_str)
+    }
+
+    fn request_id(&self) -> &str {
+        self.request_id.as_deref().unwrap_or("")
+    }
+}
+
+tokio::task_local! {
+    static REQUEST: RequestFields;
+}
+
+/// Serves a request with `fields` on every line written while it is served (in its task).
+pub async fn within<F: Future>(fields: RequestFields, serve: F) -> F::Output {
+    REQUEST.scope(fields, serve).await
+}
+
+/// The request being served, for a line written outside any span of its own.
+fn current_request<S, N>(ctx: &FmtContext<'_, S, N>) -> Option<RequestFields>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    if ctx.lookup_current().is_some() {
+        return None;
+    }
+    REQUEST.try_with(RequestFields::clone).ok()
+}
+
+/// The JSON format, with the request being served as the line's `span` (as the format writes
+/// a current span: its fields, then its name).
+struct JsonInRequest(Format<Json>);
+
+impl<S, N> FormatEvent<S, N> for JsonInRequest
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let Some(request) = current_request(ctx) else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        let mut line = String::with_capacity(256);
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        // The format ends every line with `}` and a newline.
+        let end = line.trim_end().len().checked_sub(1).ok_or(fmt::Error)?;
+        let mut span = JsonObject::default();
+        span.text.extend_from_slice(b"{\"method\":");
+        span.string(request.method);
+        span.raw(",\"route\":");
+        span.string(request.route());
+        span.raw(",\"request_id\":");
+        span.string(request.request_id());
+        span.raw(",\"name\":\"request\"");
+        line.insert_str(end, &format!(",\"span\":{}", span.finish()));
+        writer.write_str(&line)
+    }
+}
+
+/// The text format, with the request being served before the message as the format writes a
+/// current span: `request{method=GET route=/healthz request_id=…}: `.
+struct TextInRequest(Format<Full>);
+
+impl<S, N> FormatEvent<S, N> for TextInRequest
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let Some(request) = current_request(ctx) else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        let level = *event.metadata().level();
+        let ansi = writer.has_ansi_escapes();
+        let (dim, bold, italic, colour, reset) = match ansi {
+            true => (
+                "\x1b[2m",
+                "\x1b[1m",
+                "\x1b[3m",
+                level_colour(level),
+                "\x1b[0m",
+            ),
+            false => ("", "", "", "", ""),
+        };
+        write!(writer, "{dim}")?;
+        SystemTime.format_time(&mut writer)?;
+        write!(
+            writer,
+            "{reset} {colour}{level:>5}{reset} {bold}request{reset}{bold}{{{reset}"
+        )?;
+        let fields = [
+            ("method", request.method),
+            ("route", request.route()),
+            ("request_id", request.request_id()),
+        ];
+        for (i, (name, value)) in fields.into_iter().enumerate() {
+            let space = if i == 0 { "" } else { " " };
+            write!(writer, "{space}{italic}{name}{reset}{dim}={reset}{value:?}")?;
+        }
+        write!(writer, "{bold}}}{reset}{dim}:{reset} ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// The colour the text format gives `level`.
+fn level_colour(level: Level) -> &'static str {
+    match level {
+        Level::TRACE => "\x1b[35m",
+        Level::DEBUG => "\x1b[34m",
+        Level::INFO => "\x1b[32m",
+        Level::WARN => "\x1b[33m",
+        Level::ERROR => "\x1b[31m",
     }
 }
 
@@ -204,18 +349,31 @@ pub fn init(format: LogFormat, telemetry: &TelemetrySettings) -> anyhow::Result<
         .with_writer(StdoutLines(stdout_lines()));
     let _ = match format {
         LogFormat::Text => builder
-            .with_target(false)
             .with_ansi(std::io::stdout().is_terminal())
+            .event_format(text_format())
             .try_init(),
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
             .fmt_fields(SpanFieldsJson)
+            .event_format(json_format())
             .try_init(),
     };
     Ok(())
+}
+
+/// Human-readable lines: as tracing's, without the target.
+fn text_format() -> TextInRequest {
+    TextInRequest(tracing_subscriber::fmt::format().with_target(false))
+}
+
+/// One JSON object per line, the event's fields at its top level.
+fn json_format() -> JsonInRequest {
+    JsonInRequest(
+        tracing_subscriber::fmt::format()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false),
+    )
 }
 
 /// `RUST_LOG`, or the default; spans for traces are never log lines, whatever it says.
@@ -241,16 +399,13 @@ fn init_with_traces(
     let lines = tracing_subscriber::fmt::layer().with_writer(StdoutLines(stdout_lines()));
     let lines = match format {
         LogFormat::Text => lines
-            .with_target(false)
             .with_ansi(std::io::stdout().is_terminal())
+            .event_format(text_format())
             .with_filter(filter)
             .boxed(),
         LogFormat::Json => lines
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
             .fmt_fields(SpanFieldsJson)
+            .event_format(json_format())
             .with_filter(filter)
             .boxed(),
     };
@@ -529,6 +684,99 @@ mod tests {
         assert_eq!(ours, line(false));
         assert_eq!(ours["span"]["request_id"], "id \"quoted\" \\ \u{1}");
         assert_eq!(ours["span"]["count"], 5);
+    }
+
+    /// The line an event inside a request makes, with `ours` (the request's fields set by
+    /// [`within`]) or with tracing's own `request` span and format; without the timestamp.
+    async fn line_in_request(json: bool, ours: bool) -> String {
+        let out = Recorded::default();
+        let writer = out.clone();
+        let builder = tracing_subscriber::fmt().with_writer(move || writer.clone());
+        let _default = match (json, ours) {
+            (true, true) => tracing::subscriber::set_default(
+                builder
+                    .fmt_fields(SpanFieldsJson)
+                    .event_format(json_format())
+                    .finish(),
+            ),
+            (true, false) => tracing::subscriber::set_default(
+                builder
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .finish(),
+            ),
+            (false, true) => {
+                tracing::subscriber::set_default(builder.event_format(text_format()).finish())
+            }
+            (false, false) => tracing::subscriber::set_default(builder.with_target(false).finish()),
+        };
+        let (route, id) = ("/v1/users/{userId}/zak", "id \"quoted\" \\ \u{1}");
+        let log = || tracing::warn!(account = "prod", "cannot reach Zoom");
+        match ours {
+            true => {
+                let router =
+                    axum::Router::<()>::new().route(route, axum::routing::get(|| async {}));
+                let matched = matched_path(router, "/v1/users/u1/zak").await;
+                let fields = RequestFields {
+                    method: "GET",
+                    route: Some(matched),
+                    request_id: Some(Arc::from(id)),
+                };
+                within(fields, async { log() }).await;
+            }
+            false => {
+                let span = tracing::info_span!("request", method = "GET", route, request_id = id);
+                span.in_scope(log);
+            }
+        }
+        let text = out.text();
+        match json {
+            true => {
+                let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+                value.as_object_mut().unwrap().remove("timestamp");
+                value.to_string()
+            }
+            false => text.split_once(' ').unwrap().1.to_string(),
+        }
+    }
+
+    /// What axum's router makes of `path`'s route.
+    async fn matched_path(router: axum::Router, path: &str) -> MatchedPath {
+        use tower::ServiceExt;
+        let seen = Arc::new(Mutex::new(None));
+        let keep = seen.clone();
+        let router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let keep = keep.clone();
+                async move {
+                    *keep.lock().unwrap() = request.extensions().get::<MatchedPath>().cloned();
+                    next.run(request).await
+                }
+            },
+        ));
+        let request = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        router.oneshot(request).await.unwrap();
+        seen.lock().unwrap().take().expect("a matched route")
+    }
+
+    #[tokio::test]
+    async fn a_line_inside_a_request_reads_as_it_did_inside_a_request_span() {
+        let (ours, theirs) = (
+            line_in_request(true, true).await,
+            line_in_request(true, false).await,
+        );
+        assert_eq!(ours, theirs);
+        assert!(ours.contains(r#""span":{"method":"GET","#), "{ours}");
+        let (ours, theirs) = (
+            line_in_request(false, true).await,
+            line_in_request(false, false).await,
+        );
+        assert_eq!(ours, theirs);
+        assert!(ours.contains(r#""/v1/users/{userId}/zak""#), "{ours}");
     }
 
     #[test]

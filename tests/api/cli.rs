@@ -536,3 +536,43 @@ async fn config_check_probe_passes_apps_configured_as_zoom_issues_them() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_logged_while_serving_a_request_carries_its_method_route_and_id() {
+    // The first end user's request fetches the identity provider's keys, and says so.
+    let (provider, key) = idp::Idp::start_with_rsa_key().await;
+    let config = ConfigFile::standard(&idp::end_users_config(
+        &provider,
+        "\"meeting-sdk:signature\"",
+    ));
+    let child = config.serve(&[]);
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/meeting-sdk/signature", child.base()))
+        .bearer_auth(provider.token(&key, ALICE_EMAIL))
+        .header("x-request-id", "a-line-inside")
+        .json(&json!({"meetingNumber": "123456789", "role": 0}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    child.wait_for("fetched the identity provider's keys").await;
+    let line: Value = child
+        .stdout()
+        .iter()
+        .find(|line| line.contains("fetched the identity provider's keys"))
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .unwrap();
+    assert_eq!(
+        line["span"],
+        json!({
+            "method": "POST",
+            "route": "/v1/meeting-sdk/signature",
+            "request_id": "a-line-inside",
+            "name": "request",
+        }),
+        "{line}"
+    );
+    assert_eq!(line["level"], "INFO");
+}
