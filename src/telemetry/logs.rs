@@ -117,11 +117,15 @@ where
     REQUEST.try_with(RequestFields::clone).ok()
 }
 
-/// The JSON format, with the request being served as the line's `span` (as the format writes
-/// a current span: its fields, then its name).
-struct JsonInRequest(Format<Json>);
+/// The line formats, each writing the request being served as tracing's formats write a
+/// current span: in JSON as the line's `span` (its fields, then its name); in text before the
+/// message, `request{method="GET" route="/healthz" request_id="…"}: `.
+enum LineFormat {
+    Json(Format<Json>),
+    Text(Format<Full>),
+}
 
-impl<S, N> FormatEvent<S, N> for JsonInRequest
+impl<S, N> FormatEvent<S, N> for LineFormat
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'w> FormatFields<'w> + 'static,
@@ -129,78 +133,82 @@ where
     fn format_event(
         &self,
         ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
+        writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let Some(request) = current_request(ctx) else {
-            return self.0.format_event(ctx, writer, event);
-        };
-        let mut line = String::with_capacity(256);
-        self.0.format_event(ctx, Writer::new(&mut line), event)?;
-        // The format ends every line with `}` and a newline.
-        let end = line.trim_end().len().checked_sub(1).ok_or(fmt::Error)?;
-        let mut span = JsonObject::default();
-        span.text.extend_from_slice(b"{\"method\":");
-        span.string(request.method);
-        span.raw(",\"route\":");
-        span.string(request.route());
-        span.raw(",\"request_id\":");
-        span.string(request.request_id());
-        span.raw(",\"name\":\"request\"");
-        line.insert_str(end, &format!(",\"span\":{}", span.finish()));
-        writer.write_str(&line)
+        match (self, current_request(ctx)) {
+            (LineFormat::Json(format), None) => format.format_event(ctx, writer, event),
+            (LineFormat::Text(format), None) => format.format_event(ctx, writer, event),
+            (LineFormat::Json(format), Some(request)) => {
+                let mut line = String::with_capacity(256);
+                format.format_event(ctx, Writer::new(&mut line), event)?;
+                json_with_request(line, &request, writer)
+            }
+            (LineFormat::Text(_), Some(request)) => text_with_request(ctx, writer, event, &request),
+        }
     }
 }
 
-/// The text format, with the request being served before the message as the format writes a
-/// current span: `request{method=GET route=/healthz request_id=…}: `.
-struct TextInRequest(Format<Full>);
+/// `line`, as the JSON format wrote it, with `request` as its `span`.
+fn json_with_request(
+    mut line: String,
+    request: &RequestFields,
+    mut writer: Writer<'_>,
+) -> fmt::Result {
+    // The format ends every line with `}` and a newline.
+    let end = line.trim_end().len().checked_sub(1).ok_or(fmt::Error)?;
+    let mut span = JsonObject::default();
+    span.raw("{\"method\":");
+    span.string(request.method);
+    span.raw(",\"route\":");
+    span.string(request.route());
+    span.raw(",\"request_id\":");
+    span.string(request.request_id());
+    span.raw(",\"name\":\"request\"");
+    line.insert_str(end, &format!(",\"span\":{}", span.finish()));
+    writer.write_str(&line)
+}
 
-impl<S, N> FormatEvent<S, N> for TextInRequest
+/// The text format's line for `event` inside `request`, written as it writes one inside a span.
+fn text_with_request<S, N>(
+    ctx: &FmtContext<'_, S, N>,
+    mut writer: Writer<'_>,
+    event: &Event<'_>,
+    request: &RequestFields,
+) -> fmt::Result
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'w> FormatFields<'w> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let Some(request) = current_request(ctx) else {
-            return self.0.format_event(ctx, writer, event);
-        };
-        let level = *event.metadata().level();
-        let ansi = writer.has_ansi_escapes();
-        let (dim, bold, italic, colour, reset) = match ansi {
-            true => (
-                "\x1b[2m",
-                "\x1b[1m",
-                "\x1b[3m",
-                level_colour(level),
-                "\x1b[0m",
-            ),
-            false => ("", "", "", "", ""),
-        };
-        write!(writer, "{dim}")?;
-        SystemTime.format_time(&mut writer)?;
-        write!(
-            writer,
-            "{reset} {colour}{level:>5}{reset} {bold}request{reset}{bold}{{{reset}"
-        )?;
-        let fields = [
-            ("method", request.method),
-            ("route", request.route()),
-            ("request_id", request.request_id()),
-        ];
-        for (i, (name, value)) in fields.into_iter().enumerate() {
-            let space = if i == 0 { "" } else { " " };
-            write!(writer, "{space}{italic}{name}{reset}{dim}={reset}{value:?}")?;
-        }
-        write!(writer, "{bold}}}{reset}{dim}:{reset} ")?;
-        ctx.format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+    let level = *event.metadata().level();
+    let (dim, bold, italic, colour, reset) = match writer.has_ansi_escapes() {
+        true => (
+            "\x1b[2m",
+            "\x1b[1m",
+            "\x1b[3m",
+            level_colour(level),
+            "\x1b[0m",
+        ),
+        false => ("", "", "", "", ""),
+    };
+    write!(writer, "{dim}")?;
+    SystemTime.format_time(&mut writer)?;
+    write!(
+        writer,
+        "{reset} {colour}{level:>5}{reset} {bold}request{reset}{bold}{{{reset}"
+    )?;
+    let fields = [
+        ("method", request.method),
+        ("route", request.route()),
+        ("request_id", request.request_id()),
+    ];
+    for (i, (name, value)) in fields.into_iter().enumerate() {
+        let space = if i == 0 { "" } else { " " };
+        write!(writer, "{space}{italic}{name}{reset}{dim}={reset}{value:?}")?;
     }
+    write!(writer, "{bold}}}{reset}{dim}:{reset} ")?;
+    ctx.format_fields(writer.by_ref(), event)?;
+    writeln!(writer)
 }
 
 /// The colour the text format gives `level`.
@@ -361,13 +369,13 @@ pub fn init(format: LogFormat, telemetry: &TelemetrySettings) -> anyhow::Result<
 }
 
 /// Human-readable lines: as tracing's, without the target.
-fn text_format() -> TextInRequest {
-    TextInRequest(tracing_subscriber::fmt::format().with_target(false))
+fn text_format() -> LineFormat {
+    LineFormat::Text(tracing_subscriber::fmt::format().with_target(false))
 }
 
 /// One JSON object per line, the event's fields at its top level.
-fn json_format() -> JsonInRequest {
-    JsonInRequest(
+fn json_format() -> LineFormat {
+    LineFormat::Json(
         tracing_subscriber::fmt::format()
             .json()
             .flatten_event(true)
