@@ -312,9 +312,7 @@ fn busy_router() -> Router {
             error.retry_after = Some(BUSY_RETRY_AFTER_SECONDS);
             error.into_response()
         })
-        .layer(axum::middleware::from_fn(
-            crate::telemetry::request_id::assign,
-        ))
+        .layer(crate::telemetry::request_id::AssignLayer)
 }
 
 async fn answer_busy(

@@ -3,18 +3,22 @@
 //! error bodies in our shape, metrics, audit event and access log (one layer) → timeout →
 //! panic catcher → body limit → routes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tower::ServiceBuilder;
+use axum::{BoxError, Router};
+use futures_util::future::BoxFuture;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::app::AppState;
 use crate::audit::AuditFacts;
@@ -32,9 +36,9 @@ pub fn apply(router: Router, state: &AppState) -> Router {
     // One stack, applied once: axum boxes each `Router::layer` around every route and clones
     // every box per request; one `ServiceBuilder` is one box.
     let stack = ServiceBuilder::new()
-        .layer(middleware::from_fn(request_id::assign))
+        .layer(request_id::AssignLayer)
         .option_layer(cors(settings))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(ObserveLayer(state.clone()))
         // The budget covers reading the body, which the handlers' extractors do inside it: a
         // body that trickles in is answered 408 too. (A slow head is cut off before this, by
         // the server's header read timeout; see `server`.)
@@ -53,35 +57,119 @@ pub fn apply(router: Router, state: &AppState) -> Router {
 /// Observes each request once, in one layer: serves it with its method, route and request id
 /// on every line logged meanwhile ([`logs::within`]), then counts it in the metrics, makes a
 /// `/v1` request its audit event, and writes one access-log line, `served`, with those fields,
-/// the status, the caller and the latency.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = std::time::Instant::now();
-    // Bounded: a method nobody standardised is logged and counted as `OTHER`.
-    let method = metrics::method_label(request.method());
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let route = matched.clone();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let request_id = request.extensions().get::<RequestId>().cloned();
-    let audited = request.uri().path().starts_with("/v1/").then(|| {
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip())
-    });
-    let id = request_id.as_ref().map_or("", |id| &*id.0);
-    // Its own span for traces (disabled when they are off, and then not even entered at each
-    // poll); logs never see it.
-    let trace = traces::request_span(method, route, request.headers());
+/// the status, the caller and the latency. A layer of its own, not `middleware::from_fn`,
+/// which clones and boxes the rest of the stack for every request.
+#[derive(Clone)]
+struct ObserveLayer(AppState);
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            state: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Observe<S> {
+    state: AppState,
+    inner: S,
+}
+
+impl<S, B> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let seen = Seen::of(&request);
+        let served = self.inner.call(request);
+        Box::pin(observe(self.state.clone(), seen, served))
+    }
+}
+
+/// What [`observe`] reads of a request before it is served.
+struct Seen {
+    started: std::time::Instant,
+    /// Bounded: a method nobody standardised is logged and counted as `OTHER`.
+    method: &'static str,
+    route: Option<MatchedPath>,
+    request_id: Option<Arc<str>>,
+    /// `Some` for a `/v1` request (audited), with the client's address when known.
+    audited: Option<Option<IpAddr>>,
+    /// Its own span for traces (disabled when they are off, and then not even entered at
+    /// each poll); logs never see it.
+    trace: Span,
+}
+
+impl Seen {
+    fn of(request: &Request) -> Seen {
+        let method = metrics::method_label(request.method());
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let template = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let trace = traces::request_span(method, template, request.headers());
+        Seen {
+            started: std::time::Instant::now(),
+            method,
+            request_id: request
+                .extensions()
+                .get::<RequestId>()
+                .map(|id| id.0.clone()),
+            audited: request.uri().path().starts_with("/v1/").then(|| {
+                request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|info| info.0.ip())
+            }),
+            route,
+            trace,
+        }
+    }
+}
+
+async fn observe<B, E>(
+    state: AppState,
+    seen: Seen,
+    served: impl Future<Output = Result<axum::http::Response<B>, E>>,
+) -> Result<Response, E>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let Seen {
+        started,
+        method,
+        route,
+        request_id,
+        audited,
+        trace,
+    } = seen;
     let fields = logs::RequestFields {
         method,
-        route: matched,
-        request_id: request_id.as_ref().map(|id| id.0.clone()),
+        route: route.clone(),
+        request_id: request_id.clone(),
     };
-    let served = logs::within(fields, next.run(request));
-    let response = json_error_body(match trace.is_disabled() {
-        true => served.await,
-        false => served.instrument(trace.clone()).await,
-    });
+    let served = logs::within(fields, served);
+    let response = match trace.is_disabled() {
+        true => served.await?,
+        false => served.instrument(trace.clone()).await?,
+    };
+    let response = json_error_body(response.map(Body::new));
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let status = response.status();
     let took = started.elapsed();
     if !trace.is_disabled() {
@@ -89,8 +177,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     }
     metrics::count_request(route, method, status.as_u16(), took);
     if let Some(peer) = audited {
-        let request_id = request_id.as_ref().map(|id| id.0.clone());
-        audit(&state, method, route, peer, request_id, &response);
+        audit(&state, method, route, peer, request_id.clone(), &response);
     }
     // The caller rides on the response: only the handler's extractor knows it.
     let caller = response
@@ -101,12 +188,12 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     logs::served(&logs::Served {
         method,
         route,
-        request_id: id,
+        request_id: request_id.as_deref().unwrap_or(""),
         status: status.as_u16(),
         caller,
         latency_ms: took.as_secs_f64() * 1000.0,
     });
-    response
+    Ok(response)
 }
 
 /// The caller as its trace may name it (see [`traces::CallerLabel`]).
@@ -127,8 +214,8 @@ fn audit(
     state: &AppState,
     method: &'static str,
     template: &str,
-    peer: Option<std::net::IpAddr>,
-    request_id: Option<std::sync::Arc<str>>,
+    peer: Option<IpAddr>,
+    request_id: Option<Arc<str>>,
     response: &Response,
 ) {
     let route = format!("{method} {template}");

@@ -18,7 +18,5 @@ pub fn metrics_only_router() -> axum::Router {
         .route("/metrics", axum::routing::get(routes::prometheus_text))
         .fallback(|| async { error::ApiError::not_found("only /metrics is served here") })
         .layer(axum::middleware::from_fn(middleware::errors_as_json))
-        .layer(axum::middleware::from_fn(
-            crate::telemetry::request_id::assign,
-        ))
+        .layer(crate::telemetry::request_id::AssignLayer)
 }

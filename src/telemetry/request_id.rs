@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use std::task::{Context, Poll};
+
 use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
+use futures_util::future::BoxFuture;
 
 pub const HEADER: &str = "x-request-id";
 
@@ -46,20 +48,58 @@ fn new_id() -> Arc<str> {
     )
 }
 
-pub async fn assign(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_sane(v))
-        .map(Arc::from)
-        .unwrap_or_else(new_id);
-    request.extensions_mut().insert(RequestId(Arc::clone(&id)));
-    let mut response = CURRENT.scope(Arc::clone(&id), next.run(request)).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HEADER, value);
+/// Gives each request its id: a layer of its own, not `middleware::from_fn`, which clones and
+/// boxes the rest of the stack for every request.
+#[derive(Clone, Copy, Default)]
+pub struct AssignLayer;
+
+impl<S> tower::Layer<S> for AssignLayer {
+    type Service = Assign<S>;
+
+    fn layer(&self, inner: S) -> Assign<S> {
+        Assign { inner }
     }
-    response
+}
+
+/// [`AssignLayer`]'s service: the id on the request, in [`current`] while it is served, and
+/// echoed on the response.
+#[derive(Clone)]
+pub struct Assign<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Assign<S>
+where
+    S: tower::Service<Request, Response = Response>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = request
+            .headers()
+            .get(HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_sane(v))
+            .map(Arc::from)
+            .unwrap_or_else(new_id);
+        request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+        let served = CURRENT.scope(Arc::clone(&id), self.inner.call(request));
+        Box::pin(async move {
+            let mut response = served.await?;
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert(HEADER, value);
+            }
+            Ok(response)
+        })
+    }
 }
 
 #[cfg(test)]
