@@ -10,8 +10,8 @@ use axum::http::header;
 use serde_json::{Map, Value};
 
 use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName};
 
 use crate::app::AppState;
 use crate::audit::AuditFacts;
@@ -27,6 +27,9 @@ use crate::zoom_user::{ZoomAccountId, ZoomUser};
 
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// The header an API key may come in instead of `Authorization` (a constant: a name given as
+/// text is parsed again at every lookup).
+pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// A JSON object body, with its fields ready to be taken one by one.
 /// An empty body counts as `{}` so that routes whose fields are all optional need none.
@@ -404,7 +407,7 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
         }
         return Ok(token.trim());
     }
-    if let Some(value) = headers.get("x-api-key") {
+    if let Some(value) = headers.get(&API_KEY) {
         return value
             .to_str()
             .map(str::trim)

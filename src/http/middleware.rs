@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
@@ -282,13 +282,10 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
-                HeaderName::from_static("x-api-key"),
-                HeaderName::from_static(request_id::HEADER),
+                crate::http::extract::API_KEY,
+                request_id::HEADER,
             ])
-            .expose_headers([
-                HeaderName::from_static(request_id::HEADER),
-                header::RETRY_AFTER,
-            ])
+            .expose_headers([request_id::HEADER, header::RETRY_AFTER])
             .max_age(settings.cors.max_age),
     )
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use futures_util::future::BoxFuture;
 
-pub const HEADER: &str = "x-request-id";
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id of the request being served, as a request extension. Shared, not copied: the
 /// response header, the log line, an error body and the audit event all carry it.
@@ -85,7 +85,7 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let id = request
             .headers()
-            .get(HEADER)
+            .get(&HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| is_sane(v))
             .map(Arc::from)
