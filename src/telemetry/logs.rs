@@ -229,7 +229,7 @@ fn write_served_json(out: &mut Vec<u8>, line: &Served<'_>, now: std::time::Syste
         let _ = serde_json::to_writer(&mut *out, text);
     };
     out.extend_from_slice(b"{\"timestamp\":\"");
-    let _ = write!(out, "{}", humantime::format_rfc3339_micros(now));
+    write_timestamp(out, now);
     out.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"served\",\"method\":");
     string(out, line.method);
     out.extend_from_slice(b",\"route\":");
@@ -241,6 +241,37 @@ fn write_served_json(out: &mut Vec<u8>, line: &Served<'_>, now: std::time::Syste
     out.extend_from_slice(b",\"latency_ms\":");
     let _ = serde_json::to_writer(&mut *out, &line.latency_ms);
     out.extend_from_slice(b",\"target\":\"ztv::http::middleware\"}\n");
+}
+
+/// `now` as the JSON format writes it, RFC 3339 with microseconds (`2026-12-04T17:54:16.234617Z`).
+/// The part up to the second is formatted once a second per thread, not for every line.
+fn write_timestamp(out: &mut Vec<u8>, now: std::time::SystemTime) {
+    /// `2026-12-04T17:54:16.`
+    type Prefix = [u8; 20];
+    thread_local! {
+        static SECOND: std::cell::Cell<Option<(u64, Prefix)>> = const { std::cell::Cell::new(None) };
+    }
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let second = since.as_secs();
+    let prefix = SECOND.with(|cached| match cached.get() {
+        Some((at, prefix)) if at == second => prefix,
+        _ => {
+            let whole = std::time::UNIX_EPOCH + Duration::from_secs(second);
+            let text = humantime::format_rfc3339_seconds(whole).to_string();
+            let mut prefix = [b'.'; 20];
+            prefix[..19].copy_from_slice(&text.as_bytes()[..19]);
+            cached.set(Some((second, prefix)));
+            prefix
+        }
+    });
+    out.extend_from_slice(&prefix);
+    let micros = since.subsec_micros();
+    for place in [100_000, 10_000, 1_000, 100, 10, 1] {
+        out.push(b'0' + (micros / place % 10) as u8);
+    }
+    out.push(b'Z');
 }
 
 /// A span's fields as the JSON object the JSON format stores with the span and copies into
@@ -647,6 +678,22 @@ mod tests {
             "the same shape"
         );
         assert!(ours.ends_with(b"}\n"));
+    }
+
+    #[test]
+    fn timestamps_are_humantimes_across_seconds_and_leading_zeros() {
+        let at = |micros| std::time::UNIX_EPOCH + Duration::from_micros(micros);
+        for micros in [
+            1_796_406_856_000_042,
+            1_796_406_856_999_999,
+            1_796_406_857_000_000,
+            1_796_406_856_500_000,
+        ] {
+            let mut out = Vec::new();
+            write_timestamp(&mut out, at(micros));
+            let expected = humantime::format_rfc3339_micros(at(micros)).to_string();
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
     }
 
     /// An event inside a span reads the same with the span's fields written by
