@@ -16,7 +16,9 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::Value;
 
-use crate::helpers::{ALICE_EMAIL, ALICE_ID, ConfigFile, S2S_SECRET, start_emulator, zoom_config};
+use crate::helpers::{
+    ALICE_EMAIL, ALICE_ID, ConfigFile, Process, S2S_SECRET, start_emulator, zoom_config,
+};
 
 /// The caller's trace, as its `traceparent` names it.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -111,6 +113,29 @@ fn assert_child(child: &Span, parent: &Span) {
     );
 }
 
+/// A key of `prod` that may fetch ZAKs.
+fn tracer_key(config: &ConfigFile) -> String {
+    config.create_key(&[
+        "--name",
+        "tracer",
+        "--scope",
+        "zak:read",
+        "--account",
+        "prod",
+    ])
+}
+
+/// Alice's ZAK, asked for as part of the caller's trace (`TRACE_ID`, from span `PARENT_ID`).
+async fn zak_in_callers_trace(child: &Process, key: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{}/v1/users/{ALICE_ID}/zak", child.base()))
+        .bearer_auth(key)
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A `traceparent`'s trace id and parent id.
 fn ids(traceparent: &str) -> (&str, &str) {
     let parts: Vec<&str> = traceparent.split('-').collect();
@@ -128,25 +153,12 @@ async fn a_cold_zak_request_is_traced_from_the_callers_trace_to_zoom_without_a_s
         zoom_config(&zoom, ""),
         receiver.base
     ));
-    let key = config.create_key(&[
-        "--name",
-        "tracer",
-        "--scope",
-        "zak:read",
-        "--account",
-        "prod",
-    ]);
+    let key = tracer_key(&config);
     // Batches go out every 100 ms rather than every 5 s.
     let child = config.serve(&[("OTEL_BSP_SCHEDULE_DELAY", "100")]);
 
     // Act
-    let response = reqwest::Client::new()
-        .get(format!("{}/v1/users/{ALICE_ID}/zak", child.base()))
-        .bearer_auth(&key)
-        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
-        .send()
-        .await
-        .unwrap();
+    let response = zak_in_callers_trace(&child, &key).await;
 
     // Assert
     assert_eq!(response.status(), 200);
@@ -255,24 +267,11 @@ async fn with_traces_off_no_traceparent_reaches_zoom() {
     // Arrange
     let zoom = start_emulator().await;
     let config = ConfigFile::standard(&zoom_config(&zoom, ""));
-    let key = config.create_key(&[
-        "--name",
-        "tracer",
-        "--scope",
-        "zak:read",
-        "--account",
-        "prod",
-    ]);
+    let key = tracer_key(&config);
     let child = config.serve(&[]);
 
     // Act
-    let response = reqwest::Client::new()
-        .get(format!("{}/v1/users/{ALICE_ID}/zak", child.base()))
-        .bearer_auth(&key)
-        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
-        .send()
-        .await
-        .unwrap();
+    let response = zak_in_callers_trace(&child, &key).await;
 
     // Assert
     assert_eq!(response.status(), 200);
