@@ -407,7 +407,8 @@ impl Activity {
 struct Tracked {
     inner: TowerToHyperService<Router>,
     activity: Arc<Activity>,
-    /// The client's address, for what is bounded per address (see `audit`).
+    /// The client's address, for what is bounded per address: the audit of `/v1` requests
+    /// (see `http::middleware`), the only reader, so only those requests carry it.
     peer: Option<SocketAddr>,
 }
 
@@ -419,7 +420,9 @@ impl Service<Request<Incoming>> for Tracked {
     type Future = Answer;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
-        if let Some(peer) = self.peer {
+        if let Some(peer) = self.peer
+            && crate::http::middleware::is_audited(request.uri().path())
+        {
             request.extensions_mut().insert(ConnectInfo(peer));
         }
         let busy = InFlight::start(Arc::clone(&self.activity));

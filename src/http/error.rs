@@ -169,12 +169,19 @@ pub(crate) struct Body<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let request_id = request_id::current();
+        self.into_response_with_id(request_id::current().as_deref())
+    }
+}
+
+impl ApiError {
+    /// The answer, naming `request_id` (that of the request being served, for
+    /// [`IntoResponse`]).
+    pub(crate) fn into_response_with_id(self, request_id: Option<&str>) -> Response {
         let body = Envelope {
             error: Body {
                 code: self.code.as_str(),
                 message: &self.message,
-                request_id: request_id.as_deref().unwrap_or_default(),
+                request_id: request_id.unwrap_or_default(),
             },
         };
         let mut response = (self.code.status(), axum::Json(body)).into_response();

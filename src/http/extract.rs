@@ -6,7 +6,8 @@ use std::ops::RangeInclusive;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request};
-use axum::http::header;
+use axum::http::{StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
 use axum::extract::FromRequestParts;
@@ -31,6 +32,30 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// text is parsed again at every lookup).
 pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
+/// A whole request body of at most [`BODY_LIMIT`] bytes: a larger one, declared or streamed,
+/// is refused `payload_too_large` (413). Every route that reads a body reads it through this.
+pub struct BoundedBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for BoundedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        match Limited::new(request.into_body(), BODY_LIMIT)
+            .collect()
+            .await
+        {
+            Ok(body) => Ok(Self(body.to_bytes())),
+            Err(error) if error.is::<LengthLimitError>() => {
+                Err(ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE))
+            }
+            Err(error) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("could not read the request body: {error}"),
+            )),
+        }
+    }
+}
+
 /// A JSON object body, with its fields ready to be taken one by one.
 /// An empty body counts as `{}` so that routes whose fields are all optional need none.
 pub struct JsonObject(pub Fields);
@@ -44,15 +69,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(is_json);
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                let mut error = ApiError::for_status(rejection.status());
-                if error.code != ErrorCode::PayloadTooLarge {
-                    error.message = format!("could not read the request body: {rejection}");
-                }
-                error
-            })?;
+        let BoundedBody(bytes) = BoundedBody::from_request(request, state).await?;
         if bytes.is_empty() {
             return Ok(Self(Fields::default()));
         }

@@ -1,7 +1,7 @@
 //! The whole middleware stack, in one place, outermost first:
-//! request id → CORS (when origins are configured) → the request's log fields and trace span,
-//! error bodies in our shape, metrics, audit event and access log (one layer) → timeout →
-//! panic catcher → body limit → routes.
+//! the request's id, log fields and trace span, error bodies in our shape, metrics, audit
+//! event and access log (one layer) → CORS (when origins are configured) → timeout → panic
+//! catcher → routes. (Bodies are bounded by the extractors that read them; see `extract`.)
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -24,9 +24,8 @@ use crate::app::AppState;
 use crate::audit::AuditFacts;
 use crate::config::Settings;
 use crate::http::error::ApiError;
-use crate::http::extract::BODY_LIMIT;
 use crate::store::AuditEvent;
-use crate::telemetry::request_id::{self, RequestId};
+use crate::telemetry::request_id;
 use crate::telemetry::traces;
 use crate::telemetry::{logs, metrics};
 
@@ -36,9 +35,8 @@ pub fn apply(router: Router, state: &AppState) -> Router {
     // One stack, applied once: axum boxes each `Router::layer` around every route and clones
     // every box per request; one `ServiceBuilder` is one box.
     let stack = ServiceBuilder::new()
-        .layer(request_id::AssignLayer)
-        .option_layer(cors(settings))
         .layer(ObserveLayer(state.clone()))
+        .option_layer(cors(settings))
         // The budget covers reading the body, which the handlers' extractors do inside it: a
         // body that trickles in is answered 408 too. (A slow head is cut off before this, by
         // the server's header read timeout; see `server`.)
@@ -46,16 +44,16 @@ pub fn apply(router: Router, state: &AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_panic| {
             // The payload is not logged: it could hold anything a handler had in hand.
             ApiError::internal("a handler panicked").into_response()
-        }))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+        }));
     router.layer(stack)
 }
 
-/// Observes each request once, in one layer: serves it with its method, route and request id
-/// on every line logged meanwhile ([`logs::within`]), then counts it in the metrics, makes a
-/// `/v1` request its audit event, and writes one access-log line, `served`, with those fields,
-/// the status, the caller and the latency. A layer of its own, not `middleware::from_fn`,
-/// which clones and boxes the rest of the stack for every request.
+/// Observes each request once, in one layer: gives it its id ([`request_id::of`]), serves it
+/// with its method, route and id on every line logged meanwhile ([`logs::within`]), then
+/// counts it in the metrics, makes a `/v1` request its audit event, writes one access-log
+/// line, `served`, with those fields, the status, the caller and the latency, and echoes the
+/// id on the response. A layer of its own, not `middleware::from_fn`, which clones and boxes
+/// the rest of the stack for every request.
 #[derive(Clone)]
 struct ObserveLayer(AppState);
 
@@ -105,7 +103,7 @@ struct Seen {
     /// Bounded: a method nobody standardised is logged and counted as `OTHER`.
     method: &'static str,
     route: Option<MatchedPath>,
-    request_id: Option<Arc<str>>,
+    request_id: Arc<str>,
     /// `Some` for a `/v1` request (audited), with the client's address when known.
     audited: Option<Option<IpAddr>>,
     /// Its own span for traces (disabled when they are off, and then not even entered at
@@ -122,11 +120,8 @@ impl Seen {
         Seen {
             started: std::time::Instant::now(),
             method,
-            request_id: request
-                .extensions()
-                .get::<RequestId>()
-                .map(|id| id.0.clone()),
-            audited: request.uri().path().starts_with("/v1/").then(|| {
+            request_id: request_id::of(request.headers()),
+            audited: is_audited(request.uri().path()).then(|| {
                 request
                     .extensions()
                     .get::<ConnectInfo<SocketAddr>>()
@@ -158,14 +153,14 @@ where
     let fields = logs::RequestFields {
         method,
         route: route.clone(),
-        request_id: request_id.clone(),
+        request_id: Some(request_id.clone()),
     };
     let served = logs::within(fields, served);
     let response = match trace.is_disabled() {
         true => served.await?,
         false => served.instrument(trace.clone()).await?,
     };
-    let response = json_error_body(response.map(Body::new));
+    let mut response = json_error_body(response.map(Body::new), Some(&request_id));
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let status = response.status();
     let took = started.elapsed();
@@ -174,7 +169,7 @@ where
     }
     metrics::count_request(route, method, status.as_u16(), took);
     if let Some(peer) = audited {
-        audit(&state, method, route, peer, request_id.clone(), &response);
+        audit(&state, method, route, peer, &request_id, &response);
     }
     // The caller rides on the response: only the handler's extractor knows it.
     let caller = response
@@ -185,11 +180,12 @@ where
     logs::served(&logs::Served {
         method,
         route,
-        request_id: request_id.as_deref().unwrap_or(""),
+        request_id: &request_id,
         status: status.as_u16(),
         caller,
         latency_ms: took.as_secs_f64() * 1000.0,
     });
+    request_id::echo(&mut response, &request_id);
     Ok(response)
 }
 
@@ -260,6 +256,11 @@ fn caller_label(response: &Response) -> Option<traces::CallerLabel<'_>> {
     })
 }
 
+/// Whether a request to `path` is audited: every `/v1` request is.
+pub(crate) fn is_audited(path: &str) -> bool {
+    path.starts_with("/v1/")
+}
+
 /// A `/v1` request's audit event, with the facts its handler put on the response
 /// ([`AuditFacts`]). Only bounded values are written: the method as the metrics name it
 /// (`OTHER` for any other), the route's template, never the path or method as sent. Refusals
@@ -269,16 +270,17 @@ fn audit(
     method: &'static str,
     template: &str,
     peer: Option<IpAddr>,
-    request_id: Option<Arc<str>>,
+    request_id: &Arc<str>,
     response: &Response,
 ) {
-    let route = format!("{method} {template}");
-    let facts = response
-        .extensions()
-        .get::<AuditFacts>()
-        .cloned()
-        .unwrap_or_default();
     let status = response.status();
+    let facts = response.extensions().get::<AuditFacts>();
+    // A CORS preflight, answered by the CORS layer before any route: it issues nothing.
+    if method == "OPTIONS" && status.is_success() && facts.is_none() {
+        return;
+    }
+    let facts = facts.cloned().unwrap_or_default();
+    let route = format!("{method} {template}");
     let outcome = if status.is_success() || status.is_redirection() {
         "issued"
     } else if status.is_client_error() {
@@ -306,7 +308,7 @@ fn audit(
     }
     state.audit.record(AuditEvent {
         at_ms: crate::audit::now_ms(),
-        request_id,
+        request_id: Some(Arc::clone(request_id)),
         caller: facts.caller,
         route,
         account: facts.account,
@@ -346,12 +348,13 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
 
 /// [`json_error_body`] as a middleware of its own, for routers without [`observe`].
 pub(crate) async fn errors_as_json(request: Request, next: Next) -> Response {
-    json_error_body(next.run(request).await)
+    json_error_body(next.run(request).await, request_id::current().as_deref())
 }
 
 /// Any error response that is not already ours (the router's 405, the timeout's 408, a
-/// rejected body) is answered in the error shape of docs/api.md, keeping headers such as `Allow`.
-fn json_error_body(response: Response) -> Response {
+/// rejected body) is answered in the error shape of docs/api.md, keeping headers such as `Allow`,
+/// with the request's id.
+fn json_error_body(response: Response, request_id: Option<&str>) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
@@ -361,7 +364,7 @@ fn json_error_body(response: Response) -> Response {
         return response;
     }
     let (mut parts, _) = response.into_parts();
-    let ours = ApiError::for_status(status).into_response();
+    let ours = ApiError::for_status(status).into_response_with_id(request_id);
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,

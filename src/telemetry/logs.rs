@@ -101,8 +101,16 @@ tokio::task_local! {
 }
 
 /// Serves a request with `fields` on every line written while it is served (in its task).
-pub async fn within<F: Future>(fields: RequestFields, serve: F) -> F::Output {
-    REQUEST.scope(fields, serve).await
+pub fn within<F: Future>(fields: RequestFields, serve: F) -> impl Future<Output = F::Output> {
+    REQUEST.scope(fields, serve)
+}
+
+/// The id of the request this task is serving, if any.
+pub fn current_request_id() -> Option<Arc<str>> {
+    REQUEST
+        .try_with(|request| request.request_id.clone())
+        .ok()
+        .flatten()
 }
 
 /// The request being served, for a line written outside any span of its own.
@@ -236,7 +244,9 @@ fn write_served_json(out: &mut Vec<u8>, line: &Served<'_>, now: std::time::Syste
     string(out, line.route);
     out.extend_from_slice(b",\"request_id\":");
     string(out, line.request_id);
-    let _ = write!(out, ",\"status\":{},\"caller\":", line.status);
+    out.extend_from_slice(b",\"status\":");
+    let _ = serde_json::to_writer(&mut *out, &line.status);
+    out.extend_from_slice(b",\"caller\":");
     string(out, line.caller);
     out.extend_from_slice(b",\"latency_ms\":");
     let _ = serde_json::to_writer(&mut *out, &line.latency_ms);

@@ -1,29 +1,41 @@
 //! Request ids: taken from `x-request-id` when sane, generated otherwise; echoed on every
-//! response and readable anywhere inside the request (error bodies, log spans).
+//! response and readable anywhere inside the request (error bodies, log lines, audit events).
+//! The main router's observing middleware assigns them itself; [`AssignLayer`] does it for
+//! the small routers without one.
 
 use std::sync::Arc;
 
 use std::task::{Context, Poll};
 
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use futures_util::future::BoxFuture;
 
+use crate::telemetry::{logs, metrics};
+
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The id of the request being served, as a request extension. Shared, not copied: the
-/// response header, the log line, an error body and the audit event all carry it.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub Arc<str>);
-
-tokio::task_local! {
-    static CURRENT: Arc<str>;
-}
 
 /// The id of the request this task is serving, if any.
 pub fn current() -> Option<Arc<str>> {
-    CURRENT.try_with(Clone::clone).ok()
+    logs::current_request_id()
+}
+
+/// A request's id: the caller's `x-request-id` when sane, a new one otherwise.
+pub fn of(headers: &HeaderMap) -> Arc<str> {
+    headers
+        .get(&HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_sane(v))
+        .map(Arc::from)
+        .unwrap_or_else(new_id)
+}
+
+/// Echoes the request's id on its response.
+pub fn echo(response: &mut Response, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(HEADER, value);
+    }
 }
 
 /// A caller's id is kept when it is 1–128 characters of `[A-Za-z0-9._:-]`; anything else
@@ -48,8 +60,8 @@ fn new_id() -> Arc<str> {
     )
 }
 
-/// Gives each request its id: a layer of its own, not `middleware::from_fn`, which clones and
-/// boxes the rest of the stack for every request.
+/// Gives each request its id, on every line logged while it is served and echoed on its
+/// response, for routers without the observing middleware (which does this itself).
 #[derive(Clone, Copy, Default)]
 pub struct AssignLayer;
 
@@ -61,8 +73,7 @@ impl<S> tower::Layer<S> for AssignLayer {
     }
 }
 
-/// [`AssignLayer`]'s service: the id on the request, in [`current`] while it is served, and
-/// echoed on the response.
+/// [`AssignLayer`]'s service.
 #[derive(Clone)]
 pub struct Assign<S> {
     inner: S,
@@ -82,21 +93,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        let id = request
-            .headers()
-            .get(&HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| is_sane(v))
-            .map(Arc::from)
-            .unwrap_or_else(new_id);
-        request.extensions_mut().insert(RequestId(Arc::clone(&id)));
-        let served = CURRENT.scope(Arc::clone(&id), self.inner.call(request));
+    fn call(&mut self, request: Request) -> Self::Future {
+        let id = of(request.headers());
+        let fields = logs::RequestFields {
+            method: metrics::method_label(request.method()),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            request_id: Some(Arc::clone(&id)),
+        };
+        let served = logs::within(fields, self.inner.call(request));
         Box::pin(async move {
             let mut response = served.await?;
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                response.headers_mut().insert(HEADER, value);
-            }
+            echo(&mut response, &id);
             Ok(response)
         })
     }

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -142,8 +143,14 @@ enum BreakerState {
     security(()),
     responses((status = 200, description = "The process is up", body = inline(HealthReport))),
 )]
-async fn report_health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+async fn report_health() -> Response {
+    // A literal: a liveness probe costs no serialisation.
+    let mut response = Response::new(Body::from(r#"{"status":"ok"}"#));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// The replica can serve

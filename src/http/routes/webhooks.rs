@@ -4,7 +4,6 @@
 //! deletes the user's grant and every cached token of theirs.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
@@ -19,6 +18,7 @@ use crate::app::AppState;
 use crate::clock;
 use crate::config::Settings;
 use crate::http::error::ApiError;
+use crate::http::extract::BoundedBody;
 use crate::http::openapi::{
     BadRequest, Internal, NotFound, PayloadTooLarge, RequestTimeout, Unauthenticated,
 };
@@ -168,7 +168,7 @@ fn verify<'s>(
 async fn receive_zoom_event(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    BoundedBody(body): BoundedBody,
 ) -> Result<Json<Value>, ApiError> {
     let settings = state.settings();
     let secrets = secrets(&settings);
