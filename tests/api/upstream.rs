@@ -19,16 +19,21 @@ fn all_upstream() -> Vec<Scope> {
     ]
 }
 
-#[tokio::test]
-async fn a_hundred_concurrent_callers_on_a_cold_cache_cause_one_token_request() {
-    // Exactly the default burst at once would leave no room for the two cores' clocks
-    // disagreeing by a microsecond: the limits are tested elsewhere.
-    let app = TestApp::builder()
+/// An app for a hundred callers with one key at once, with patient Zoom timeouts. Exactly the
+/// default burst at once would leave no room for the cores' clocks disagreeing by a
+/// microsecond, so the rate limits (tested elsewhere) are out of the way.
+async fn hundred_caller_app() -> ZoomApp {
+    TestApp::builder()
         .zoom()
         .zoom_keys(PATIENT)
         .config(NO_RATE_LIMIT)
         .build()
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_callers_on_a_cold_cache_cause_one_token_request() {
+    let app = hundred_caller_app().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
 
     let calls = (0..100).map(|_| {
@@ -53,12 +58,7 @@ async fn a_hundred_concurrent_callers_on_a_cold_cache_cause_one_token_request() 
 
 #[tokio::test]
 async fn a_hundred_concurrent_zak_callers_cause_one_token_and_one_zak_request() {
-    let app = TestApp::builder()
-        .zoom()
-        .zoom_keys(PATIENT)
-        .config(NO_RATE_LIMIT)
-        .build()
-        .await;
+    let app = hundred_caller_app().await;
     let key = app.key("svc", &all_upstream(), Some("prod")).await;
 
     let calls = (0..100).map(|_| {
