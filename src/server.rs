@@ -6,9 +6,10 @@
 //!   503 with `Retry-After`, and any beyond those are closed unanswered;
 //! * a request head larger than `server.max_header_bytes`, or with more than
 //!   `server.max_headers` fields, is answered 431 by hyper and the connection closed;
-//! * a connection that does not deliver a request head within
-//!   `server.header_read_timeout_seconds` of opening or of its previous answer is closed:
-//!   slow-loris senders and idle keep-alive connections alike;
+//! * a connection with no request in flight for `server.header_read_timeout_seconds` (since
+//!   it opened, or since its previous answer) is closed: slow-loris senders and idle
+//!   keep-alive connections alike. One watchdog per connection does this, not a timer per
+//!   request head;
 //! * an HTTP/2 connection may have at most `server.http2_max_concurrent_streams` requests open.
 //!
 //! A slow body is the router's business: the whole-request timeout (`server.request_timeout`)
@@ -22,7 +23,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -276,7 +277,9 @@ fn connection_builder(limits: &Limits) -> Builder<TokioExecutor> {
     let mut http1 = builder.http1();
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // The connection's watchdog (`idle_for`) closes a connection whose head is late; a
+        // timer armed and cleared per request head would only repeat it.
+        .header_read_timeout(None)
         // hyper answers 431 when a head does not fit its read buffer.
         .max_buf_size(limits.max_header_bytes);
     if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
@@ -351,9 +354,15 @@ async fn serve_connection(
         _ = stop.wait_for(|stop| *stop) => false,
         () = idle_for(&activity, idle_after) => true,
     };
+    if idle && !activity.ever_busy() {
+        // Not one request head in all that time (a slow-loris sender, or silence): nothing
+        // to finish, and HTTP/1.1 would keep reading a head begun before a graceful shutdown.
+        return;
+    }
     connection.as_mut().graceful_shutdown();
     if idle {
-        // Nothing is in flight: this is quick unless the peer stopped reading.
+        // Nothing is in flight: an idle HTTP/1.1 connection closes at once (a head begun
+        // after an answer included), HTTP/2 says GOAWAY; quick unless the peer stopped reading.
         let _ = tokio::time::timeout(idle_after, connection).await;
     } else {
         // In-flight requests finish; `Application::run` bounds this by the shutdown grace.
@@ -361,10 +370,10 @@ async fn serve_connection(
     }
 }
 
-/// Completes once no request has been in flight on the connection for `after`. (HTTP/1.1's
-/// header read timeout usually closes an idle connection first; this is what closes an idle
-/// HTTP/2 connection, or one still sending its first bytes.) It looks when the connection
-/// could first have become idle, so requests themselves wake nothing and start no timer.
+/// Completes once no request has been in flight on the connection for `after`: an idle
+/// keep-alive or HTTP/2 connection, or one whose request head is late. It looks when the
+/// connection could first have become idle, so requests themselves wake nothing and start no
+/// timer.
 async fn idle_for(activity: &Activity, after: Duration) {
     loop {
         let wait = match activity.idle_since() {
@@ -379,6 +388,8 @@ async fn idle_for(activity: &Activity, after: Duration) {
 /// The requests in flight on one connection, and when the last of them ended.
 struct Activity {
     in_flight: AtomicUsize,
+    /// Whether a request has ever been in flight.
+    ever_busy: AtomicBool,
     /// Milliseconds after `opened` (the connection's opening until a request ends).
     last_done_ms: AtomicU64,
     opened: Instant,
@@ -388,9 +399,14 @@ impl Activity {
     fn new() -> Self {
         Self {
             in_flight: AtomicUsize::new(0),
+            ever_busy: AtomicBool::new(false),
             last_done_ms: AtomicU64::new(0),
             opened: Instant::now(),
         }
+    }
+
+    fn ever_busy(&self) -> bool {
+        self.ever_busy.load(Ordering::Acquire)
     }
 
     /// How long nothing has been in flight; `None` while something is.
@@ -440,6 +456,7 @@ struct InFlight(Arc<Activity>);
 impl InFlight {
     fn start(activity: Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.ever_busy.store(true, Ordering::Release);
         Self(activity)
     }
 }

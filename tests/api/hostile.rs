@@ -155,14 +155,11 @@ async fn too_many_headers_are_answered_431_and_the_connection_closed() {
     assert_still_serves(&app.base).await;
 }
 
-#[tokio::test]
-async fn a_slow_loris_is_cut_off_while_others_are_served() {
-    let app = TestApp::builder().adjust(header_timeout_1s).build().await;
-    let mut loris = TcpStream::connect(app.addr).await.unwrap();
-    let mut silent = TcpStream::connect(app.addr).await.unwrap();
-
-    // Headers one byte at a time, never finished; the writer stops when the server hangs up.
-    let (mut reader, mut writer) = loris.split();
+/// Sends a request head one byte every 100 ms, never finishing it, until the server hangs
+/// up; returns what the server sent meanwhile. Fails the test if it does not hang up within
+/// [`BOUND`].
+async fn trickle_a_head_until_cut_off(stream: &mut TcpStream) -> String {
+    let (mut reader, mut writer) = stream.split();
     let trickle = async {
         let head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
         for byte in head.iter().chain(std::iter::repeat(&b'a')) {
@@ -187,26 +184,54 @@ async fn a_slow_loris_is_cut_off_while_others_are_served() {
         .expect("the slow sender is cut off within the bound");
         received
     };
+    let received = tokio::select! {
+        received = cut_off => received,
+        () = trickle => panic!("the writer only stops when the server hangs up"),
+    };
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn a_slow_loris_is_cut_off_while_others_are_served() {
+    let app = TestApp::builder().adjust(header_timeout_1s).build().await;
+    let mut loris = TcpStream::connect(app.addr).await.unwrap();
+    let mut silent = TcpStream::connect(app.addr).await.unwrap();
+
     let others = async {
         for _ in 0..3 {
             assert_still_serves(&app.base).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
-    let received = tokio::select! {
-        received = cut_off => received,
-        () = trickle => panic!("the writer only stops when the server hangs up"),
-    };
-    others.await;
+    let (received, ()) = tokio::join!(trickle_a_head_until_cut_off(&mut loris), others);
 
     assert!(
-        !String::from_utf8_lossy(&received).contains(" 200 "),
+        !received.contains(" 200 "),
         "no answer to an unfinished head"
     );
     // A connection that never sends a byte is closed as well.
     let silence = read_until_closed(&mut silent).await;
     assert!(silence.is_empty(), "{silence}");
     assert_still_serves(&app.base).await;
+}
+
+#[tokio::test]
+async fn a_slow_head_after_an_answer_is_cut_off() {
+    let app = TestApp::builder().adjust(header_timeout_1s).build().await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_one_response(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+
+    let received = trickle_a_head_until_cut_off(&mut stream).await;
+
+    assert!(
+        received.is_empty(),
+        "no answer to the unfinished head: {received}"
+    );
 }
 
 #[tokio::test]
