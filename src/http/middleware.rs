@@ -164,25 +164,22 @@ where
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let status = response.status();
     let took = started.elapsed();
+    // The caller and what was done for it ride on the response: only the handler knows them.
+    let facts = response.extensions_mut().remove::<AuditFacts>();
+    let caller = facts.as_ref().and_then(|facts| facts.caller.clone());
     if !trace.is_disabled() {
-        traces::finish_request_span(&trace, status.as_u16(), caller_label(&response));
+        traces::finish_request_span(&trace, status.as_u16(), caller_label(facts.as_ref()));
     }
     metrics::count_request(route, method, status.as_u16(), took);
     if let Some(peer) = audited {
-        audit(&state, method, route, peer, &request_id, &response);
+        audit(&state, method, route, peer, &request_id, status, facts);
     }
-    // The caller rides on the response: only the handler's extractor knows it.
-    let caller = response
-        .extensions()
-        .get::<AuditFacts>()
-        .and_then(|facts| facts.caller.as_deref())
-        .unwrap_or("");
     logs::served(&logs::Served {
         method,
         route,
         request_id: &request_id,
         status: status.as_u16(),
-        caller,
+        caller: caller.as_deref().unwrap_or(""),
         latency_ms: took.as_secs_f64() * 1000.0,
     });
     request_id::echo(&mut response, &request_id);
@@ -247,8 +244,8 @@ where
 }
 
 /// The caller as its trace may name it (see [`traces::CallerLabel`]).
-fn caller_label(response: &Response) -> Option<traces::CallerLabel<'_>> {
-    let facts = response.extensions().get::<AuditFacts>()?;
+fn caller_label(facts: Option<&AuditFacts>) -> Option<traces::CallerLabel<'_>> {
+    let facts = facts?;
     let name = facts.caller.as_deref()?;
     Some(match facts.api_client {
         true => traces::CallerLabel::ApiClient(name),
@@ -271,16 +268,15 @@ fn audit(
     template: &str,
     peer: Option<IpAddr>,
     request_id: &Arc<str>,
-    response: &Response,
+    status: StatusCode,
+    facts: Option<AuditFacts>,
 ) {
-    let status = response.status();
-    let facts = response.extensions().get::<AuditFacts>();
     // A CORS preflight, answered by the CORS layer before any route: it issues nothing.
     if method == "OPTIONS" && status.is_success() && facts.is_none() {
         return;
     }
-    let facts = facts.cloned().unwrap_or_default();
-    let route = format!("{method} {template}");
+    let facts = facts.unwrap_or_default();
+    let route = [method, " ", template].concat();
     let outcome = if status.is_success() || status.is_redirection() {
         "issued"
     } else if status.is_client_error() {
