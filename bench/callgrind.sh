@@ -75,15 +75,6 @@ for i in range(int(n)):
 PY
 }
 
-# route_request ROUTE → "METHOD PATH" of healthz, signature or zak.
-route_request() {
-  case $1 in
-    healthz) echo "GET /healthz" ;;
-    signature) echo "POST /v1/meeting-sdk/signature" ;;
-    zak) echo "GET /v1/users/$ZAK_USER/zak" ;;
-  esac
-}
-
 # measure PID PORT KEY ROUTE LABEL → the instructions per request of ROUTE on the server
 # under callgrind at PID: warm-up, counters zeroed, REQUESTS requests, the audit writer's next
 # flush, a dump named LABEL-ROUTE.

@@ -43,6 +43,16 @@ clear_ztv_environment() {
   export MIMALLOC_ARENA_EAGER_COMMIT=0
 }
 
+# route_request ROUTE → "METHOD PATH" of a benchmarked route: healthz, signature or zak (of
+# the sourcing script's ZAK_USER).
+route_request() {
+  case $1 in
+    healthz) echo "GET /healthz" ;;
+    signature) echo "POST /v1/meeting-sdk/signature" ;;
+    zak) echo "GET /v1/users/${ZAK_USER:-}/zak" ;;
+  esac
+}
+
 # Asks the kernel for a port nobody uses (bind to port 0), so parallel runs do not clash.
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

@@ -160,10 +160,11 @@ main() {
     "$(git -C "$REPO_ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)"
   local route method path body floor_us ztv_us
   for route in healthz signature; do
-    case $route in
-      healthz) method=GET path=/healthz body="" ;;
-      signature) method=POST path=/v1/meeting-sdk/signature body="$SIGNATURE_BODY" ;;
-    esac
+    read -r method path <<<"$(route_request "$route")"
+    body=""
+    if [[ $route == signature ]]; then
+      body="$SIGNATURE_BODY"
+    fi
     log "$method $path: the floor"
     floor_us="$(sample "$FLOOR_PID" "http://127.0.0.1:$floor_port$path" "$method" "$body" \
       "$key" "floor-$route")"
