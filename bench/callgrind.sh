@@ -26,8 +26,6 @@ set -euo pipefail
 readonly REQUESTS="${CALLGRIND_REQUESTS:-2000}"
 readonly WARMUP="${CALLGRIND_WARMUP:-400}"
 readonly KEEP="${CALLGRIND_KEEP:-0}"
-readonly SIGNATURE_BODY='{"meetingNumber":"123456789","role":0}'
-readonly ZAK_USER="user@example.com"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
@@ -79,11 +77,9 @@ PY
 # under callgrind at PID: warm-up, counters zeroed, REQUESTS requests, the audit writer's next
 # flush, a dump named LABEL-ROUTE.
 measure() {
-  local pid="$1" port="$2" key="$3" route="$4" label="$5" method path body="" dump=""
+  local pid="$1" port="$2" key="$3" route="$4" label="$5" method path body dump=""
   read -r method path <<<"$(route_request "$route")"
-  if [[ $route == signature ]]; then
-    body="$SIGNATURE_BODY"
-  fi
+  body="$(route_body "$route")"
   load "$port" "$key" "$method" "$path" "$body" "$WARMUP" || die "$label: $method $path failed"
   sleep 0.5
   callgrind_control --zero "$pid" >/dev/null 2>&1 || die "callgrind_control --zero failed"

@@ -43,14 +43,25 @@ clear_ztv_environment() {
   export MIMALLOC_ARENA_EAGER_COMMIT=0
 }
 
-# route_request ROUTE → "METHOD PATH" of a benchmarked route: healthz, signature or zak (of
-# the sourcing script's ZAK_USER).
+# The benchmarked routes' requests: the signature's body, and the emulator's default user
+# (its default account is EMU_*, below) whose ZAK is asked for.
+readonly SIGNATURE_BODY='{"meetingNumber":"123456789","role":0}'
+readonly ZAK_USER="user@example.com"
+
+# route_request ROUTE → "METHOD PATH" of a benchmarked route: healthz, signature or zak.
 route_request() {
   case $1 in
     healthz) echo "GET /healthz" ;;
     signature) echo "POST /v1/meeting-sdk/signature" ;;
-    zak) echo "GET /v1/users/${ZAK_USER:-}/zak" ;;
+    zak) echo "GET /v1/users/$ZAK_USER/zak" ;;
   esac
+}
+
+# route_body ROUTE → the JSON body of a benchmarked route's request (none but the signature's).
+route_body() {
+  if [[ $1 == signature ]]; then
+    echo "$SIGNATURE_BODY"
+  fi
 }
 
 # Asks the kernel for a port nobody uses (bind to port 0), so parallel runs do not clash.

@@ -19,7 +19,6 @@ set -euo pipefail
 readonly DURATION="${PERF_DURATION:-4}"
 readonly FREQUENCY="${PERF_FREQUENCY:-1500}"
 readonly KEEP="${PERF_KEEP:-0}"
-readonly SIGNATURE_BODY='{"meetingNumber":"123456789","role":0}'
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
@@ -161,10 +160,7 @@ main() {
   local route method path body floor_us ztv_us
   for route in healthz signature; do
     read -r method path <<<"$(route_request "$route")"
-    body=""
-    if [[ $route == signature ]]; then
-      body="$SIGNATURE_BODY"
-    fi
+    body="$(route_body "$route")"
     log "$method $path: the floor"
     floor_us="$(sample "$FLOOR_PID" "http://127.0.0.1:$floor_port$path" "$method" "$body" \
       "$key" "floor-$route")"

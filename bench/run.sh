@@ -68,9 +68,6 @@ readonly TARGET_P99_FACTOR="1.5"
 readonly TARGET_P99_MS="5"
 readonly TARGET_RSS_MIB="32"
 
-readonly SIGNATURE_BODY='{"meetingNumber":"123456789","role":0}'
-# The emulator's default user (its default account is lib.sh's EMU_*).
-readonly ZAK_USER="user@example.com"
 
 # The two backends: a directory of results under $WORK_DIR each, and a label for the report.
 readonly SQLITE="sqlite"
