@@ -218,7 +218,7 @@ main() {
   base="http://127.0.0.1:$port"
   write_config "$config" "$port"
   key="$(create_api_key "$ZTV" "$config" soak meeting-sdk:signature meeting-sdk:host video-sdk:token \
-    zak:read s2s:token)"
+    video-sdk:host zak:read s2s:token)"
   narrow_key="$(create_api_key "$ZTV" "$config" soak-video-only video-sdk:token)"
 
   log "starting ztv on $base"
