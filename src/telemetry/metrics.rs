@@ -15,8 +15,8 @@ const BUCKETS: &[f64] = &[
 ];
 
 /// How often histogram samples are folded into their buckets. Until then each request's
-/// latency sample is held in memory: at 100 000 requests a second, the exporter's default of
-/// five seconds holds megabytes of them.
+/// latency sample waits in memory, so this bounds how many a busy server holds (the
+/// exporter's own default, five seconds, is five times as many).
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The process's recorder, installed on first use (tests build many apps in one process),
