@@ -33,19 +33,11 @@ readonly SCRIPT_NAME="callgrind"
 # shellcheck source=bench/lib.sh
 source "$REPO_ROOT/bench/lib.sh"
 
+# Set by main; read by stop_measurement (lib.sh) on exit.
 WORK_DIR=""
 SERVER_PID=""
 FLOOR_PID=""
 EMULATOR_PID=""
-
-cleanup() {
-  stop_process "$SERVER_PID"
-  stop_process "$FLOOR_PID"
-  stop_process "$EMULATOR_PID"
-  if [[ -n $WORK_DIR && $KEEP != 1 ]]; then
-    rm -rf "$WORK_DIR"
-  fi
-}
 
 ensure_tools() {
   command -v curl >/dev/null || die "curl is required"
@@ -98,7 +90,7 @@ measure() {
 }
 
 main() {
-  trap cleanup EXIT
+  trap stop_measurement EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
   ensure_tools

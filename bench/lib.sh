@@ -28,6 +28,18 @@ stop_process() {
   fi
 }
 
+# stop_measurement: the EXIT trap of callgrind.sh and perf.sh, which both start the emulator,
+# the floor and ztv (EMULATOR_PID, FLOOR_PID, SERVER_PID) with their files in WORK_DIR: stops
+# the three and deletes WORK_DIR unless KEEP is 1.
+stop_measurement() {
+  stop_process "$SERVER_PID"
+  stop_process "$FLOOR_PID"
+  stop_process "$EMULATOR_PID"
+  if [[ -n $WORK_DIR && $KEEP != 1 ]]; then
+    rm -rf "$WORK_DIR"
+  fi
+}
+
 # ZTV_* variables override the config file; a developer's shell may have some set (say a
 # real database URL), and a benchmark must not pick them up.
 clear_ztv_environment() {
