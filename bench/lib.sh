@@ -51,8 +51,6 @@ clear_ztv_environment() {
   done
   # Production's level: a RUST_LOG=debug left in the shell would change what is measured.
   export RUST_LOG=info
-  # As the Dockerfile ships it: the allocator commits memory as it is used.
-  export MIMALLOC_ARENA_EAGER_COMMIT=0
 }
 
 # The benchmarked routes' requests: the signature's body, and the emulator's default user

@@ -68,7 +68,6 @@ readonly TARGET_P99_FACTOR="1.5"
 readonly TARGET_P99_MS="5"
 readonly TARGET_RSS_MIB="32"
 
-
 # The two backends: a directory of results under $WORK_DIR each, and a label for the report.
 readonly SQLITE="sqlite"
 readonly PGREDIS="pgredis"
