@@ -302,8 +302,7 @@ mod tests {
     use super::*;
 
     /// Event `n`, timed now: the writer's first prune (at start, of events older than the
-    /// retention) must not take it. Timed at 1970, as they once were, the events were deleted
-    /// whenever that prune came after their write (about one run in four).
+    /// retention) must not take it, whether it comes before or after their write.
     fn event(n: usize) -> AuditEvent {
         AuditEvent {
             at_ms: now_ms() + n as i64,

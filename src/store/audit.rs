@@ -39,8 +39,8 @@ pub(super) enum Placeholders {
 }
 
 /// The multi-row INSERT for a chunk from [`audit_chunks`] (a power of two up to
-/// [`AUDIT_ROWS_PER_INSERT`] rows), its text built once per shape and process: building it
-/// anew (`QueryBuilder`) for every chunk cost about a microsecond per event.
+/// [`AUDIT_ROWS_PER_INSERT`] rows), its text built once per shape and process rather than
+/// for every chunk, which the audit writer's batches would pay per event.
 pub(super) fn audit_insert_sql(rows: usize, placeholders: Placeholders) -> &'static str {
     static QUESTION: OnceLock<Vec<String>> = OnceLock::new();
     static NUMBERED: OnceLock<Vec<String>> = OnceLock::new();
