@@ -10,6 +10,7 @@
 # calls a part makes count in that part; a part's share of the samples times the server's CPU
 # per request in that run (from /proc/<pid>/stat) gives its microseconds. Sampling slows both
 # servers, so the totals are above bench/run.sh's; the shares are what this measures.
+# Under the audit event, the part of it that ran on SQLite's own thread.
 #
 # Environment: PERF_DURATION (seconds sampled per server and route, default 4), PERF_FREQUENCY
 # (samples a second, 1500), PERF_KEEP=1 to keep the perf.data files (their directory is
@@ -65,11 +66,12 @@ parts() {
   perf script -i "$WORK_DIR/$1.data" -F comm,ip,sym 2>/dev/null | python3 -c '
 import collections, sys
 # The first part whose pattern is on a sample'"'"'s call stack takes the sample.
+# Metrics come before the audit event, which counts the tokens it records as issued.
+AUDIT = "the audit event (built, queued, written by the writer task and the SQLite thread)"
 PARTS = [
-    ("the audit event (built, queued, written by the writer task and the SQLite thread)",
-     ["ztv::audit::", "sqlx_sqlite", "sqlite3", "append_audit", "middleware::audit"]),
-    ("the access line", ["ztv::telemetry::logs::"]),
     ("metrics", ["ztv::telemetry::metrics::"]),
+    (AUDIT, ["ztv::audit::", "sqlx_sqlite", "sqlite3", "append_audit", "middleware::audit"]),
+    ("the access line", ["ztv::telemetry::logs::"]),
     ("a new request id", ["request_id::"]),
     ("the route label, client address and request id read", ["Seen::of"]),
     ("the API-key check and the per-caller rate limit",
@@ -84,16 +86,17 @@ PARTS = [
       "RequestTimeout", "catch_panic", "Tracked as", "Handler<", "Oneshot", "RouteFuture"]),
     ("idle workers, interrupts, the allocator and the runtime", [""]),
 ]
-counts, total, stack, comm = collections.Counter(), 0, [], None
+counts, total, sqlite, stack, comm = collections.Counter(), 0, 0, [], None
 def take():
-    global total
+    global total, sqlite
     if comm is None:
         return
     text = "\n".join(stack)
-    part = PARTS[0][0] if comm.startswith("sqlx-sqlite") else next(
+    part = AUDIT if comm.startswith("sqlx-sqlite") else next(
         name for name, patterns in PARTS if any(p in text for p in patterns))
     counts[part] += 1
     total += 1
+    sqlite += comm.startswith("sqlx-sqlite")
 for line in sys.stdin:
     if not line.strip():
         take()
@@ -105,6 +108,8 @@ for line in sys.stdin:
 take()
 for name, _ in PARTS:
     print(f"{name}\t{counts[name] / max(total, 1):.5f}")
+    if name == AUDIT:
+        print(f"  of which on SQLite\x27s own thread\t{sqlite / max(total, 1):.5f}")
 '
 }
 
