@@ -92,11 +92,12 @@ def take():
     if comm is None:
         return
     text = "\n".join(stack)
-    part = AUDIT if comm.startswith("sqlx-sqlite") else next(
+    on_sqlite = comm.startswith("sqlx-sqlite")
+    part = AUDIT if on_sqlite else next(
         name for name, patterns in PARTS if any(p in text for p in patterns))
     counts[part] += 1
     total += 1
-    sqlite += comm.startswith("sqlx-sqlite")
+    sqlite += on_sqlite
 for line in sys.stdin:
     if not line.strip():
         take()
