@@ -1,9 +1,12 @@
 //! The whole middleware stack, in one place, outermost first:
 //! the request's id, log fields and trace span, error bodies in our shape, metrics, audit
-//! event and access log (one layer) → CORS (when origins are configured) → timeout → panic
-//! catcher → routes. (Bodies are bounded by the extractors that read them; see `extract`.)
+//! event and access log (one layer) → CORS (when origins are configured) → timeout and panic
+//! guard (one layer) → routes. (Bodies are bounded by the extractors that read them; see
+//! `extract`.)
 
 use std::net::{IpAddr, SocketAddr};
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,9 +17,11 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
-use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, CatchUnwind};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 use tower::{Layer, Service, ServiceBuilder};
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{Instrument, Span};
 
@@ -40,11 +45,7 @@ pub fn apply(router: Router, state: &AppState) -> Router {
         // The budget covers reading the body, which the handlers' extractors do inside it: a
         // body that trickles in is answered 408 too. (A slow head is cut off before this, by
         // the server's header read timeout; see `server`.)
-        .layer(RequestTimeoutLayer(settings.server.request_timeout))
-        .layer(CatchPanicLayer::custom(|_panic| {
-            // The payload is not logged: it could hold anything a handler had in hand.
-            ApiError::internal("a handler panicked").into_response()
-        }));
+        .layer(GuardLayer(settings.server.request_timeout));
     router.layer(stack)
 }
 
@@ -186,17 +187,19 @@ where
     Ok(response)
 }
 
-/// Answers `408` when a request, its body read included, is not answered within the limit. The
-/// timer is set only when the request waits for something: most are answered at their first
-/// poll, and a timer per request is a measurable part of their cost.
+/// Answers `408` when a request, its body read included, is not answered within the limit, and
+/// `500` in our error shape when its handler panics. The timer is set only when the request
+/// waits for something: most are answered at their first poll, and a timer per request is a
+/// measurable part of their cost. One layer with a named future, so the guard costs a request
+/// no allocation of its own.
 #[derive(Clone, Copy)]
-struct RequestTimeoutLayer(Duration);
+struct GuardLayer(Duration);
 
-impl<S> Layer<S> for RequestTimeoutLayer {
-    type Service = RequestTimeout<S>;
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
 
-    fn layer(&self, inner: S) -> RequestTimeout<S> {
-        RequestTimeout {
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard {
             inner,
             limit: self.0,
         }
@@ -204,43 +207,76 @@ impl<S> Layer<S> for RequestTimeoutLayer {
 }
 
 #[derive(Clone)]
-struct RequestTimeout<S> {
+struct Guard<S> {
     inner: S,
     limit: Duration,
 }
 
-impl<S, B> Service<Request> for RequestTimeout<S>
+impl<S> Service<Request> for Guard<S>
 where
-    S: Service<Request, Response = axum::http::Response<B>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Service<Request, Response = Response>,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Future = Guarded<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let served = self.inner.call(request);
-        let limit = self.limit;
-        Box::pin(async move {
-            let mut served = std::pin::pin!(served);
-            let first = std::future::poll_fn(|cx| Poll::Ready(served.as_mut().poll(cx))).await;
-            let answered = match first {
-                Poll::Ready(answered) => answered,
-                Poll::Pending => match tokio::time::timeout(limit, served).await {
-                    Ok(answered) => answered,
-                    Err(_) => return Ok(StatusCode::REQUEST_TIMEOUT.into_response()),
-                },
-            };
-            answered.map(|response| response.map(Body::new))
-        })
+        let served = panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
+            .ok()
+            .map(|served| AssertUnwindSafe(served).catch_unwind());
+        Guarded {
+            served,
+            deadline: None,
+            limit: self.limit,
+        }
     }
+}
+
+pin_project! {
+    /// A request served under [`Guard`]: `served` is `None` when calling the handler panicked.
+    struct Guarded<F> {
+        #[pin]
+        served: Option<CatchUnwind<AssertUnwindSafe<F>>>,
+        #[pin]
+        deadline: Option<Sleep>,
+        limit: Duration,
+    }
+}
+
+impl<F, E> Future for Guarded<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(served) = this.served.as_pin_mut() else {
+            return Poll::Ready(Ok(panicked()));
+        };
+        match served.poll(cx) {
+            Poll::Ready(Ok(answered)) => return Poll::Ready(answered),
+            Poll::Ready(Err(_panic)) => return Poll::Ready(Ok(panicked())),
+            Poll::Pending => {}
+        }
+        if this.deadline.is_none() {
+            this.deadline.set(Some(tokio::time::sleep(*this.limit)));
+        }
+        match this.deadline.as_pin_mut().map(|deadline| deadline.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Ok(StatusCode::REQUEST_TIMEOUT.into_response())),
+            _ => Poll::Pending,
+        }
+    }
+}
+
+/// The answer to a request whose handler panicked. The payload is not logged: it could hold
+/// anything a handler had in hand.
+fn panicked() -> Response {
+    ApiError::internal("a handler panicked").into_response()
 }
 
 /// The caller as its trace may name it (see [`traces::CallerLabel`]).

@@ -108,6 +108,67 @@ fn futures_stream(
     tokio_stream::iter(items)
 }
 
+/// A handler that panics is answered 500 in the error shape, with the request's id and without
+/// the panic's message; the server goes on serving, and the request is audited as failed. The
+/// handlers are the test's own, served under the real middleware stack and the app's state.
+#[tokio::test]
+async fn a_panicking_handler_is_a_json_500_and_the_server_goes_on() {
+    let app = TestApp::builder().build().await;
+    let router = axum::Router::new()
+        .route(
+            "/v1/panics",
+            axum::routing::get(|| async {
+                panic!("a secret the handler had in hand");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        )
+        .route("/v1/answers", axum::routing::get(|| async { "fine" }));
+    let router = ztv::http::middleware::apply(router, &app.state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).await
+    });
+
+    for _ in 0..3 {
+        let response = app
+            .http
+            .get(format!("{base}/v1/panics"))
+            .send()
+            .await
+            .unwrap();
+        let body = assert_error(response, 500, "internal", "internal error").await;
+        assert!(!body.to_string().contains("secret"), "{body}");
+        let fine = app
+            .http
+            .get(format!("{base}/v1/answers"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fine.status(), 200);
+        assert_eq!(fine.text().await.unwrap(), "fine");
+    }
+
+    let events = app
+        .audit_until(|events| {
+            events
+                .iter()
+                .filter(|e| e.route == "GET /v1/panics")
+                .count()
+                == 3
+        })
+        .await;
+    for event in events.iter().filter(|e| e.route == "GET /v1/panics") {
+        assert_eq!(
+            (event.outcome.as_ref(), event.status),
+            ("failed", 500),
+            "{event:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_sane_request_id_is_kept_and_a_hostile_one_replaced() {
     let app = TestApp::builder().build().await;
