@@ -34,6 +34,7 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
+use pin_project_lite::pin_project;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -428,12 +429,10 @@ struct Tracked {
     peer: Option<SocketAddr>,
 }
 
-type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
 impl Service<Request<Incoming>> for Tracked {
     type Response = Response;
     type Error = Infallible;
-    type Future = Answer;
+    type Future = Answer<<TowerToHyperService<Router> as Service<Request<Incoming>>>::Future>;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         if let Some(peer) = self.peer
@@ -442,11 +441,27 @@ impl Service<Request<Incoming>> for Tracked {
             request.extensions_mut().insert(ConnectInfo(peer));
         }
         let busy = InFlight::start(Arc::clone(&self.activity));
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let _busy = busy;
-            answer.await
-        })
+        Answer {
+            answer: self.inner.call(request),
+            _busy: busy,
+        }
+    }
+}
+
+pin_project! {
+    /// A request's answer, counted in flight until it is ready or dropped.
+    struct Answer<F> {
+        #[pin]
+        answer: F,
+        _busy: InFlight,
+    }
+}
+
+impl<F: Future> Future for Answer<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        self.project().answer.poll(cx)
     }
 }
 
