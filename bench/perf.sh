@@ -83,7 +83,7 @@ PARTS = [
      ["poll_read_head", "poll_read_body", "poll_read_from_io"]),
     ("the body read, routing, middleware and the handler",
      ["FromRequest<S>>::from_request", "Router<S>::call_with_state", "observe::", "Observe<S>",
-      "RequestTimeout", "catch_panic", "Tracked as", "Handler<", "Oneshot", "RouteFuture"]),
+      "middleware::Guard", "Tracked as", "Handler<", "Oneshot", "RouteFuture"]),
     ("idle workers, interrupts, the allocator and the runtime", [""]),
 ]
 counts, total, sqlite, stack, comm = collections.Counter(), 0, 0, [], None
