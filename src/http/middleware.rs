@@ -11,12 +11,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes, HttpBody};
+use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{BoxError, Router};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, CatchUnwind};
 use pin_project_lite::pin_project;
@@ -75,13 +74,11 @@ struct Observe<S> {
     inner: S,
 }
 
-impl<S, B> Service<Request> for Observe<S>
+impl<S> Service<Request> for Observe<S>
 where
-    S: Service<Request, Response = axum::http::Response<B>>,
+    S: Service<Request, Response = Response>,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
 {
     type Response = Response;
     type Error = S::Error;
@@ -134,15 +131,11 @@ impl Seen {
     }
 }
 
-async fn observe<B, E>(
+async fn observe<E>(
     state: AppState,
     seen: Seen,
-    served: impl Future<Output = Result<axum::http::Response<B>, E>>,
-) -> Result<Response, E>
-where
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+    served: impl Future<Output = Result<Response, E>>,
+) -> Result<Response, E> {
     let Seen {
         started,
         method,
@@ -161,7 +154,7 @@ where
         true => served.await?,
         false => served.instrument(trace.clone()).await?,
     };
-    let mut response = json_error_body(response.map(Body::new), Some(&request_id));
+    let mut response = json_error_body(response, Some(&request_id));
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let status = response.status();
     let took = started.elapsed();
