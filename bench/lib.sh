@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Helpers shared by bench/run.sh, bench/soak.sh, bench/callgrind.sh and bench/perf.sh; sourced,
-# not run.
+# Helpers shared by bench/run.sh, bench/soak.sh, bench/callgrind.sh, bench/perf.sh and
+# bench/compare.sh; sourced, not run.
 # The sourcing script sets SCRIPT_NAME (for messages) and may set SERVER_LOG and EMULATOR_LOG,
 # whose last lines `die` shows.
 
