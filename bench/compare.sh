@@ -51,19 +51,18 @@ cleanup() {
 # $WORK_DIR/results and prints it.
 load() {
   local name="$1" pid="$2" url="$3" key="$4" round="$5" before after output requests rate cpu
-  before="$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"
+  before="$(cpu_ticks "$pid")"
   output="$(ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD="$METHOD" ZTV_BENCH_BODY="$BODY" \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$REPO_ROOT/bench/request.lua" \
     "$url$ROUTE_PATH")" || die "wrk failed against $name: $output"
-  after="$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"
+  after="$(cpu_ticks "$pid")"
   if grep -q "Non-2xx" <<<"$output"; then
     die "non-2xx answers under load from $name: $output"
   fi
   requests="$(awk '/requests in/ { print $1 }' <<<"$output")"
   rate="$(awk '/Requests\/sec/ { print $2 }' <<<"$output")"
   [[ -n $requests && $requests -gt 0 ]] || die "wrk got no answers from $name: $output"
-  cpu="$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
-    'BEGIN { printf "%.2f", t / hz * 1e6 / n }')"
+  cpu="$(us_per_request "$((after - before))" "$requests")"
   printf '%s %s %s %s\n' "$name" "$round" "$rate" "$cpu" | tee -a "$WORK_DIR/results"
 }
 

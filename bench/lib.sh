@@ -40,6 +40,16 @@ stop_measurement() {
   fi
 }
 
+# cpu_ticks PID → the process's user + system time so far (every thread), in clock ticks.
+cpu_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# us_per_request TICKS REQUESTS → the microseconds of CPU TICKS clock ticks make per request.
+us_per_request() {
+  awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
+}
+
 # ZTV_* variables override the config file; a developer's shell may have some set (say a
 # real database URL), and a benchmark must not pick them up.
 clear_ztv_environment() {

@@ -33,11 +33,6 @@ SERVER_PID=""
 FLOOR_PID=""
 EMULATOR_PID=""
 
-# cpu_ticks PID → the process's user + system time so far, in clock ticks.
-cpu_ticks() {
-  awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
-
 # sample PID URL METHOD BODY KEY NAME → "<CPU µs per request>" after loading URL with wrk
 # while perf samples PID into $WORK_DIR/NAME.data.
 sample() {
@@ -57,8 +52,7 @@ sample() {
   if grep -q "Non-2xx" "$WORK_DIR/$name.wrk"; then
     die "non-2xx answers under load: $(cat "$WORK_DIR/$name.wrk")"
   fi
-  awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
-    'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
+  us_per_request "$((after - before))" "$requests"
 }
 
 # parts NAME → each part's share of NAME.data's samples, one "part<TAB>share" line each.

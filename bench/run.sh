@@ -273,7 +273,7 @@ check_zak_route() {
 
 # Clock ticks (user + system) the measured process has used so far.
 server_cpu_ticks() {
-  awk '{ print $14 + $15 }' "/proc/${MEASURED_PID:-$SERVER_PID}/stat"
+  cpu_ticks "${MEASURED_PID:-$SERVER_PID}"
 }
 
 # run_wrk ROUND NAME URL [LUA_SCRIPT]: the measured run of one round into
