@@ -9,10 +9,11 @@
 # and metrics on, the in-process cache) with a SQLite file of its own, and loads one route on
 # each with wrk, interleaved: the floor (for healthz and signature, the routes it has), then
 # every binary, in COMPARE_ROUNDS rounds, so that a slow spell of the shared machine falls on
-# every build rather than on one. Each run prints its req/s and the CPU time each request cost
-# the server (from /proc, every thread, SQLite's included); the summary gives each build's
-# median over the rounds of req/s, of its ratio to the floor's in the same round, and of its
-# CPU per request. Differences smaller than the rounds' spread are noise.
+# every build rather than on one. Each run prints its req/s, the CPU time each request cost
+# the server (from /proc, every thread, SQLite's included) and its p99 latency; the summary
+# gives each build's median over the rounds of req/s and of its ratio to the floor's in the
+# same round, of its CPU per request, and of its p99 and that p99's ratio to the floor's.
+# Differences smaller than the rounds' spread are noise.
 #
 # Environment: COMPARE_ROUTE (signature; or healthz, zak), COMPARE_ROUNDS (6),
 # COMPARE_DURATION (5s per run), COMPARE_CONNECTIONS (64), COMPARE_THREADS (2).
@@ -47,13 +48,13 @@ cleanup() {
   fi
 }
 
-# load NAME PID URL KEY ROUND: one wrk run against URL; appends "NAME ROUND req/s µs/req" to
-# $WORK_DIR/results and prints it.
+# load NAME PID URL KEY ROUND: one wrk run against URL; appends "NAME ROUND req/s µs/req
+# p99-ms" to $WORK_DIR/results and prints it.
 load() {
-  local name="$1" pid="$2" url="$3" key="$4" round="$5" before after output requests rate cpu
+  local name="$1" pid="$2" url="$3" key="$4" round="$5" before after output requests rate cpu p99
   before="$(cpu_ticks "$pid")"
   output="$(ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD="$METHOD" ZTV_BENCH_BODY="$BODY" \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$REPO_ROOT/bench/request.lua" \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$REPO_ROOT/bench/request.lua" \
     "$url$ROUTE_PATH")" || die "wrk failed against $name: $output"
   after="$(cpu_ticks "$pid")"
   if grep -q "Non-2xx" <<<"$output"; then
@@ -63,7 +64,9 @@ load() {
   rate="$(awk '/Requests\/sec/ { print $2 }' <<<"$output")"
   [[ -n $requests && $requests -gt 0 ]] || die "wrk got no answers from $name: $output"
   cpu="$(us_per_request "$((after - before))" "$requests")"
-  printf '%s %s %s %s\n' "$name" "$round" "$rate" "$cpu" | tee -a "$WORK_DIR/results"
+  printf '%s\n' "$output" >"$WORK_DIR/last-run.txt"
+  p99="$(percentile_ms "$WORK_DIR/last-run.txt" 99)"
+  printf '%s %s %s %s %s\n' "$name" "$round" "$rate" "$cpu" "$p99" | tee -a "$WORK_DIR/results"
 }
 
 # summary: per build, the medians over the rounds (lower middle for an even count).
@@ -72,20 +75,26 @@ summary() {
 import collections, sys
 runs = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
-    name, round_, rate, cpu = line.split()
-    runs[name][round_] = (float(rate), float(cpu))
+    name, round_, rate, cpu, p99 = line.split()
+    runs[name][round_] = (float(rate), float(cpu), float(p99))
 def median(values):
     values = sorted(values)
     return values[(len(values) - 1) // 2]
 floor = runs.pop("floor", None)
-print(f"\n{'build':<40} {'req/s':>10} {'/ floor':>8} {'CPU µs/req':>11}   (medians of the rounds)")
+print(f"\n{'build':<40} {'req/s':>10} {'/ floor':>8} {'CPU µs/req':>11} {'p99 ms':>7} "
+      f"{'/ floor':>8}   (medians of the rounds)")
 if floor:
-    print(f"{'floor':<40} {median(r for r, _ in floor.values()):>10.0f} {'':>8} "
-          f"{median(c for _, c in floor.values()):>11.2f}")
+    print(f"{'floor':<40} {median(r for r, _, _ in floor.values()):>10.0f} {'':>8} "
+          f"{median(c for _, c, _ in floor.values()):>11.2f} "
+          f"{median(p for _, _, p in floor.values()):>7.2f}")
 for name, rounds in runs.items():
-    ratio = f"{median(rate / floor[k][0] for k, (rate, _) in rounds.items()):.3f}" if floor else "-"
-    print(f"{name:<40} {median(r for r, _ in rounds.values()):>10.0f} {ratio:>8} "
-          f"{median(c for _, c in rounds.values()):>11.2f}")
+    def against_floor(column):
+        if not floor:
+            return "-"
+        return f"{median(run[column] / floor[k][column] for k, run in rounds.items()):.3f}"
+    print(f"{name:<40} {median(r for r, _, _ in rounds.values()):>10.0f} {against_floor(0):>8} "
+          f"{median(c for _, c, _ in rounds.values()):>11.2f} "
+          f"{median(p for _, _, p in rounds.values()):>7.2f} {against_floor(2):>8}")
 PYTHON
 }
 
@@ -160,7 +169,7 @@ main() {
   printf '\n%s %s, %s rounds of %s, wrk -t%s -c%s; machine: %s CPUs, %s\n' "$METHOD" "$ROUTE_PATH" \
     "$ROUNDS" "$DURATION" "$THREADS" "$CONNECTIONS" "$(nproc)" \
     "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
-  printf '%s\n' "(build round req/s CPU-µs/req)"
+  printf '%s\n' "(build round req/s CPU-µs/req p99-ms)"
   local round
   for ((round = 1; round <= ROUNDS; round++)); do
     if [[ -n $floor_pid ]]; then

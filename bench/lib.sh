@@ -180,3 +180,24 @@ create_api_key() {
   printf '%s' "$output" | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])' ||
     die "no key in the output of ztv clients create"
 }
+
+# wrk prints latencies with a unit (us, ms, s, m); the table is in milliseconds.
+to_ms() {
+  awk -v value="$1" 'BEGIN {
+    number = value + 0; unit = value; sub(/^[0-9.]+/, "", unit)
+    if (unit == "us") number /= 1000
+    else if (unit == "s") number *= 1000
+    else if (unit == "m") number *= 60000
+    else if (unit != "ms") { print "?"; exit }
+    printf "%.2f", number
+  }'
+}
+
+# percentile_ms FILE 99 → the 99% line of "Latency Distribution", in ms.
+percentile_ms() {
+  local raw
+  raw="$(awk -v want="$2%" '/Latency Distribution/ { inside = 1; next }
+                            inside && $1 == want { print $2; exit }' "$1")"
+  [[ -n $raw ]] || die "no $2% latency in $1"
+  to_ms "$raw"
+}

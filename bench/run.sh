@@ -332,27 +332,6 @@ request_count() {
   awk '/ requests in / { print $1 }' "$1"
 }
 
-# wrk prints latencies with a unit (us, ms, s, m); the table is in milliseconds.
-to_ms() {
-  awk -v value="$1" 'BEGIN {
-    number = value + 0; unit = value; sub(/^[0-9.]+/, "", unit)
-    if (unit == "us") number /= 1000
-    else if (unit == "s") number *= 1000
-    else if (unit == "m") number *= 60000
-    else if (unit != "ms") { print "?"; exit }
-    printf "%.2f", number
-  }'
-}
-
-# percentile_ms FILE 99 → the 99% line of "Latency Distribution", in ms.
-percentile_ms() {
-  local raw
-  raw="$(awk -v want="$2%" '/Latency Distribution/ { inside = 1; next }
-                            inside && $1 == want { print $2; exit }' "$1")"
-  [[ -n $raw ]] || die "no $2% latency in $1"
-  to_ms "$raw"
-}
-
 # wrk prints this line only when there were such answers.
 non_2xx_count() {
   awk '/Non-2xx or 3xx responses:/ { n = $NF } END { print n + 0 }' "$1"
