@@ -80,21 +80,21 @@ for line in open(sys.argv[1]):
 def median(values):
     values = sorted(values)
     return values[(len(values) - 1) // 2]
+def middle(rounds, column):
+    return median(run[column] for run in rounds.values())
 floor = runs.pop("floor", None)
 print(f"\n{'build':<40} {'req/s':>10} {'/ floor':>8} {'CPU µs/req':>11} {'p99 ms':>7} "
       f"{'/ floor':>8}   (medians of the rounds)")
 if floor:
-    print(f"{'floor':<40} {median(r for r, _, _ in floor.values()):>10.0f} {'':>8} "
-          f"{median(c for _, c, _ in floor.values()):>11.2f} "
-          f"{median(p for _, _, p in floor.values()):>7.2f}")
+    print(f"{'floor':<40} {middle(floor, 0):>10.0f} {'':>8} {middle(floor, 1):>11.2f} "
+          f"{middle(floor, 2):>7.2f}")
 for name, rounds in runs.items():
     def against_floor(column):
         if not floor:
             return "-"
         return f"{median(run[column] / floor[k][column] for k, run in rounds.items()):.3f}"
-    print(f"{name:<40} {median(r for r, _, _ in rounds.values()):>10.0f} {against_floor(0):>8} "
-          f"{median(c for _, c, _ in rounds.values()):>11.2f} "
-          f"{median(p for _, _, p in rounds.values()):>7.2f} {against_floor(2):>8}")
+    print(f"{name:<40} {middle(rounds, 0):>10.0f} {against_floor(0):>8} "
+          f"{middle(rounds, 1):>11.2f} {middle(rounds, 2):>7.2f} {against_floor(2):>8}")
 PYTHON
 }
 
