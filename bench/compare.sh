@@ -10,13 +10,18 @@
 # each with wrk, interleaved: the floor (for healthz and signature, the routes it has), then
 # every binary, in COMPARE_ROUNDS rounds, so that a slow spell of the shared machine falls on
 # every build rather than on one. Each run prints its req/s, the CPU time each request cost
-# the server (from /proc, every thread, SQLite's included) and its p99 latency; the summary
-# gives each build's median over the rounds of req/s and of its ratio to the floor's in the
-# same round, of its CPU per request, and of its p99 and that p99's ratio to the floor's.
-# Differences smaller than the rounds' spread are noise.
+# the server (from /proc, every thread, SQLite's included) and wrk (bash's `time`), and its
+# p99 latency; the summary gives each build's median over the rounds of req/s and of its ratio
+# to the floor's in the same round, of its CPU per request, and of its p99 and that p99's
+# ratio to the floor's. Differences smaller than the rounds' spread are noise.
+#
+# With COMPARE_FLOOR_BUSY_US=N (signature only) a second floor whose signer spins N µs per
+# request joins the rounds as `floor+Nus`: a floor as costly as ztv, to show which costs (wrk's,
+# the p99) follow a request's CPU rather than anything of ztv's.
 #
 # Environment: COMPARE_ROUTE (signature; or healthz, zak), COMPARE_ROUNDS (6),
-# COMPARE_DURATION (5s per run), COMPARE_CONNECTIONS (64), COMPARE_THREADS (2).
+# COMPARE_DURATION (5s per run), COMPARE_CONNECTIONS (64), COMPARE_THREADS (2),
+# COMPARE_FLOOR_BUSY_US (none).
 set -euo pipefail
 
 readonly ROUTE="${COMPARE_ROUTE:-signature}"
@@ -24,6 +29,7 @@ readonly ROUNDS="${COMPARE_ROUNDS:-6}"
 readonly DURATION="${COMPARE_DURATION:-5s}"
 readonly CONNECTIONS="${COMPARE_CONNECTIONS:-64}"
 readonly THREADS="${COMPARE_THREADS:-2}"
+readonly BUSY_US="${COMPARE_FLOOR_BUSY_US:-0}"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
@@ -48,15 +54,19 @@ cleanup() {
   fi
 }
 
-# load NAME PID URL KEY ROUND: one wrk run against URL; appends "NAME ROUND req/s µs/req
-# p99-ms" to $WORK_DIR/results and prints it.
+# load NAME PID URL KEY ROUND: one wrk run against URL; appends "NAME ROUND req/s
+# server-µs/req wrk-µs/req p99-ms" to $WORK_DIR/results and prints it.
 load() {
-  local name="$1" pid="$2" url="$3" key="$4" round="$5" before after output requests rate cpu p99
+  local name="$1" pid="$2" url="$3" key="$4" round="$5" before after output requests rate cpu
+  local wrk_cpu wrk_us p99
   before="$(cpu_ticks "$pid")"
-  output="$(ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD="$METHOD" ZTV_BENCH_BODY="$BODY" \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$REPO_ROOT/bench/request.lua" \
-    "$url$ROUTE_PATH")" || die "wrk failed against $name: $output"
+  # bash's `time` gives the CPU wrk used (user and system seconds) on stderr.
+  wrk_cpu="$( { TIMEFORMAT='%U %S'; time ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD="$METHOD" \
+    ZTV_BENCH_BODY="$BODY" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+    -s "$REPO_ROOT/bench/request.lua" "$url$ROUTE_PATH" >"$WORK_DIR/last-run.txt" 2>&1; } 2>&1)" ||
+    die "wrk failed against $name: $(cat "$WORK_DIR/last-run.txt")"
   after="$(cpu_ticks "$pid")"
+  output="$(cat "$WORK_DIR/last-run.txt")"
   if grep -q "Non-2xx" <<<"$output"; then
     die "non-2xx answers under load from $name: $output"
   fi
@@ -64,9 +74,11 @@ load() {
   rate="$(awk '/Requests\/sec/ { print $2 }' <<<"$output")"
   [[ -n $requests && $requests -gt 0 ]] || die "wrk got no answers from $name: $output"
   cpu="$(us_per_request "$((after - before))" "$requests")"
-  printf '%s\n' "$output" >"$WORK_DIR/last-run.txt"
+  wrk_us="$(awk -v w="$wrk_cpu" -v n="$requests" \
+    'BEGIN { split(w, t, " "); printf "%.2f", (t[1] + t[2]) * 1e6 / n }')"
   p99="$(percentile_ms "$WORK_DIR/last-run.txt" 99)"
-  printf '%s %s %s %s %s\n' "$name" "$round" "$rate" "$cpu" "$p99" | tee -a "$WORK_DIR/results"
+  printf '%s %s %s %s %s %s\n' "$name" "$round" "$rate" "$cpu" "$wrk_us" "$p99" |
+    tee -a "$WORK_DIR/results"
 }
 
 # summary: per build, the medians over the rounds (lower middle for an even count).
@@ -75,26 +87,27 @@ summary() {
 import collections, sys
 runs = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
-    name, round_, rate, cpu, p99 = line.split()
-    runs[name][round_] = (float(rate), float(cpu), float(p99))
+    name, round_, *figures = line.split()
+    runs[name][round_] = tuple(map(float, figures))
 def median(values):
     values = sorted(values)
     return values[(len(values) - 1) // 2]
 def middle(rounds, column):
     return median(run[column] for run in rounds.values())
 floor = runs.pop("floor", None)
-print(f"\n{'build':<40} {'req/s':>10} {'/ floor':>8} {'CPU µs/req':>11} {'p99 ms':>7} "
-      f"{'/ floor':>8}   (medians of the rounds)")
+print(f"\n{'build':<40} {'req/s':>10} {'/ floor':>8} {'server µs/req':>14} {'wrk µs/req':>11} "
+      f"{'p99 ms':>7} {'/ floor':>8}   (medians of the rounds)")
 if floor:
-    print(f"{'floor':<40} {middle(floor, 0):>10.0f} {'':>8} {middle(floor, 1):>11.2f} "
-          f"{middle(floor, 2):>7.2f}")
+    print(f"{'floor':<40} {middle(floor, 0):>10.0f} {'':>8} {middle(floor, 1):>14.2f} "
+          f"{middle(floor, 2):>11.2f} {middle(floor, 3):>7.2f}")
 for name, rounds in runs.items():
     def against_floor(column):
         if not floor:
             return "-"
         return f"{median(run[column] / floor[k][column] for k, run in rounds.items()):.3f}"
     print(f"{name:<40} {middle(rounds, 0):>10.0f} {against_floor(0):>8} "
-          f"{middle(rounds, 1):>11.2f} {middle(rounds, 2):>7.2f} {against_floor(2):>8}")
+          f"{middle(rounds, 1):>14.2f} {middle(rounds, 2):>11.2f} {middle(rounds, 3):>7.2f} "
+          f"{against_floor(3):>8}")
 PYTHON
 }
 
@@ -111,6 +124,10 @@ main() {
     healthz | signature | zak) ;;
     *) die "COMPARE_ROUTE is healthz, signature or zak, not $ROUTE" ;;
   esac
+  [[ $BUSY_US =~ ^[0-9]+$ ]] || die "COMPARE_FLOOR_BUSY_US is microseconds, not $BUSY_US"
+  if [[ $BUSY_US != 0 && $ROUTE != signature ]]; then
+    die "COMPARE_FLOOR_BUSY_US slows the floor's signer; it needs COMPARE_ROUTE=signature"
+  fi
   command -v curl >/dev/null || die "curl is required"
   command -v python3 >/dev/null || die "python3 is required"
   install_if_missing wrk wrk
@@ -157,8 +174,20 @@ main() {
     i=$((i + 1))
   done
   SERVER_LOG=""
+  if [[ $BUSY_US != 0 ]]; then
+    port="$(free_port)"
+    FLOOR_BUSY_US="$BUSY_US" "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/examples/floor" \
+      "127.0.0.1:$port" >"$WORK_DIR/floor-busy.log" 2>&1 &
+    PIDS+=($!)
+    pids+=($!)
+    wait_for_url "http://127.0.0.1:$port/healthz" "$!" "the busy floor"
+    urls+=("http://127.0.0.1:$port")
+    keys+=("${keys[0]}")
+    names+=("floor+${BUSY_US}us")
+  fi
 
-  # A warm-up per server: connections, the allocator and, for the ZAK, ztv's caches.
+  # A warm-up per server (the busy floor's too): connections, the allocator and, for the ZAK,
+  # ztv's caches.
   log "warm-up, 2 s per server"
   for i in "${!pids[@]}"; do
     ZTV_BENCH_KEY="${keys[$i]}" ZTV_BENCH_METHOD="$METHOD" ZTV_BENCH_BODY="$BODY" \
@@ -169,7 +198,7 @@ main() {
   printf '\n%s %s, %s rounds of %s, wrk -t%s -c%s; machine: %s CPUs, %s\n' "$METHOD" "$ROUTE_PATH" \
     "$ROUNDS" "$DURATION" "$THREADS" "$CONNECTIONS" "$(nproc)" \
     "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
-  printf '%s\n' "(build round req/s CPU-µs/req p99-ms)"
+  printf '%s\n' "(build round req/s server-CPU-µs/req wrk-CPU-µs/req p99-ms)"
   local round
   for ((round = 1; round <= ROUNDS; round++)); do
     if [[ -n $floor_pid ]]; then

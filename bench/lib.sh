@@ -61,6 +61,8 @@ clear_ztv_environment() {
   done
   # Production's level: a RUST_LOG=debug left in the shell would change what is measured.
   export RUST_LOG=info
+  # The plain floor never spins (only bench/compare.sh's second floor is given this).
+  unset FLOOR_BUSY_US
 }
 
 # The benchmarked routes' requests: the signature's body, and the emulator's default user

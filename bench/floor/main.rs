@@ -7,9 +7,13 @@
 //!   sample. No auth, no logs, no metrics, no limits.
 //!
 //! `cargo run --release --example floor -- 127.0.0.1:9000`
+//!
+//! With `FLOOR_BUSY_US=N` the signer first spins for N µs: a floor that costs about what ztv
+//! does per request, for `bash bench/compare.sh` to show which costs follow a request's CPU.
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,6 +23,9 @@ use serde_json::{Value, json};
 
 const SDK_KEY: &str = "floorSdkKey";
 const SDK_SECRET: &str = "floor-sdk-secret-floor-sdk-secret";
+
+/// How long the signer spins before its work (`FLOOR_BUSY_US`; none by default).
+static BUSY: OnceLock<Duration> = OnceLock::new();
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -44,6 +51,14 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn signature(Json(request): Json<SignatureRequest>) -> Json<Value> {
+    // Only when asked: the plain floor reads no clock here.
+    let busy = BUSY.get().copied().unwrap_or_default();
+    if !busy.is_zero() {
+        let start = Instant::now();
+        while start.elapsed() < busy {
+            std::hint::spin_loop();
+        }
+    }
     let iat = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -69,6 +84,8 @@ async fn main() -> std::io::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
+    let busy_us = std::env::var("FLOOR_BUSY_US").map_or(Ok(0), |v| v.parse());
+    let _ = BUSY.set(Duration::from_micros(busy_us.unwrap_or(0)));
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/meeting-sdk/signature", post(signature));
