@@ -60,10 +60,9 @@ load() {
   local name="$1" pid="$2" url="$3" key="$4" round="$5" before after output requests rate cpu
   local wrk_cpu wrk_us p99
   before="$(cpu_ticks "$pid")"
-  # bash's `time` gives the CPU wrk used (user and system seconds) on stderr.
-  wrk_cpu="$( { TIMEFORMAT='%U %S'; time ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD="$METHOD" \
-    ZTV_BENCH_BODY="$BODY" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-    -s "$REPO_ROOT/bench/request.lua" "$url$ROUTE_PATH" >"$WORK_DIR/last-run.txt" 2>&1; } 2>&1)" ||
+  wrk_cpu="$(ZTV_BENCH_KEY="$key" ZTV_BENCH_METHOD="$METHOD" ZTV_BENCH_BODY="$BODY" \
+    timed_wrk "$WORK_DIR/last-run.txt" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+    -s "$REPO_ROOT/bench/request.lua" "$url$ROUTE_PATH")" ||
     die "wrk failed against $name: $(cat "$WORK_DIR/last-run.txt")"
   after="$(cpu_ticks "$pid")"
   output="$(cat "$WORK_DIR/last-run.txt")"
@@ -74,8 +73,7 @@ load() {
   rate="$(awk '/Requests\/sec/ { print $2 }' <<<"$output")"
   [[ -n $requests && $requests -gt 0 ]] || die "wrk got no answers from $name: $output"
   cpu="$(us_per_request "$((after - before))" "$requests")"
-  wrk_us="$(awk -v w="$wrk_cpu" -v n="$requests" \
-    'BEGIN { split(w, t, " "); printf "%.2f", (t[1] + t[2]) * 1e6 / n }')"
+  wrk_us="$(awk -v s="$wrk_cpu" -v n="$requests" 'BEGIN { printf "%.2f", s * 1e6 / n }')"
   p99="$(percentile_ms "$WORK_DIR/last-run.txt" 99)"
   printf '%s %s %s %s %s %s\n' "$name" "$round" "$rate" "$cpu" "$wrk_us" "$p99" |
     tee -a "$WORK_DIR/results"

@@ -50,6 +50,15 @@ us_per_request() {
   awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
 }
 
+# timed_wrk OUT ARG… → runs `wrk ARG…` with its output in OUT and prints the CPU seconds it
+# used (user + system, from bash's `time`); fails when wrk does.
+timed_wrk() {
+  local out="$1" times
+  shift
+  times="$( { TIMEFORMAT='%U %S'; time wrk "$@" >"$out" 2>&1; } 2>&1)" || return 1
+  awk -v t="$times" 'BEGIN { split(t, s, " "); printf "%.3f", s[1] + s[2] }'
+}
+
 # ZTV_* variables override the config file; a developer's shell may have some set (say a
 # real database URL), and a benchmark must not pick them up.
 clear_ztv_environment() {

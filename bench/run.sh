@@ -295,14 +295,13 @@ run_wrk() {
   fi
   log "${BACKEND_LABEL[$BACKEND]} $name: round $round of $ROUNDS, $DURATION"
   ticks_before="$(server_cpu_ticks)"
-  # bash's `time` reports the CPU wrk used (user and system seconds).
-  if ! wrk_cpu="$( { TIMEFORMAT='%U %S'; time wrk "${args[@]}" -d "$DURATION" "$url" >"$out" 2>&1; } 2>&1)"; then
+  if ! wrk_cpu="$(timed_wrk "$out" "${args[@]}" -d "$DURATION" "$url")"; then
     cat "$out" >&2
     die "$name: wrk failed"
   fi
   ticks_after="$(server_cpu_ticks)"
   awk -v ticks=$((ticks_after - ticks_before)) -v hz="$(getconf CLK_TCK)" -v wrk="$wrk_cpu" \
-    'BEGIN { split(wrk, w, " "); printf "%.3f %.3f\n", ticks / hz, w[1] + w[2] }' \
+    'BEGIN { printf "%.3f %.3f\n", ticks / hz, wrk }' \
     >"$RUN_DIR/$name.r$round.cpu"
   emulator_stats "$RUN_DIR/$name.after.json"
   kill -0 "${MEASURED_PID:-$SERVER_PID}" 2>/dev/null || die "the server died during the $name run"
