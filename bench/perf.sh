@@ -6,12 +6,13 @@
 # target/thin: the shipped profile's fat LTO inlines the parts into their callers, where perf
 # cannot tell them apart, and costs a few µs less per request. Then starts the emulator, the
 # floor and `ztv serve` as bench/run.sh does (SQLite, in-process cache, JSON access log at
-# info, audit and metrics on), and for each of GET /healthz and POST /v1/meeting-sdk/signature loads each server with wrk
-# (-t2 -c64, as bench/run.sh) while `perf record --call-graph dwarf` samples it. Every sample
-# goes to the first part of the table (in its order) found on its call stack, so the system
-# calls a part makes count in that part; a part's share of the samples times the server's CPU
-# per request in that run (from /proc/<pid>/stat) gives its microseconds. Sampling slows both
-# servers, so the totals are above bench/run.sh's; the shares are what this measures.
+# info, audit and metrics on), and for each of GET /healthz and POST /v1/meeting-sdk/signature
+# loads each server with wrk (-t2 -c64, as bench/run.sh) while `perf record --call-graph dwarf`
+# samples it. Every sample goes to the first part of the table (in its order) found on its
+# call stack, so the system calls a part makes count in that part; a part's share of the
+# samples times the server's CPU per request in that run (from /proc/<pid>/stat) gives its
+# microseconds. Sampling slows both servers, so the totals are above bench/run.sh's; the
+# shares are what this measures.
 # Under the audit event, the part of it that ran on SQLite's own thread.
 #
 # Environment: PERF_DURATION (seconds sampled per server and route, default 4), PERF_FREQUENCY
