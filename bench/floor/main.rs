@@ -84,8 +84,15 @@ async fn main() -> std::io::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
-    let busy_us = std::env::var("FLOOR_BUSY_US").map_or(Ok(0), |v| v.parse());
-    let _ = BUSY.set(Duration::from_micros(busy_us.unwrap_or(0)));
+    // A value that is not a number is refused, so a typo never measures the plain floor.
+    let busy_us = std::env::var("FLOOR_BUSY_US").map_or(Ok(0), |v| v.parse::<u64>());
+    let busy_us = busy_us.map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "FLOOR_BUSY_US is not a number of µs",
+        )
+    })?;
+    let _ = BUSY.set(Duration::from_micros(busy_us));
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/meeting-sdk/signature", post(signature));
