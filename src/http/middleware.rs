@@ -51,8 +51,8 @@ pub fn apply(router: Router, state: &AppState) -> Router {
 /// Observes each request once, in one layer: gives it its id ([`request_id::of`]), serves it
 /// with its method, route and id on every line logged meanwhile ([`logs::within`]), then
 /// counts it in the metrics, makes a `/v1` request its audit event, writes one access-log
-/// line, `served`, with those fields, the status, the caller and the latency, and echoes the
-/// id on the response. A layer of its own, not `middleware::from_fn`, which clones and boxes
+/// line, `served`, with those fields, the status, the caller and the latency, echoes the id on
+/// the response and marks a `/v1` answer `Cache-Control: no-store`. A layer of its own, not `middleware::from_fn`, which clones and boxes
 /// the rest of the stack for every request.
 #[derive(Clone)]
 struct ObserveLayer(AppState);
@@ -177,6 +177,12 @@ async fn observe<E>(
         latency_ms: took.as_secs_f64() * 1000.0,
     });
     request_id::echo(&mut response, &request_id);
+    if audited.is_some() {
+        // A `/v1` answer is a token or says something about one: no cache may keep it.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     Ok(response)
 }
 

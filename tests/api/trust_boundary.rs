@@ -3,7 +3,8 @@
 //! tokens minted per request, a budget of Zoom calls per caller and a bounded ZAK cache,
 //! refusals without a caller counted but only sampled into the audit log, at most ten pending
 //! authorisations per caller, `ztv audit` escaping control characters, a private SQLite store,
-//! and https (or loopback) for every URL ztv fetches, redirects not followed.
+//! https (or loopback) for every URL ztv fetches, redirects not followed, and no cache
+//! allowed to keep a `/v1` answer.
 
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
@@ -766,4 +767,53 @@ async fn the_zak_cache_keeps_at_most_user_token_cache_entries() {
     );
     assert_eq!(app.zak(&key, ALICE_ID).await.status(), 200);
     assert_eq!(app.zoom.calls(Endpoint::Zak), 4, "and hers is cached again");
+}
+
+// ---- 11. Caches -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_v1_answer_tokens_and_refusals_alike_is_marked_no_store() {
+    let app = TestApp::builder().zoom().build().await;
+    let key = app
+        .key(
+            "svc",
+            &[
+                Scope::MeetingSdkSignature,
+                Scope::VideoSdkToken,
+                Scope::ZakRead,
+                Scope::ObfRead,
+                Scope::S2sToken,
+            ],
+            Some("prod"),
+        )
+        .await;
+    let meeting = json!({"meetingNumber": "123456789", "role": 0});
+    let join =
+        json!({"meetingNumber": "123456789", "role": 0, "userId": ALICE_ID, "withZak": true});
+
+    let answers = [
+        ("signature", app.signature(&key, meeting).await),
+        (
+            "video token",
+            app.video_token(&key, json!({"sessionName": "s", "role": 0}))
+                .await,
+        ),
+        ("ZAK", app.zak(&key, ALICE_ID).await),
+        ("OBF token", obf(&app, &key, 123456789).await),
+        ("S2S token", app.s2s_token(&key).await),
+        ("join", app.join(&key, join).await),
+        ("refusal", app.zak("ztv_not-a-key", ALICE_ID).await),
+    ];
+
+    for (what, response) in answers {
+        let expected = if what == "refusal" { 401 } else { 200 };
+        assert_eq!(response.status(), expected, "{what}");
+        assert_eq!(
+            response.headers()["cache-control"],
+            "no-store",
+            "{what}: no browser or proxy may keep it"
+        );
+    }
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert!(health.headers().get("cache-control").is_none());
 }
