@@ -52,8 +52,8 @@ pub fn apply(router: Router, state: &AppState) -> Router {
 /// with its method, route and id on every line logged meanwhile ([`logs::within`]), then
 /// counts it in the metrics, makes a `/v1` request its audit event, writes one access-log
 /// line, `served`, with those fields, the status, the caller and the latency, echoes the id on
-/// the response and marks a `/v1` answer `Cache-Control: no-store`. A layer of its own, not `middleware::from_fn`, which clones and boxes
-/// the rest of the stack for every request.
+/// the response and marks a `/v1` answer `Cache-Control: no-store`. A layer of its own, not
+/// `middleware::from_fn`, which clones and boxes the rest of the stack for every request.
 #[derive(Clone)]
 struct ObserveLayer(AppState);
 
